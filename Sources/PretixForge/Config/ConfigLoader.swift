@@ -1,0 +1,406 @@
+import Foundation
+import TOMLKit
+
+/// Reads a pretix-forge TOML config into a validated `ForgeConfig`, collecting every problem
+/// (unknown keys, wrong types, bad values, secrets) before reporting any of them.
+public enum ConfigLoader {
+    /// Name used in messages for the configuration compiled into the binary.
+    public static let embeddedDefaultName = "<embedded default config>"
+
+    /// The commented stock config (`Examples/noderails.toml`), as `init` writes it.
+    public static var defaultSource: String {
+        EmbeddedFiles.text("Examples/noderails.toml")
+    }
+
+    /// The stock NodeRails plugin configuration.
+    public static func loadDefault() throws(ForgeError) -> ForgeConfig {
+        try load(source: defaultSource, file: embeddedDefaultName, baseDirectory: nil)
+    }
+
+    public static func load(file path: String) throws(ForgeError) -> ForgeConfig {
+        let url = URL(fileURLWithPath: path)
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw ForgeError("cannot read the config file", at: SourceLocation(file: path),
+                             fix: "check the path given to --config, or create one with `pretix-forge init \(path)`")
+        }
+        guard let source = String(data: data, encoding: .utf8) else {
+            throw ForgeError("the config file is not UTF-8 text", at: SourceLocation(file: path),
+                             fix: "save it as UTF-8 (TOML requires it)")
+        }
+        return try load(source: source, file: path, baseDirectory: url.deletingLastPathComponent())
+    }
+
+    /// - Parameter baseDirectory: where relative paths in the config (license_file) start;
+    ///   nil for the embedded default, which has none.
+    public static func load(source: String, file: String, baseDirectory: URL?) throws(ForgeError) -> ForgeConfig {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: source)
+        } catch let error as TOMLParseError {
+            throw ForgeError("invalid TOML: \(error.description)",
+                             at: SourceLocation(file: file, line: error.source.begin.line),
+                             fix: "correct the syntax at line \(error.source.begin.line), column \(error.source.begin.column)")
+        } catch {
+            throw ForgeError("invalid TOML: \(error)", at: SourceLocation(file: file))
+        }
+        let reader = ConfigReader(root: root, source: source, file: file, baseDirectory: baseDirectory)
+        let config = reader.readConfig()
+        if !reader.diagnostics.isEmpty {
+            throw ForgeError(reader.diagnostics.sorted { ($0.location.line ?? 0, $0.keyPath ?? "") < ($1.location.line ?? 0, $1.keyPath ?? "") })
+        }
+        guard let config else {
+            throw ForgeError("the config could not be read", at: SourceLocation(file: file))
+        }
+        return config
+    }
+}
+
+/// The keys each table accepts, in documentation order.
+enum ConfigSchema {
+    static let tables: [(name: String, keys: [String])] = [
+        ("package", ["name", "module", "version", "summary", "author", "author_email", "license", "license_file",
+                     "homepage", "pretix_min_version"]),
+        ("provider", ["identifier", "verbose_name", "public_name", "webhook_path"]),
+        ("noderails", ["api_base_url", "payment_ui_url", "currency", "poll_interval_seconds", "http_timeout_seconds"]),
+        ("webhook", ["signature_payload", "timestamp_unit", "tolerance_seconds"]),
+    ]
+
+    /// Key fragments that mark a credential. Credentials are entered per event in pretix,
+    /// where they are stored as secrets and never rendered back; a config file gets committed.
+    static let secretMarkers = ["secret", "api_key", "apikey", "app_id", "appid", "password", "token", "private_key"]
+
+    /// Value prefixes of NodeRails credentials.
+    static let secretValuePrefixes = ["whsec_", "nr_live_", "nr_test_", "sk_live_", "sk_test_"]
+
+    static func isSecretKey(_ key: String) -> Bool {
+        let lowered = key.lowercased()
+        return secretMarkers.contains { lowered.contains($0) }
+    }
+
+    static let secretsFix = "remove it: app ids, API keys and webhook secrets are entered by the organiser in pretix "
+        + "(event → Settings → Payment), where they are stored as secrets and never shown again"
+}
+
+/// Walks the parsed TOML once, reading typed values and recording every problem.
+final class ConfigReader {
+    private let root: TOMLTable
+    private let file: String
+    private let baseDirectory: URL?
+    private let locator: KeyLocator
+    private(set) var diagnostics: [Diagnostic] = []
+
+    init(root: TOMLTable, source: String, file: String, baseDirectory: URL?) {
+        self.root = root
+        self.file = file
+        self.baseDirectory = baseDirectory
+        self.locator = KeyLocator(source: source)
+    }
+
+    func report(_ keyPath: String, _ message: String, fix: String? = nil) {
+        diagnostics.append(Diagnostic(message, at: SourceLocation(file: file, line: locator.line(of: keyPath)),
+                                      keyPath: keyPath, fix: fix))
+    }
+
+    func readConfig() -> ForgeConfig? {
+        checkStructure()
+        let package = readPackage()
+        let provider = readProvider()
+        let noderails = readNodeRails()
+        let webhook = readWebhook()
+        guard let package, let provider, let noderails, let webhook else { return nil }
+        return ForgeConfig(package: package, provider: provider, noderails: noderails, webhook: webhook)
+    }
+
+    // MARK: Structure: unknown tables and keys, secrets anywhere
+
+    private func checkStructure() {
+        let known = Dictionary(uniqueKeysWithValues: ConfigSchema.tables.map { ($0.name, $0.keys) })
+        for key in root.keys.sorted() {
+            if ConfigSchema.isSecretKey(key) {
+                report(key, "secrets are never part of the config", fix: ConfigSchema.secretsFix)
+                continue
+            }
+            guard let keys = known[key] else {
+                let hint = Suggestions.closest(to: key, in: Array(known.keys)).map { "did you mean [\($0)]?" }
+                report(key, "unknown table or key", fix: hint ?? "known tables: " + ConfigSchema.tables.map { "[\($0.name)]" }.joined(separator: ", "))
+                continue
+            }
+            guard let table = root[key]?.table else {
+                report(key, "expected a table ([\(key)]), found \(typeName(root[key]))", fix: "write it as a [\(key)] section")
+                continue
+            }
+            for inner in table.keys.sorted() where !keys.contains(inner) {
+                let path = "\(key).\(inner)"
+                if ConfigSchema.isSecretKey(inner) {
+                    report(path, "secrets are never part of the config", fix: ConfigSchema.secretsFix)
+                } else {
+                    let hint = Suggestions.closest(to: inner, in: keys).map { "did you mean '\(key).\($0)'?" }
+                    report(path, "unknown key", fix: hint ?? "keys of [\(key)]: " + keys.joined(separator: ", "))
+                }
+            }
+        }
+    }
+
+    // MARK: Tables
+
+    private func readPackage() -> ForgeConfig.Package? {
+        let name = string("package.name")
+        if let name, !PythonNames.isValidDistributionName(name) {
+            report("package.name", "'\(name)' is not a valid distribution name (PEP 508)",
+                   fix: "use letters, digits, '-', '_' and '.', starting and ending with a letter or digit, e.g. \"pretix-noderails\"")
+        }
+        let module = string("package.module")
+        if let module, let problem = PythonNames.moduleNameProblem(module) {
+            report("package.module", problem, fix: "choose a lower-case identifier such as \"pretix_\(module.lowercased().filter { $0.isLetter || $0.isNumber || $0 == "_" })\"")
+        }
+        let version = string("package.version").flatMap { canonicalVersion($0, key: "package.version") }
+        let summary = text("package.summary", multiline: false)
+        let author = text("package.author", multiline: false)
+        let authorEmail = string("package.author_email")
+        if let authorEmail, authorEmail.wholeMatch(of: /[^@\s"<>,]+@[^@\s"<>,]+\.[A-Za-z0-9-]+/) == nil {
+            report("package.author_email", "'\(authorEmail)' is not an e-mail address", fix: "write it as name@example.org")
+        }
+        let license = string("package.license", default: "Apache-2.0")
+        let licenseText = readLicense(license)
+        let homepage = string("package.homepage").flatMap { url($0, key: "package.homepage") }
+        let pretixMin = string("package.pretix_min_version", default: "2024.7.0").flatMap {
+            canonicalVersion($0, key: "package.pretix_min_version")
+        }
+        guard let name, let module, let version, let summary, let author, let authorEmail, let license,
+              let licenseText, let homepage, let pretixMin else { return nil }
+        return .init(name: name, module: module, version: version, summary: summary, author: author,
+                     authorEmail: authorEmail, license: license, licenseText: licenseText, homepage: homepage,
+                     pretixMinVersion: pretixMin)
+    }
+
+    private func readLicense(_ license: String?) -> String? {
+        guard let license else { return nil }
+        if license.wholeMatch(of: /[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)*/) == nil {
+            report("package.license", "'\(license)' is not an SPDX license expression", fix: "write an SPDX identifier such as \"Apache-2.0\" or \"MIT\"")
+            return nil
+        }
+        guard let path = string("package.license_file", required: false) else {
+            if license == "Apache-2.0" { return EmbeddedFiles.text("Licenses/Apache-2.0.txt") }
+            report("package.license", "pretix-forge ships the text of Apache-2.0 only",
+                   fix: "add license_file = \"LICENSE\" (a path relative to the config file) holding the text of \(license)")
+            return nil
+        }
+        guard let baseDirectory else {
+            report("package.license_file", "relative paths need a config file on disk")
+            return nil
+        }
+        let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
+        guard let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8), !text.isEmpty else {
+            report("package.license_file", "cannot read '\(url.path)' as UTF-8 text", fix: "point it at the license text, relative to the config file")
+            return nil
+        }
+        return text
+    }
+
+    private func readProvider() -> ForgeConfig.Provider? {
+        let identifier = string("provider.identifier")
+        if let identifier, identifier.wholeMatch(of: /[a-z][a-z0-9_]{0,39}/) == nil {
+            report("provider.identifier", "'\(identifier)' is not a valid provider identifier",
+                   fix: "use 1–40 lower-case letters, digits and '_', starting with a letter, e.g. \"noderails\"")
+        }
+        let verboseName = text("provider.verbose_name", multiline: true)
+        let publicName = text("provider.public_name", multiline: true)
+        let webhookPath = string("provider.webhook_path", default: identifier)
+        // A defaulted path repeats the identifier's problem; report it once, on the identifier.
+        if let webhookPath, value("provider.webhook_path") != nil || identifier?.wholeMatch(of: /[a-z][a-z0-9_]{0,39}/) != nil, webhookPath.wholeMatch(of: /[a-z0-9][a-z0-9_-]{0,59}/) == nil {
+            report("provider.webhook_path", "'\(webhookPath)' is not a URL segment",
+                   fix: "use lower-case letters, digits, '-' and '_' (no slashes), e.g. \"noderails\"")
+        }
+        guard let identifier, let verboseName, let publicName, let webhookPath else { return nil }
+        return .init(identifier: identifier, verboseName: verboseName, publicName: publicName, webhookPath: webhookPath)
+    }
+
+    private func readNodeRails() -> ForgeConfig.NodeRails? {
+        let api = string("noderails.api_base_url", default: "https://api.noderails.com").flatMap { url($0, key: "noderails.api_base_url") }
+        let ui = string("noderails.payment_ui_url", default: "https://pay.noderails.com").flatMap { url($0, key: "noderails.payment_ui_url") }
+        let currency = string("noderails.currency", default: "USD")
+        if let currency, Currencies.decimalPlaces[currency] == nil {
+            let hint = Currencies.decimalPlaces[currency.uppercased()] != nil ? "write it in upper case: \"\(currency.uppercased())\"" : "use an ISO 4217 code such as \"USD\" or \"EUR\""
+            report("noderails.currency", "'\(currency)' is not an ISO 4217 currency code", fix: hint)
+        }
+        let poll = integer("noderails.poll_interval_seconds", default: 3, range: 1...60)
+        let timeout = integer("noderails.http_timeout_seconds", default: 10, range: 1...30)
+        guard let api, let ui, let currency, Currencies.decimalPlaces[currency] != nil, let poll, let timeout else { return nil }
+        return .init(apiBaseURL: api, paymentUIURL: ui, currency: currency, pollIntervalSeconds: poll, httpTimeoutSeconds: timeout)
+    }
+
+    private func readWebhook() -> ForgeConfig.Webhook? {
+        let payload = choice("webhook.signature_payload", default: ForgeConfig.SignaturePayload.timestampDotBody)
+        let unit = choice("webhook.timestamp_unit", default: ForgeConfig.TimestampUnit.milliseconds)
+        let tolerance = integer("webhook.tolerance_seconds", default: 300, range: 30...3600)
+        guard let payload, let unit, let tolerance else { return nil }
+        return .init(signaturePayload: payload, timestampUnit: unit, toleranceSeconds: tolerance)
+    }
+
+    // MARK: Typed values
+
+    private func value(_ keyPath: String) -> TOMLValueConvertible? {
+        let parts = keyPath.split(separator: ".").map(String.init)
+        guard let table = root[parts[0]]?.table else { return nil }
+        return table[parts[1]]
+    }
+
+    /// A string value; nil (with a diagnostic when required) when absent or mistyped.
+    private func string(_ keyPath: String, default fallback: String? = nil, required: Bool = true) -> String? {
+        guard let raw = value(keyPath) else {
+            if fallback == nil && required {
+                report(keyPath, "missing required key", fix: "add \(keyPath.split(separator: ".")[1]) = \"…\" under [\(keyPath.split(separator: ".")[0])]")
+            }
+            return fallback
+        }
+        guard let string = raw.string else {
+            report(keyPath, "expected a string, found \(typeName(raw))", fix: "quote the value")
+            return nil
+        }
+        if locator.valueHasNUL(keyPath) {
+            report(keyPath, "contains a NUL character (\\u0000), which no generated file can carry", fix: "remove it")
+            return nil
+        }
+        if ConfigSchema.secretValuePrefixes.contains(where: string.hasPrefix) {
+            report(keyPath, "this value looks like a NodeRails credential; secrets are never part of the config", fix: ConfigSchema.secretsFix)
+            return nil
+        }
+        return string
+    }
+
+    /// Free text shown to people: any Unicode, but no control characters except (where
+    /// allowed) line breaks. The renderers escape it for each target language.
+    private func text(_ keyPath: String, multiline: Bool) -> String? {
+        guard let text = string(keyPath) else { return nil }
+        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+            report(keyPath, "must not be empty", fix: "write the text shown for it")
+            return nil
+        }
+        if !multiline, text.contains(where: \.isNewline) {
+            report(keyPath, "must be a single line (it becomes a metadata header)", fix: "remove the line breaks")
+            return nil
+        }
+        let badScalar = text.unicodeScalars.first {
+            ($0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t") || $0 == "\u{2028}" || $0 == "\u{2029}"
+        }
+        if let badScalar, !(multiline && (badScalar == "\u{2028}" || badScalar == "\u{2029}")) {
+            report(keyPath, String(format: "contains the control character U+%04X", badScalar.value), fix: "remove it")
+            return nil
+        }
+        if text.count > 300 {
+            report(keyPath, "is \(text.count) characters long; the limit is 300", fix: "shorten it")
+            return nil
+        }
+        return text
+    }
+
+    private func integer(_ keyPath: String, default fallback: Int, range: ClosedRange<Int>) -> Int? {
+        guard let raw = value(keyPath) else { return fallback }
+        guard let number = raw.int else {
+            report(keyPath, "expected an integer, found \(typeName(raw))", fix: "write a whole number between \(range.lowerBound) and \(range.upperBound)")
+            return nil
+        }
+        guard range.contains(number) else {
+            report(keyPath, "\(number) is out of range", fix: "use a value between \(range.lowerBound) and \(range.upperBound)")
+            return nil
+        }
+        return number
+    }
+
+    private func choice<T: RawRepresentable & CaseIterable>(_ keyPath: String, default fallback: T) -> T? where T.RawValue == String {
+        guard let raw = string(keyPath, default: fallback.rawValue) else { return nil }
+        guard let value = T(rawValue: raw) else {
+            report(keyPath, "'\(raw)' is not one of the accepted values",
+                   fix: "use " + T.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: " or "))
+            return nil
+        }
+        return value
+    }
+
+    private func canonicalVersion(_ version: String, key: String) -> String? {
+        guard let canonical = PEP440.canonical(version) else {
+            report(key, "'\(version)' is not a PEP 440 version (local versions with '+' are not accepted)", fix: "write it like \"1.0.0\", \"1.1.0rc1\" or \"2.0.0.post1\"")
+            return nil
+        }
+        guard canonical == version else {
+            report(key, "'\(version)' is not written in canonical PEP 440 form", fix: "write \"\(canonical)\"")
+            return nil
+        }
+        return canonical
+    }
+
+    /// An absolute https URL without query or fragment, trailing slashes removed.
+    /// http is accepted only for loopback hosts, so local simulators and tests work.
+    private func url(_ text: String, key: String) -> String? {
+        guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
+              let host = components.host, !host.isEmpty else {
+            report(key, "'\(text)' is not an absolute URL", fix: "write it like \"https://api.noderails.com\"")
+            return nil
+        }
+        let loopback = ["localhost", "127.0.0.1", "[::1]", "::1"].contains(host.lowercased())
+        guard scheme == "https" || (scheme == "http" && loopback) else {
+            report(key, "'\(text)' does not use https", fix: "use an https:// URL (plain http is accepted only for localhost)")
+            return nil
+        }
+        guard components.query == nil, components.fragment == nil, components.user == nil, components.password == nil else {
+            report(key, "'\(text)' must not carry credentials, a query or a fragment", fix: "write only scheme, host, port and path")
+            return nil
+        }
+        guard text.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"\"'<>\\`{}|^".contains($0) }) else {
+            report(key, "'\(text)' contains characters that must be percent-encoded", fix: "write the URL in ASCII")
+            return nil
+        }
+        var trimmed = text
+        while trimmed.hasSuffix("/") { trimmed.removeLast() }
+        return trimmed
+    }
+
+    private func typeName(_ value: TOMLValueConvertible?) -> String {
+        guard let value else { return "nothing" }
+        switch value.type {
+        case .string: return "a string"
+        case .int: return "an integer"
+        case .double: return "a float"
+        case .bool: return "a boolean"
+        case .table: return "a table"
+        case .array: return "an array"
+        default: return "a date or time"
+        }
+    }
+}
+
+/// Finds the line of `table.key` in TOML source. TOMLKit reports lines for syntax errors
+/// only, so this light scan gives value errors a line too. It understands `[table]`
+/// headers and `key = value` lines, which is every shape a forge config takes.
+struct KeyLocator {
+    private var lines: [String: Int] = [:]
+    private var valueLines: [String: String] = [:]
+
+    init(source: String) {
+        var table = ""
+        for (index, line) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if let header = trimmed.wholeMatch(of: /\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?/) {
+                table = String(header.output.1)
+                lines[table] = lines[table] ?? index + 1
+            } else if let assignment = trimmed.firstMatch(of: /^"?([A-Za-z0-9_-]+)"?\s*=/) {
+                let path = table.isEmpty ? String(assignment.output.1) : "\(table).\(assignment.output.1)"
+                lines[path] = lines[path] ?? index + 1
+                valueLines[path] = String(trimmed)
+            }
+        }
+    }
+
+    func line(of keyPath: String) -> Int? {
+        lines[keyPath] ?? lines[String(keyPath.split(separator: ".").first ?? "")]
+    }
+
+    /// TOMLKit hands strings over as C strings, which end at a NUL; spot the escape in the source.
+    func valueHasNUL(_ keyPath: String) -> Bool {
+        guard let line = valueLines[keyPath] else { return false }
+        return line.contains("\\u0000") || line.contains("\\U00000000")
+    }
+}

@@ -1,0 +1,60 @@
+/// The typed configuration of one plugin variant. Every value here has been validated:
+/// renderers may rely on identifiers being safe to paste into Python, URLs and paths.
+public struct ForgeConfig: Sendable, Equatable {
+    public struct Package: Sendable, Equatable {
+        public var name: String
+        public var module: String
+        public var version: String
+        public var summary: String
+        public var author: String
+        public var authorEmail: String
+        public var license: String
+        /// Text of the LICENSE file: the embedded Apache-2.0 text or the organiser's file.
+        public var licenseText: String
+        public var homepage: String
+        public var pretixMinVersion: String
+
+        /// PEP 503 / PEP 625 normalised name used in archive file names.
+        public var normalizedName: String {
+            PythonNames.normalizedDistributionName(name)
+        }
+    }
+
+    public struct Provider: Sendable, Equatable {
+        public var identifier: String
+        public var verboseName: String
+        public var publicName: String
+        public var webhookPath: String
+    }
+
+    public struct NodeRails: Sendable, Equatable {
+        public var apiBaseURL: String
+        public var paymentUIURL: String
+        public var currency: String
+        public var pollIntervalSeconds: Int
+        public var httpTimeoutSeconds: Int
+    }
+
+    public enum SignaturePayload: String, Sendable, CaseIterable {
+        /// HMAC over "<timestamp>.<raw body>", as the plugin spec (seed 000) describes.
+        case timestampDotBody = "timestamp.body"
+        /// HMAC over the raw body alone, as NodeRails' webhook documentation (seed 002) shows.
+        case body
+    }
+
+    public enum TimestampUnit: String, Sendable, CaseIterable {
+        case milliseconds = "ms"
+        case seconds = "s"
+    }
+
+    public struct Webhook: Sendable, Equatable {
+        public var signaturePayload: SignaturePayload
+        public var timestampUnit: TimestampUnit
+        public var toleranceSeconds: Int
+    }
+
+    public var package: Package
+    public var provider: Provider
+    public var noderails: NodeRails
+    public var webhook: Webhook
+}

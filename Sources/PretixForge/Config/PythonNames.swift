@@ -1,0 +1,105 @@
+import Foundation
+
+/// Python naming rules the generated plugin depends on.
+public enum PythonNames {
+    /// PEP 503 normalisation with `_` as PEP 625 and the wheel spec use it in file names.
+    public static func normalizedDistributionName(_ name: String) -> String {
+        var result = ""
+        var lastWasSeparator = false
+        for character in name.lowercased() {
+            if character == "-" || character == "_" || character == "." {
+                if !lastWasSeparator { result.append("_") }
+                lastWasSeparator = true
+            } else {
+                result.append(character)
+                lastWasSeparator = false
+            }
+        }
+        return result
+    }
+
+    /// PEP 508 distribution name.
+    static func isValidDistributionName(_ name: String) -> Bool {
+        name.wholeMatch(of: /[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?/) != nil
+    }
+
+    /// Why `name` cannot be the plugin's module, or nil when it can.
+    static func moduleNameProblem(_ name: String) -> String? {
+        if name.wholeMatch(of: /[A-Za-z_][A-Za-z0-9_]*/) == nil {
+            return "'\(name)' is not a Python identifier (letters, digits and _, not starting with a digit)"
+        }
+        if name != name.lowercased() {
+            return "'\(name)' has upper-case letters; Django app labels and PEP 8 package names are lower case"
+        }
+        if ReservedNames.pythonKeywords.contains(name) {
+            return "'\(name)' is a Python keyword"
+        }
+        if ReservedNames.stdlib.contains(name) {
+            return "'\(name)' would shadow the Python standard-library module of that name"
+        }
+        if ReservedNames.pretixEcosystem.contains(name) {
+            return "'\(name)' would shadow a module that pretix or Django needs"
+        }
+        return nil
+    }
+}
+
+/// PEP 440 versions: validation and the canonical spelling used in file names and metadata.
+public enum PEP440 {
+    /// The canonical form of `version`, or nil when it is not a PEP 440 version.
+    /// Local versions (`+abc`) are refused: package indexes do not accept them.
+    public static func canonical(_ version: String) -> String? {
+        let pattern = /v?(?:(?<epoch>[0-9]+)!)?(?<release>[0-9]+(?:\.[0-9]+)*)(?:[-_.]?(?<pre_l>a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?<pre_n>[0-9]+)?)?(?:-(?<post_n1>[0-9]+)|[-_.]?(?<post_l>post|rev|r)[-_.]?(?<post_n2>[0-9]+)?)?(?:[-_.]?(?<dev_l>dev)[-_.]?(?<dev_n>[0-9]+)?)?/
+        let text = version.trimmingCharacters(in: .whitespaces).lowercased()
+        guard let match = text.wholeMatch(of: pattern) else { return nil }
+        func number(_ digits: Substring?) -> String {
+            guard let digits else { return "0" }
+            let trimmed = digits.drop { $0 == "0" }
+            return trimmed.isEmpty ? "0" : String(trimmed)
+        }
+        var result = ""
+        if let epoch = match.output.epoch, number(epoch) != "0" { result += "\(number(epoch))!" }
+        result += match.output.release.split(separator: ".").map { number($0) }.joined(separator: ".")
+        if let preLabel = match.output.pre_l {
+            let label: String
+            switch preLabel {
+            case "a", "alpha": label = "a"
+            case "b", "beta": label = "b"
+            default: label = "rc"
+            }
+            result += label + number(match.output.pre_n)
+        }
+        if let postNumber = match.output.post_n1 {
+            result += ".post" + number(postNumber)
+        } else if match.output.post_l != nil {
+            result += ".post" + number(match.output.post_n2)
+        }
+        if match.output.dev_l != nil {
+            result += ".dev" + number(match.output.dev_n)
+        }
+        return result
+    }
+}
+
+/// Small string helpers for "did you mean" suggestions.
+enum Suggestions {
+    static func closest(to word: String, in candidates: [String]) -> String? {
+        let scored = candidates.map { ($0, editDistance(word.lowercased(), $0.lowercased())) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+        return best.1 <= max(2, word.count / 3) ? best.0 : nil
+    }
+
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...max(b.count, 1) where j <= b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}

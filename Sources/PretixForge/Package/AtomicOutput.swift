@@ -1,0 +1,56 @@
+import CSupport
+import Foundation
+
+/// Writes outputs so a reader sees the old state or the new one, never a mix: everything is
+/// staged in a sibling folder, then swapped in with one rename.
+public enum AtomicOutput {
+    /// Replaces `directory` with exactly `files`.
+    public static func replaceDirectory(_ directory: String, with files: [String: Data]) throws(ForgeError) {
+        try publish(files, to: directory, keepingOthers: false)
+    }
+
+    /// Writes `files` into `directory`, keeping files it holds that are not being replaced
+    /// (earlier versions in dist/, say).
+    public static func update(_ directory: String, with files: [String: Data]) throws(ForgeError) {
+        try publish(files, to: directory, keepingOthers: true)
+    }
+
+    private static func publish(_ files: [String: Data], to directory: String, keepingOthers: Bool) throws(ForgeError) {
+        let fileManager = FileManager.default
+        let target = URL(fileURLWithPath: directory).standardizedFileURL
+        let parent = target.deletingLastPathComponent()
+        let staging = parent.appendingPathComponent(".\(target.lastPathComponent).forge-staging-\(getpid())")
+        let location = SourceLocation(file: target.path)
+        do {
+            try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
+            try? fileManager.removeItem(at: staging)
+            if keepingOthers, fileManager.fileExists(atPath: target.path) {
+                try fileManager.copyItem(at: target, to: staging)
+            } else {
+                try fileManager.createDirectory(at: staging, withIntermediateDirectories: true)
+            }
+            for (path, data) in files {
+                let url = staging.appendingPathComponent(path)
+                try fileManager.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try data.write(to: url)
+            }
+        } catch {
+            try? fileManager.removeItem(at: staging)
+            throw ForgeError("cannot write the output: \(error.localizedDescription)", at: location,
+                             fix: "check that the folder is writable and the disk has space")
+        }
+        if fileManager.fileExists(atPath: target.path) {
+            guard forge_exchange_paths(staging.path, target.path) == 0 else {
+                let reason = String(cString: strerror(errno))
+                try? fileManager.removeItem(at: staging)
+                throw ForgeError("cannot replace the output folder: \(reason)", at: location)
+            }
+        } else if rename(staging.path, target.path) != 0 {
+            let reason = String(cString: strerror(errno))
+            try? fileManager.removeItem(at: staging)
+            throw ForgeError("cannot create the output folder: \(reason)", at: location)
+        }
+        // After the exchange the staging path holds the previous output.
+        try? fileManager.removeItem(at: staging)
+    }
+}

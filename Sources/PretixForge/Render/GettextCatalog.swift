@@ -1,0 +1,164 @@
+import Foundation
+
+/// A gettext catalogue: parses `.po` text and compiles the `.mo` file Django loads.
+/// Written here rather than shelling out to msgfmt so builds need nothing but this binary
+/// and give the same bytes everywhere.
+struct GettextCatalog {
+    struct ParseError: Error {
+        var message: String
+        var line: Int
+    }
+
+    struct Message {
+        var context: String?
+        var id: String
+        var idPlural: String?
+        var translations: [String]
+        var fuzzy: Bool
+    }
+
+    var messages: [Message]
+
+    static func parse(_ source: String) throws(ParseError) -> GettextCatalog {
+        var messages: [Message] = []
+        var current = Message(context: nil, id: "", idPlural: nil, translations: [], fuzzy: false)
+        var hasContent = false
+        var nextIsFuzzy = false
+        /// Which string the next continuation line appends to.
+        enum Field { case context, id, plural, translation(Int) }
+        var field: Field?
+
+        func finish() {
+            if hasContent { messages.append(current) }
+            current = Message(context: nil, id: "", idPlural: nil, translations: [], fuzzy: nextIsFuzzy)
+            hasContent = false
+            nextIsFuzzy = false
+        }
+
+        for (index, rawLine) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let lineNumber = index + 1
+            if line.isEmpty || line.hasPrefix("#~") { continue }
+            if line.hasPrefix("#") {
+                if line.hasPrefix("#,") && line.contains("fuzzy") {
+                    if hasContent { finish() }
+                    nextIsFuzzy = true
+                    current.fuzzy = true
+                }
+                continue
+            }
+            if line.hasPrefix("\"") {
+                let value = try unquote(line, line: lineNumber)
+                switch field {
+                case .context: current.context = (current.context ?? "") + value
+                case .id: current.id += value
+                case .plural: current.idPlural = (current.idPlural ?? "") + value
+                case .translation(let n): current.translations[n] += value
+                case nil: throw ParseError(message: "string without a keyword", line: lineNumber)
+                }
+                continue
+            }
+            guard let space = line.firstIndex(of: " ") else {
+                throw ParseError(message: "unexpected line '\(line)'", line: lineNumber)
+            }
+            let keyword = String(line[..<space])
+            let value = try unquote(line[line.index(after: space)...].trimmingCharacters(in: .whitespaces), line: lineNumber)
+            switch keyword {
+            case "msgctxt":
+                if hasContent { finish() }
+                current.context = value
+                hasContent = true
+                field = .context
+            case "msgid":
+                if hasContent && !(current.context != nil && current.id.isEmpty && current.translations.isEmpty) { finish() }
+                current.id = value
+                hasContent = true
+                field = .id
+            case "msgid_plural":
+                current.idPlural = value
+                field = .plural
+            case "msgstr":
+                current.translations = [value]
+                field = .translation(0)
+            default:
+                guard let match = keyword.wholeMatch(of: /msgstr\[([0-9]+)\]/), let n = Int(match.output.1) else {
+                    throw ParseError(message: "unknown keyword '\(keyword)'", line: lineNumber)
+                }
+                guard n == current.translations.count else {
+                    throw ParseError(message: "plural forms out of order", line: lineNumber)
+                }
+                current.translations.append(value)
+                field = .translation(n)
+            }
+        }
+        if hasContent { finish() }
+        return GettextCatalog(messages: messages)
+    }
+
+    private static func unquote(_ text: String, line: Int) throws(ParseError) -> String {
+        guard text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") else {
+            throw ParseError(message: "expected a quoted string", line: line)
+        }
+        var out = ""
+        var escaping = false
+        for character in text.dropFirst().dropLast() {
+            if escaping {
+                switch character {
+                case "n": out.append("\n")
+                case "t": out.append("\t")
+                case "r": out.append("\r")
+                case "\\": out.append("\\")
+                case "\"": out.append("\"")
+                default: throw ParseError(message: "unknown escape \\\(character)", line: line)
+                }
+                escaping = false
+            } else if character == "\\" {
+                escaping = true
+            } else if character == "\"" {
+                throw ParseError(message: "unescaped quote inside a string", line: line)
+            } else {
+                out.append(character)
+            }
+        }
+        if escaping { throw ParseError(message: "string ends in a backslash", line: line) }
+        return out
+    }
+
+    /// GNU `.mo` (little endian, revision 0, no hash table), entries sorted by key bytes.
+    /// Like msgfmt, it leaves out untranslated and fuzzy messages, keeping the header.
+    func compiled() -> Data {
+        var entries: [(key: [UInt8], value: [UInt8])] = []
+        for message in messages {
+            let translated = !message.translations.isEmpty && message.translations.allSatisfy { !$0.isEmpty }
+            let isHeader = message.id.isEmpty && message.context == nil
+            guard translated, isHeader || !message.fuzzy else { continue }
+            var key = Array((message.context.map { $0 + "\u{4}" } ?? "").utf8) + Array(message.id.utf8)
+            if let plural = message.idPlural { key += [0] + Array(plural.utf8) }
+            let value = Array(message.translations.joined(separator: "\0").utf8)
+            entries.append((key, value))
+        }
+        entries.sort { $0.key.lexicographicallyPrecedes($1.key) }
+
+        let count = UInt32(entries.count)
+        let headerSize: UInt32 = 28
+        let originalsOffset = headerSize
+        let translationsOffset = originalsOffset + 8 * count
+        var stringOffset = translationsOffset + 8 * count
+        var data = Data()
+        func append(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
+        for value: UInt32 in [0x9504_12de, 0, count, originalsOffset, translationsOffset, 0, stringOffset] { append(value) }
+        var strings = Data()
+        var tables: [[UInt32]] = [[], []]
+        for column in 0..<2 {
+            for entry in entries {
+                let bytes = column == 0 ? entry.key : entry.value
+                tables[column] += [UInt32(bytes.count), stringOffset]
+                strings.append(contentsOf: bytes + [0])
+                stringOffset += UInt32(bytes.count + 1)
+            }
+        }
+        for value in tables[0] + tables[1] { append(value) }
+        data.append(strings)
+        return data
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import Mustache
+
+/// Organiser-controlled text. Templates must pass it through an escaping transform
+/// (`<% py(provider.public_name) %>`); rendered bare it yields a marker the renderer rejects.
+struct ConfigText: MustacheTransformable, CustomStringConvertible {
+    static let unescapedMarker = "\u{1}UNESCAPED-TEXT\u{1}"
+    static let transforms: Set<String> = ["py", "js", "toml", "html", "po", "md", "line"]
+
+    let value: String
+
+    func transform(_ name: String) -> Any? {
+        switch name {
+        case "py": return Escaping.python(value)
+        case "js": return Escaping.javaScript(value)
+        case "toml": return Escaping.toml(value)
+        case "html": return Escaping.html(value)
+        case "po": return Escaping.po(value)
+        case "md": return Escaping.markdown(value)
+        case "line": return value
+        default: return nil
+        }
+    }
+
+    var description: String { Self.unescapedMarker }
+}
+
+/// The variables every template may use, as documented in the README.
+enum TemplateContext {
+    static func make(_ config: ForgeConfig) -> [String: [String: Any]] {
+        let package = config.package, provider = config.provider, noderails = config.noderails, webhook = config.webhook
+        return [
+            "package": [
+                "name": package.name,
+                "normalized_name": package.normalizedName,
+                "module": package.module,
+                "version": package.version,
+                "summary": ConfigText(value: package.summary),
+                "author": ConfigText(value: package.author),
+                "author_email": package.authorEmail,
+                "license": package.license,
+                "homepage": package.homepage,
+                "pretix_min_version": package.pretixMinVersion,
+            ],
+            "provider": [
+                "identifier": provider.identifier,
+                "verbose_name": ConfigText(value: provider.verboseName),
+                "public_name": ConfigText(value: provider.publicName),
+                "webhook_path": provider.webhookPath,
+            ],
+            "noderails": [
+                "api_base_url": noderails.apiBaseURL,
+                "api_origin": origin(of: noderails.apiBaseURL),
+                "payment_ui_url": noderails.paymentUIURL,
+                "payment_ui_origin": origin(of: noderails.paymentUIURL),
+                "currency": noderails.currency,
+                "poll_interval_seconds": String(noderails.pollIntervalSeconds),
+                "poll_interval_ms": String(noderails.pollIntervalSeconds * 1000),
+                "http_timeout_seconds": String(noderails.httpTimeoutSeconds),
+            ],
+            "webhook": [
+                "signature_payload": webhook.signaturePayload.rawValue,
+                "timestamp_unit": webhook.timestampUnit.rawValue,
+                "tolerance_seconds": String(webhook.toleranceSeconds),
+            ],
+        ]
+    }
+
+    /// Dotted names of all variables, for checking templates before rendering.
+    static func variableNames(_ context: [String: [String: Any]]) -> [String: Bool] {
+        var names: [String: Bool] = [:]
+        for (table, values) in context {
+            for (key, value) in values { names["\(table).\(key)"] = value is ConfigText }
+        }
+        return names
+    }
+
+    /// scheme://host[:port] of a validated URL, the form CSP and postMessage compare.
+    static func origin(of url: String) -> String {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host else { return url }
+        let port = components.port.map { ":\($0)" } ?? ""
+        return "\(scheme.lowercased())://\(host.lowercased())\(port)"
+    }
+}

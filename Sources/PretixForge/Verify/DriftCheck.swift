@@ -1,0 +1,108 @@
+import Foundation
+
+/// Verify stage: compares what the config produces now with a committed tree or released files.
+public struct DriftReport: Sendable, CustomStringConvertible {
+    public enum Change: Sendable, Equatable {
+        /// Present in the expected output, missing on disk.
+        case missing(String)
+        /// On disk, not part of the expected output.
+        case unexpected(String)
+        case changed(String, diff: String?)
+    }
+
+    public var subject: String
+    public var changes: [Change]
+    public var repairCommand: String
+
+    public var isClean: Bool { changes.isEmpty }
+
+    public var description: String {
+        guard !isClean else { return "\(subject): up to date\n" }
+        var text = "\(subject): \(changes.count) difference\(changes.count == 1 ? "" : "s") from what the config produces\n"
+        for change in changes {
+            switch change {
+            case .missing(let path): text += "  removed:  \(path) (the config produces it)\n"
+            case .unexpected(let path): text += "  added:    \(path) (the config does not produce it)\n"
+            case .changed(let path, let diff):
+                text += "  changed:  \(path)\n"
+                if let diff { text += diff.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n") + "\n" }
+            }
+        }
+        text += "to repair: \(repairCommand)\n"
+        return text
+    }
+}
+
+public enum DriftCheck {
+    /// Files a tool or a test run leaves in a tree, which are not part of it.
+    static func isIgnoredLocalFile(_ path: String) -> Bool {
+        path.split(separator: "/").contains { $0 == "__pycache__" || $0 == ".pytest_cache" || $0.hasSuffix(".egg-info") }
+            || path.hasSuffix(".pyc")
+    }
+
+    public static func compare(expected: [String: Data], actual: [String: Data], subject: String, repairCommand: String) -> DriftReport {
+        var changes: [DriftReport.Change] = []
+        let paths = Set(expected.keys).union(actual.keys).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+        for path in paths {
+            switch (expected[path], actual[path]) {
+            case (let want?, nil): _ = want; changes.append(.missing(path))
+            case (nil, _?): changes.append(.unexpected(path))
+            case (let want?, let have?) where want != have:
+                var diff: String?
+                if let old = String(data: have, encoding: .utf8), let new = String(data: want, encoding: .utf8) {
+                    diff = LineDiff.unified(old: old, new: new, oldName: "\(path) (on disk)", newName: "\(path) (from config)")
+                }
+                changes.append(.changed(path, diff: diff))
+            default: break
+            }
+        }
+        return DriftReport(subject: subject, changes: changes, repairCommand: repairCommand)
+    }
+
+    /// Reads every regular file under `directory`, keyed by relative path.
+    public static func readTree(_ directory: String) throws(ForgeError) -> [String: Data] {
+        let root = URL(fileURLWithPath: directory).standardizedFileURL
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder that `generate --out` wrote")
+        }
+        var files: [String: Data] = [:]
+        let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey])
+        while let url = enumerator?.nextObject() as? URL {
+            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
+            let relative = String(url.standardizedFileURL.path.dropFirst(root.path.count + 1))
+            if isIgnoredLocalFile(relative) { continue }
+            guard let data = try? Data(contentsOf: url) else {
+                throw ForgeError("cannot read the file", at: SourceLocation(file: url.path))
+            }
+            files[relative] = data
+        }
+        return files
+    }
+
+    /// Compares a released file with the artifact of the same name built now; archives that
+    /// differ are opened so the report names the members.
+    public static func compareArtifact(path: String, expected: Distribution, repairCommand: String) throws(ForgeError) -> DriftReport {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        guard let actual = FileManager.default.contents(atPath: path) else {
+            throw ForgeError("cannot read the file", at: SourceLocation(file: path))
+        }
+        guard let want = expected.files.first(where: { $0.name == name })?.data else {
+            let names = expected.files.map(\.name).joined(separator: ", ")
+            return DriftReport(subject: path, changes: [.unexpected(name)],
+                               repairCommand: "\(repairCommand)  (the config produces \(names))")
+        }
+        guard want != actual else { return DriftReport(subject: path, changes: [], repairCommand: repairCommand) }
+        guard name != "SHA256SUMS",
+              let wantMembers = try? ArchiveReader.members(of: want),
+              let haveMembers = try? ArchiveReader.members(of: actual) else {
+            return compare(expected: [name: want], actual: [name: actual], subject: path, repairCommand: repairCommand)
+        }
+        var report = compare(expected: wantMembers, actual: haveMembers, subject: path, repairCommand: repairCommand)
+        if report.isClean {
+            // Same members, different bytes: timestamps, order or compression differ.
+            report.changes = [.changed(name, diff: "same members, different archive bytes (timestamps, modes or order)")]
+        }
+        return report
+    }
+}
