@@ -19,7 +19,9 @@ public enum AtomicOutput {
         let fileManager = FileManager.default
         let target = URL(fileURLWithPath: directory).standardizedFileURL
         let parent = target.deletingLastPathComponent()
-        let staging = parent.appendingPathComponent(".\(target.lastPathComponent).forge-staging-\(getpid())")
+        let stagingPrefix = ".\(target.lastPathComponent).forge-staging-"
+        let staging = parent.appendingPathComponent(stagingPrefix + String(getpid()))
+        removeAbandonedStaging(in: parent, prefix: stagingPrefix)
         let location = SourceLocation(file: target.path)
         do {
             try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -52,5 +54,14 @@ public enum AtomicOutput {
         }
         // After the exchange the staging path holds the previous output.
         try? fileManager.removeItem(at: staging)
+    }
+
+    /// A build killed mid-way leaves its staging folder behind; remove those whose process is gone.
+    private static func removeAbandonedStaging(in parent: URL, prefix: String) {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return }
+        for name in names where name.hasPrefix(prefix) {
+            guard let pid = Int32(name.dropFirst(prefix.count)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(at: parent.appendingPathComponent(name))
+        }
     }
 }

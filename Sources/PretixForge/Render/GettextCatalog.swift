@@ -23,16 +23,14 @@ struct GettextCatalog {
         var messages: [Message] = []
         var current = Message(context: nil, id: "", idPlural: nil, translations: [], fuzzy: false)
         var hasContent = false
-        var nextIsFuzzy = false
         /// Which string the next continuation line appends to.
         enum Field { case context, id, plural, translation(Int) }
         var field: Field?
 
         func finish() {
             if hasContent { messages.append(current) }
-            current = Message(context: nil, id: "", idPlural: nil, translations: [], fuzzy: nextIsFuzzy)
+            current = Message(context: nil, id: "", idPlural: nil, translations: [], fuzzy: false)
             hasContent = false
-            nextIsFuzzy = false
         }
 
         for (index, rawLine) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -41,8 +39,8 @@ struct GettextCatalog {
             if line.isEmpty || line.hasPrefix("#~") { continue }
             if line.hasPrefix("#") {
                 if line.hasPrefix("#,") && line.contains("fuzzy") {
+                    // The flag belongs to the entry that follows it.
                     if hasContent { finish() }
-                    nextIsFuzzy = true
                     current.fuzzy = true
                 }
                 continue

@@ -1,0 +1,39 @@
+# pretix-forge: the two set-up commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+FORGE := .build/debug/pretix-forge
+
+.PHONY: run test deps build swift-test python-test golden vectors clean
+
+deps:
+	@scripts/install-deps.sh system
+	@scripts/install-deps.sh venv $(VENV) Tests/Python/requirements.txt
+
+build: deps
+	swift build
+	@test -x $(FORGE)
+
+## Build the tool and run the main job on the embedded default config.
+run: build
+	$(FORGE) generate
+	$(FORGE) build --out dist
+	@echo "default plugin tree: build/pretix-noderails-1.0.0/   sdist, wheel, SHA256SUMS: dist/"
+
+## Everything: Swift tests (with the HMAC vector harness) and the Python suites.
+test: build
+	swift test
+	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q
+
+## Refresh the golden copy of the default plugin tree after an intended template change.
+golden: build
+	$(FORGE) generate --out Tests/PretixForgeTests/Golden/default
+
+## Regenerate the shared webhook signature vectors (deterministic).
+vectors:
+	python3 Tests/Vectors/generate_vectors.py
+
+clean:
+	rm -rf .build build dist

@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import PretixForge
+
+struct Webhook: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign or send a NodeRails webhook delivery, to test a deployment.",
+        discussion: "The signing secret is read from an environment variable (default NODERAILS_WEBHOOK_SECRET) or a file, never from the command line, where it would land in shell history and process lists.",
+        subcommands: [Sign.self, Send.self]
+    )
+}
+
+struct DeliveryOptions: ParsableArguments {
+    @OptionGroup var configOption: ConfigOption
+
+    @Option(help: "Event type, e.g. payment.captured, payment_intent.captured, payment.refunded, checkout_session.expired.")
+    var type: String = "payment.captured"
+
+    @Option(help: "Checkout session id (checkoutSessionId).")
+    var sessionId: String = "cs_test_0001"
+
+    @Option(help: "Payment intent id (paymentIntentId).")
+    var intentId: String = "pi_test_0001"
+
+    @Option(help: "Amount as a decimal string.")
+    var amount: String = "10.00"
+
+    @Option(help: "ISO 4217 currency. Default: the config's currency.")
+    var currency: String?
+
+    @Option(help: "Event id (default: derived from the other values).")
+    var eventId: String?
+
+    @Option(help: "Refund id, for payment.refunded.")
+    var refundId: String?
+
+    @Option(help: ArgumentHelp("Send this file's bytes as the body instead of building one.", valueName: "file"))
+    var bodyFile: String?
+
+    @Option(help: "Environment variable holding the signing secret.")
+    var secretEnv: String = "NODERAILS_WEBHOOK_SECRET"
+
+    @Option(help: ArgumentHelp("File holding the signing secret (trailing newline ignored).", valueName: "file"))
+    var secretFile: String?
+
+    @Option(help: "Signing time as a Unix timestamp in seconds (default: now).")
+    var at: Double?
+
+    func secret() throws(ForgeError) -> String {
+        if let secretFile {
+            guard let text = try? String(contentsOfFile: secretFile, encoding: .utf8) else {
+                throw ForgeError("cannot read the secret file", at: SourceLocation(file: secretFile))
+            }
+            let secret = text.trimmingCharacters(in: .newlines)
+            guard !secret.isEmpty else { throw ForgeError("the secret file is empty", at: SourceLocation(file: secretFile)) }
+            return secret
+        }
+        guard let secret = ProcessInfo.processInfo.environment[secretEnv], !secret.isEmpty else {
+            throw ForgeError("no signing secret", at: SourceLocation(file: "environment"), keyPath: secretEnv,
+                             fix: "export \(secretEnv)=<the webhook signing secret from the NodeRails dashboard>, or pass --secret-file FILE")
+        }
+        return secret
+    }
+
+    /// The signed delivery: headers and exact body bytes.
+    func delivery() throws(ForgeError) -> (headers: [(name: String, value: String)], body: Data) {
+        let config = try Pipeline.loadConfig(configOption.config)
+        let date = at.map { Date(timeIntervalSince1970: $0) } ?? Date()
+        let body: Data
+        if let bodyFile {
+            guard let data = FileManager.default.contents(atPath: bodyFile) else {
+                throw ForgeError("cannot read the body file", at: SourceLocation(file: bodyFile))
+            }
+            body = data
+        } else {
+            body = WebhookEvent(type: type, eventID: eventId, sessionID: sessionId, intentID: intentId, amount: amount,
+                                currency: currency ?? config.noderails.currency, refundID: refundId).body(createdAt: date)
+        }
+        let signer = WebhookSigner(secret: try secret(), payload: config.webhook.signaturePayload, unit: config.webhook.timestampUnit)
+        return (signer.headers(body: body, at: date), body)
+    }
+}
+
+struct Sign: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print the headers and body of a correctly signed delivery.")
+
+    @OptionGroup var options: DeliveryOptions
+
+    func run() throws {
+        let delivery = try options.delivery()
+        var output = delivery.headers.map { "\($0.name): \($0.value)\n" }.joined() + "\n"
+        FileHandle.standardOutput.write(Data(output.utf8))
+        FileHandle.standardOutput.write(delivery.body)
+        output = delivery.body.last == UInt8(ascii: "\n") ? "" : "\n"
+        FileHandle.standardOutput.write(Data(output.utf8))
+    }
+}
+
+struct Send: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "POST a signed delivery to URL and print the response.")
+
+    @Argument(help: "The webhook URL, e.g. https://pretix.example/org/event/noderails/webhook/")
+    var url: String
+
+    @OptionGroup var options: DeliveryOptions
+
+    @Option(help: "Seconds to wait for the response (NodeRails waits 15).")
+    var timeout: Double = 15
+
+    func run() throws {
+        guard let target = URL(string: url), let scheme = target.scheme, ["http", "https"].contains(scheme), target.host != nil else {
+            throw ForgeError("'\(url)' is not an http(s) URL", at: SourceLocation(file: "command line"), fix: "pass the full webhook URL")
+        }
+        let delivery = try options.delivery()
+        var request = URLRequest(url: target, timeoutInterval: timeout)
+        request.httpMethod = "POST"
+        for header in delivery.headers { request.setValue(header.value, forHTTPHeaderField: header.name) }
+        request.httpBody = delivery.body
+        let (status, body) = try Self.perform(request)
+        print("HTTP \(status)")
+        FileHandle.standardOutput.write(body)
+        if body.last != UInt8(ascii: "\n") { print() }
+        if !(200..<300).contains(status) { throw ExitCode(1) }
+    }
+
+    /// Synchronous request: this command does one delivery and waits for it.
+    static func perform(_ request: URLRequest) throws(ForgeError) -> (Int, Data) {
+        final class Box: @unchecked Sendable { var result: Result<(Int, Data), Error>? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        URLSession.shared.dataTask(with: request) { data, response, error in
+            if let error {
+                box.result = .failure(error)
+            } else {
+                box.result = .success(((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()))
+            }
+            done.signal()
+        }.resume()
+        done.wait()
+        switch box.result {
+        case .success(let value)?: return value
+        case .failure(let error)?:
+            throw ForgeError("delivery failed: \(error.localizedDescription)", at: SourceLocation(file: request.url?.absoluteString ?? "URL"))
+        case nil:
+            throw ForgeError("delivery failed", at: SourceLocation(file: request.url?.absoluteString ?? "URL"))
+        }
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Testing
+@testable import PretixForge
+
+@Suite("Config: loading and validation")
+struct ConfigTests {
+    @Test func embeddedDefaultLoads() throws {
+        let config = try ConfigLoader.loadDefault()
+        #expect(config.package.name == "pretix-noderails")
+        #expect(config.package.module == "pretix_noderails")
+        #expect(config.provider.webhookPath == "noderails")
+        #expect(config.noderails.currency == "USD")
+        #expect(config.webhook.signaturePayload == .timestampDotBody)
+        #expect(config.package.licenseText.contains("Apache License"))
+    }
+
+    @Test func starterFileEqualsEmbeddedDefault() throws {
+        let onDisk = try String(contentsOf: Repo.url("Examples/noderails.toml"), encoding: .utf8)
+        #expect(onDisk == ConfigLoader.defaultSource)
+    }
+
+    @Test func defaultsApplyToOptionalKeys() throws {
+        let source = config(replacing: ["webhook_path": "", "currency": "", "poll_interval_seconds": "", "signature_payload": "", "license": ""])
+        let config = try ConfigLoader.load(source: source, file: "forge.toml", baseDirectory: nil)
+        #expect(config.provider.webhookPath == config.provider.identifier)
+        #expect(config.noderails.pollIntervalSeconds == 3)
+        #expect(config.package.license == "Apache-2.0")
+    }
+
+    /// One case per class of error: the key path it must name and a fragment of the message.
+    static let errorCases: [(String, String, String)] = [
+        (config(appending: "\n[package.extra]\n"), "package.extra", "unknown key"),
+        (config(replacing: ["summray": ""], appending: "\n[noderails]\n"), "noderails", "invalid TOML"),
+        (config(replacing: ["version": "1"]).replacingOccurrences(of: "homepage =", with: "homepag ="), "package.homepag", "did you mean 'package.homepage'"),
+        (config(replacing: ["poll_interval_seconds": "\"3\""]), "noderails.poll_interval_seconds", "expected an integer"),
+        (config(replacing: ["summary": "42"]), "package.summary", "expected a string"),
+        (config(replacing: ["module": "\"pretix-noderails\""]), "package.module", "not a Python identifier"),
+        (config(replacing: ["module": "\"import\""]), "package.module", "Python keyword"),
+        (config(replacing: ["module": "\"json\""]), "package.module", "standard-library"),
+        (config(replacing: ["module": "\"django\""]), "package.module", "pretix or Django"),
+        (config(replacing: ["version": "\"1.0-final\""]), "package.version", "not a PEP 440 version"),
+        (config(replacing: ["version": "\"1.0.0-rc.1\""]), "package.version", "write \"1.0.0rc1\""),
+        (config(replacing: ["api_base_url": "\"http://api.noderails.com\""]), "noderails.api_base_url", "does not use https"),
+        (config(replacing: ["payment_ui_url": "\"pay.noderails.com\""]), "noderails.payment_ui_url", "not an absolute URL"),
+        (config(replacing: ["currency": "\"XYZ\""]), "noderails.currency", "not an ISO 4217"),
+        (config(replacing: ["http_timeout_seconds": "0"]), "noderails.http_timeout_seconds", "out of range"),
+        (config(replacing: ["tolerance_seconds": "99999"]), "webhook.tolerance_seconds", "out of range"),
+        (config(replacing: ["timestamp_unit": "\"us\""]), "webhook.timestamp_unit", "not one of the accepted values"),
+        (config(appending: "\nwebhook_secret = \"whsec_abc\"\n"), "webhook.webhook_secret", "secrets are never part of the config"),
+        (config(replacing: ["author": "\"nr_live_sk_123\""]), "package.author", "looks like a NodeRails credential"),
+        (config(appending: "\n[credentials]\n"), "credentials", "unknown table"),
+        (config(replacing: ["summary": "\"two\\nlines\""]), "package.summary", "single line"),
+        (config(replacing: ["public_name": "\"bell\\u0007\""]), "provider.public_name", "control character"),
+        (config(replacing: ["public_name": "\"nul\\u0000here\""]), "provider.public_name", "NUL"),
+        (config(replacing: ["identifier": "\"Node Rails\""]), "provider.identifier", "not a valid provider identifier"),
+        (config(replacing: ["webhook_path": "\"a/b\""]), "provider.webhook_path", "not a URL segment"),
+        (config(replacing: ["name": "\"-bad-\""]), "package.name", "not a valid distribution name"),
+        (config(replacing: ["author_email": "\"nobody\""]), "package.author_email", "not an e-mail address"),
+        (config(replacing: ["license": "\"MIT\""]), "package.license", "Apache-2.0 only"),
+        (config(replacing: ["name": ""]), "package.name", "missing required key"),
+    ]
+
+    @Test(arguments: errorCases.indices)
+    func eachErrorClassNamesItsKeyPath(_ index: Int) {
+        let (source, keyPath, fragment) = Self.errorCases[index]
+        let found = diagnostics(of: source)
+        #expect(!found.isEmpty, "expected an error for \(keyPath)")
+        let matching = found.filter { ($0.keyPath ?? "").hasPrefix(keyPath) || $0.message.contains(fragment) }
+        #expect(matching.contains { $0.description.contains(fragment) }, "no '\(fragment)' in: \(found.map(\.description))")
+        if !fragment.contains("TOML") {
+            #expect(matching.contains { $0.keyPath == keyPath && $0.location.line != nil }, "key path \(keyPath) with a line in: \(found)")
+        }
+    }
+
+    @Test func everyProblemIsReportedAtOnce() {
+        let source = config(replacing: ["module": "\"class\"", "currency": "\"usd\"", "tolerance_seconds": "1"], appending: "\napi_key = \"x\"\n")
+        let found = diagnostics(of: source).compactMap(\.keyPath)
+        #expect(Set(found) == ["package.module", "noderails.currency", "webhook.tolerance_seconds", "webhook.api_key"])
+    }
+
+    @Test func diagnosticsNameFileLineAndFix() {
+        let found = diagnostics(of: config(replacing: ["currency": "\"usd\""]))
+        #expect(found.count == 1)
+        let text = found[0].description
+        #expect(text.hasPrefix("forge.toml:"))
+        #expect(text.contains("noderails.currency"))
+        #expect(text.contains("fix: write it in upper case: \"USD\""))
+    }
+
+    @Test func pep440Canonicalisation() {
+        #expect(PEP440.canonical("1.0.0") == "1.0.0")
+        #expect(PEP440.canonical("v1.0.0-RC.1") == "1.0.0rc1")
+        #expect(PEP440.canonical("2024.07.0") == "2024.7.0")
+        #expect(PEP440.canonical("1.0-1") == "1.0.post1")
+        #expect(PEP440.canonical("1.0.dev") == "1.0.dev0")
+        #expect(PEP440.canonical("1.0+local") == nil)
+        #expect(PEP440.canonical("one") == nil)
+    }
+
+    @Test func licenseFileIsReadRelativeToTheConfig() throws {
+        let folder = try Repo.temporaryDirectory()
+        try "MIT License text".write(to: folder.appendingPathComponent("COPYING"), atomically: true, encoding: .utf8)
+        let source = config(replacing: ["license": "\"MIT\""]).replacingOccurrences(of: "homepage =", with: "license_file = \"COPYING\"\nhomepage =")
+        try source.write(to: folder.appendingPathComponent("forge.toml"), atomically: true, encoding: .utf8)
+        let config = try ConfigLoader.load(file: folder.appendingPathComponent("forge.toml").path)
+        #expect(config.package.licenseText == "MIT License text")
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+@testable import PretixForge
+
+@Suite("Render: templates to plugin tree")
+struct RenderTests {
+    static let goldenDirectory = "Tests/PretixForgeTests/Golden/default"
+
+    /// The default tree must equal the checked-in golden copy, file by file.
+    /// After an intended template change, refresh it with `make golden` and review the diff.
+    @Test func defaultTreeMatchesGoldenCopy() throws {
+        let tree = try Pipeline.render(try ConfigLoader.loadDefault())
+        let golden = try DriftCheck.readTree(Repo.url(Self.goldenDirectory).path)
+        let report = DriftCheck.compare(expected: tree.files, actual: golden, subject: Self.goldenDirectory, repairCommand: "make golden")
+        #expect(report.isClean, "\(report)")
+    }
+
+    @Test func treeHasEveryPartOfThePlugin() throws {
+        let tree = try Pipeline.render(try ConfigLoader.loadDefault())
+        let required = [
+            "pyproject.toml", "setup.cfg", "README.md", "LICENSE", "MANIFEST.in", "pretixplugin.toml",
+            "pretix_noderails/__init__.py", "pretix_noderails/apps.py", "pretix_noderails/signals.py",
+            "pretix_noderails/payment.py", "pretix_noderails/client.py", "pretix_noderails/webhook.py",
+            "pretix_noderails/views.py", "pretix_noderails/urls.py", "pretix_noderails/models.py",
+            "pretix_noderails/migrations/0001_initial.py",
+            "pretix_noderails/templates/pretix_noderails/checkout_payment_confirm.html",
+            "pretix_noderails/locale/de/LC_MESSAGES/django.po", "pretix_noderails/locale/de/LC_MESSAGES/django.mo",
+            "pretix_noderails/locale/de_Informal/LC_MESSAGES/django.mo",
+            "tests/webhook-signatures.json", "tests/test_webhook.py",
+        ]
+        let missing = required.filter { tree.files[$0] == nil }
+        #expect(missing.isEmpty, "missing: \(missing)")
+        #expect(tree.files.keys.contains { $0.hasPrefix("pretix_noderails/static/pretix_noderails/") && $0.hasSuffix(".js") })
+    }
+
+    @Test func vectorsAreCopiedByteForByte() throws {
+        let tree = try Pipeline.render(try ConfigLoader.loadDefault())
+        #expect(tree.files["tests/webhook-signatures.json"] == (try Data(contentsOf: Repo.url("Tests/Vectors/webhook-signatures.json"))))
+    }
+
+    @Test func moduleNameReplacesPathSegments() throws {
+        var config = try ConfigLoader.loadDefault()
+        config.package.module = "pretix_acme_pay"
+        let tree = try Pipeline.render(config)
+        #expect(tree.files.keys.allSatisfy { !$0.contains("pretix_noderails") })
+        #expect(tree.files["pretix_acme_pay/webhook.py"] != nil)
+    }
+
+    @Test func bareFreeTextIsRefused() {
+        let templates = TemplateSet(files: ["x.py": Data("name = <% provider.public_name %>\n".utf8)])
+        #expect(throws: ForgeError.self) { try PluginRenderer(templates: templates).render(try ConfigLoader.loadDefault()) }
+    }
+
+    @Test func unknownVariablesAndTransformsAreRefused() throws {
+        let templates = TemplateSet(files: ["a.py": Data("x = <% provider.identifer %>\ny = <% py(package.module) %>\n".utf8)])
+        do {
+            _ = try PluginRenderer(templates: templates).render(try ConfigLoader.loadDefault())
+            Issue.record("rendering should fail")
+        } catch {
+            let text = error.description
+            #expect(text.contains("Templates/a.py:1") && text.contains("did you mean provider.identifier"))
+            #expect(text.contains("Templates/a.py:2") && text.contains("does not apply to 'package.module'"))
+        }
+    }
+
+    @Test func djangoAndPythonBracesPassThrough() throws {
+        let text = "{% load i18n %}{{ value }} {'a': {'b': 1}} <% provider.identifier %>\n"
+        let templates = TemplateSet(files: ["t.html": Data(text.utf8)])
+        let tree = try PluginRenderer(templates: templates).render(try ConfigLoader.loadDefault())
+        #expect(String(decoding: tree.files["t.html"]!, as: UTF8.self) == "{% load i18n %}{{ value }} {'a': {'b': 1}} noderails\n")
+    }
+
+    @Test func escapersMakeHostileTextLiteral() {
+        let hostile = "it's \"q\" \\ </script> {% x %} {{ y }} %s \u{202E}\n"
+        #expect(Escaping.python(hostile) == #"'it\'s "q" \\ </script> {% x %} {{ y }} %s \u202e\n'"#)
+        #expect(Escaping.javaScript("</script>") == #""\u003c/script\u003e""#)
+        #expect(Escaping.html("{% x %}<b>") == "&#123;&#37; x &#37;&#125;&lt;b&gt;")
+        #expect(Escaping.toml("a\"b\\c\n") == #""a\"b\\c\n""#)
+        #expect(Escaping.po("a\"b\n") == #"a\"b\n"#)
+    }
+
+    @Test func gettextCatalogueCompilesToMo() throws {
+        let po = "msgid \"\"\nmsgstr \"Content-Type: text/plain; charset=UTF-8\\n\"\n\nmsgid \"Pay\"\nmsgstr \"Bezahlen\"\n\n#, fuzzy\nmsgid \"Skip\"\nmsgstr \"Weg\"\n\nmsgctxt \"verb\"\nmsgid \"Order\"\nmsgstr \"Bestellen\"\n"
+        let mo = try GettextCatalog.parse(po).compiled()
+        #expect(mo.prefix(4) == Data([0xde, 0x12, 0x04, 0x95]))
+        // header, "Pay", "verb\u{4}Order"; the fuzzy entry is left out as msgfmt does.
+        #expect(mo[8] == 3)
+        let text = String(decoding: mo, as: UTF8.self)
+        #expect(text.contains("verb\u{4}Order") && text.contains("Bezahlen") && !text.contains("Weg"))
+    }
+}

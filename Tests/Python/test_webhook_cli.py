@@ -1,0 +1,97 @@
+"""`pretix-forge webhook sign|send`: what it signs verifies with the generated webhook.py,
+and what it sends is byte for byte what it signed."""
+
+import http.server
+import importlib.util
+import os
+import threading
+
+import pytest
+
+from conftest import DEFAULT_CONFIG
+
+SECRET = "whsec_cli-test-not-a-real-secret"
+
+
+def parse_signed(output: bytes):
+    head, body = output.split(b"\n\n", 1)
+    headers = dict(line.split(": ", 1) for line in head.decode().splitlines())
+    return headers, body.removesuffix(b"\n")
+
+
+@pytest.fixture
+def generated_webhook(run_forge, tmp_path):
+    def load(config=None):
+        out = tmp_path / f"tree-{config.stem if config else 'stock'}"
+        run_forge("generate", "--out", out, *(["--config", config] if config else []))
+        spec = importlib.util.spec_from_file_location(f"webhook_{out.name}", out / "pretix_noderails" / "webhook.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+@pytest.mark.parametrize("scheme,unit", [("timestamp.body", "ms"), ("body", "s")])
+def test_signed_output_verifies_with_generated_webhook(run_forge, generated_webhook, tmp_path, scheme, unit):
+    config = tmp_path / f"{scheme.replace('.', '-')}-{unit}.toml"
+    config.write_text(DEFAULT_CONFIG.read_text().replace('signature_payload = "timestamp.body"', f'signature_payload = "{scheme}"')
+                      .replace('timestamp_unit = "ms"', f'timestamp_unit = "{unit}"'))
+    webhook = generated_webhook(config)
+    env = {**os.environ, "NODERAILS_WEBHOOK_SECRET": SECRET}
+    result = run_forge("webhook", "sign", "--config", config, "--type", "payment_intent.captured", "--amount", "12.50", "--at", "1700000000",
+                       env=env)
+    headers, body = parse_signed(result.stdout.encode())
+    verdict = webhook.verify_signature(SECRET, body, headers["x-noderails-signature"], headers["x-noderails-timestamp"], 1700000000.0)
+    assert verdict == (True, "ok")
+    assert webhook.verify_signature("whsec_other", body, headers["x-noderails-signature"], headers["x-noderails-timestamp"], 1700000000.0).accepted is False
+
+
+def test_secret_comes_only_from_environment_or_file(run_forge, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NODERAILS_WEBHOOK_SECRET"}
+    missing = run_forge("webhook", "sign", env=env, check=False)
+    assert missing.returncode == 1 and "NODERAILS_WEBHOOK_SECRET" in missing.stderr
+    assert run_forge("webhook", "sign", "--secret", SECRET, env=env, check=False).returncode == 1
+    secret_file = tmp_path / "secret"
+    secret_file.write_text(SECRET + "\n")
+    from_file = run_forge("webhook", "sign", "--secret-file", secret_file, "--at", "1700000000", env=env)
+    from_env = run_forge("webhook", "sign", "--at", "1700000000", env={**env, "NODERAILS_WEBHOOK_SECRET": SECRET})
+    assert from_file.stdout == from_env.stdout
+
+
+def test_send_delivers_exactly_the_signed_bytes(run_forge):
+    received = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received["body"] = self.rfile.read(int(self.headers["Content-Length"]))
+            received["headers"] = {k.lower(): v for k, v in self.headers.items()}
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"received": true}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        env = {**os.environ, "NODERAILS_WEBHOOK_SECRET": SECRET}
+        args = ["--type", "payment.refunded", "--refund-id", "rf_1", "--at", "1700000000.5"]
+        signed = run_forge("webhook", "sign", *args, env=env)
+        sent = run_forge("webhook", "send", f"http://127.0.0.1:{server.server_port}/org/event/noderails/webhook/", *args, env=env)
+    finally:
+        server.shutdown()
+    headers, body = parse_signed(signed.stdout.encode())
+    assert received["body"] == body
+    for name in ("x-noderails-signature", "x-noderails-timestamp", "content-type"):
+        assert received["headers"][name] == headers[name]
+    assert "HTTP 200" in sent.stdout and '{"received": true}' in sent.stdout
+
+
+def test_send_reports_a_refused_delivery(run_forge):
+    result = run_forge("webhook", "send", "http://127.0.0.1:9/", env={**os.environ, "NODERAILS_WEBHOOK_SECRET": SECRET}, check=False)
+    assert result.returncode == 1
+    assert "delivery failed" in result.stderr

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what pretix-forge needs to build and test, and only what is missing.
+# Idempotent: a second run with everything present takes about a second.
+#   scripts/install-deps.sh system        Debian packages (needs root, as on CI)
+#   scripts/install-deps.sh venv DIR REQ  a virtualenv at DIR with the requirements file REQ
+set -euo pipefail
+
+system_packages=(pkg-config libarchive-dev libssl-dev python3-venv gettext)
+
+install_system() {
+    local missing=()
+    for package in "${system_packages[@]}" "$@"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        return 0
+    fi
+    echo "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    # apt lists are stale or absent on a fresh machine; refresh once per install.
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+install_venv() {
+    local dir=$1 requirements=$2
+    local stamp="$dir/.requirements.sha256"
+    local want
+    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+        return 0
+    fi
+    echo "preparing virtualenv $dir from $requirements"
+    [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+    "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
+    echo "$want" > "$stamp"
+}
+
+case "${1:-}" in
+    system) shift; install_system "$@" ;;
+    venv) install_venv "$2" "$3" ;;
+    *) echo "usage: $0 system [extra-packages…] | venv DIR REQUIREMENTS" >&2; exit 2 ;;
+esac
