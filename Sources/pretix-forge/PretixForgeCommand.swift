@@ -32,6 +32,16 @@ struct ConfigOption: ParsableArguments {
     var config: String?
 }
 
+struct TemplatesOption: ParsableArguments {
+    @Option(help: ArgumentHelp("Overlay folder: a file here replaces the built-in template at the same relative path.", valueName: "dir"))
+    var templates: String?
+
+    func templateSet() throws(ForgeError) -> TemplateSet {
+        guard let templates else { return .embedded }
+        return try TemplateSet.embedded.overlaid(with: templates)
+    }
+}
+
 struct Init: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a commented starter config (the embedded default).")
 
@@ -58,13 +68,14 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Render the plugin source tree.")
 
     @OptionGroup var options: ConfigOption
+    @OptionGroup var overlay: TemplatesOption
 
     @Option(help: ArgumentHelp("Output folder (replaced as a whole). Default: build/<name>-<version>.", valueName: "dir"))
     var out: String?
 
     func run() throws {
         let config = try Pipeline.loadConfig(options.config)
-        let tree = try Pipeline.render(config)
+        let tree = try Pipeline.render(config, templates: try overlay.templateSet())
         let directory = out ?? Pipeline.defaultTreeDirectory(for: config)
         try AtomicOutput.replaceDirectory(directory, with: tree.files)
         print("generated \(config.package.name) \(config.package.version): \(tree.files.count) files in \(directory)")
@@ -72,20 +83,46 @@ struct Generate: ParsableCommand {
 }
 
 struct Build: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Build the reproducible sdist, wheel and SHA256SUMS.")
+    static let configuration = CommandConfiguration(
+        abstract: "Build the reproducible sdist, wheel and SHA256SUMS of one variant or many.",
+        discussion: "Repeat --config (or pass a folder of .toml files) to build many variants on all cores. A failing variant does not stop the others; every failure is reported at the end and the exit status is 1."
+    )
 
-    @OptionGroup var options: ConfigOption
+    @Option(name: .customLong("config"), help: ArgumentHelp("A TOML config or a folder of them; repeatable. Default: the embedded stock config.", valueName: "file"))
+    var configs: [String] = []
+
+    @OptionGroup var overlay: TemplatesOption
 
     @Option(help: ArgumentHelp("Output folder; other files in it are kept.", valueName: "dir"))
     var out: String = "dist"
 
     func run() throws {
-        let config = try Pipeline.loadConfig(options.config)
-        let tree = try Pipeline.render(config)
-        let distribution = try Pipeline.distribution(config, tree: tree, environment: ProcessInfo.processInfo.environment)
-        try AtomicOutput.update(out, with: Dictionary(uniqueKeysWithValues: distribution.files.map { ($0.name, $0.data) }))
-        for file in distribution.files {
-            print("\(out)/\(file.name)")
+        let templates = try overlay.templateSet()
+        let paths: [String?] = configs.isEmpty ? [nil] : try BatchBuilder.expandConfigPaths(configs)
+        let reporter = ProgressReporter(labels: paths.map { $0 ?? ConfigLoader.embeddedDefaultName })
+        let variants = BatchBuilder.build(configPaths: paths, templates: templates, environment: ProcessInfo.processInfo.environment) {
+            reporter.update($0, $1)
+        }
+        let built = variants.compactMap { try? $0.result.get() }
+        if !built.isEmpty {
+            var files: [String: Data] = [:]
+            for distribution in built {
+                files[distribution.sdistName] = distribution.sdist
+                files[distribution.wheelName] = distribution.wheel
+            }
+            files["SHA256SUMS"] = Data(built.map(\.checksums).joined().utf8)
+            try AtomicOutput.update(out, with: files)
+            for name in files.keys.sorted() { print("\(out)/\(name)") }
+        }
+        let failures = variants.compactMap { variant -> ForgeError? in
+            guard case .failure(let error) = variant.result else { return nil }
+            return error
+        }
+        if !failures.isEmpty {
+            if paths.count > 1 {
+                FileHandle.standardError.write(Data("\(failures.count) of \(paths.count) variants failed:\n".utf8))
+            }
+            throw ForgeError(failures.flatMap(\.diagnostics))
         }
     }
 }
@@ -97,6 +134,7 @@ struct Check: ParsableCommand {
     )
 
     @OptionGroup var options: ConfigOption
+    @OptionGroup var overlay: TemplatesOption
 
     @Option(help: ArgumentHelp("A folder written by `generate --out`.", valueName: "dir"))
     var tree: String?
@@ -112,8 +150,8 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let config = try Pipeline.loadConfig(options.config)
-        let expectedTree = try Pipeline.render(config)
-        let configArgument = Pipeline.configArgument(options.config)
+        let expectedTree = try Pipeline.render(config, templates: try overlay.templateSet())
+        let configArgument = Pipeline.configArgument(options.config) + (overlay.templates.map { " --templates \(Pipeline.shellQuoted($0))" } ?? "")
         var reports: [DriftReport] = []
         if let tree {
             reports.append(DriftCheck.compare(
