@@ -6,7 +6,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 FORGE := .build/debug/pretix-forge
 
-.PHONY: run test deps build swift-test python-test golden vectors clean
+.PHONY: run test deps build golden vectors clean bench
 
 deps:
 	@scripts/install-deps.sh system
@@ -37,3 +37,8 @@ vectors:
 
 clean:
 	rm -rf .build build dist
+
+## Speed against setuptools, and 1/10/100 variants (release build; prints a table).
+bench: deps
+	swift build -c release
+	PRETIX_FORGE=.build/release/pretix-forge $(PYTHON) scripts/bench.py

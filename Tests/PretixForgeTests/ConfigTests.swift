@@ -46,7 +46,7 @@ struct ConfigTests {
         (config(replacing: ["http_timeout_seconds": "0"]), "noderails.http_timeout_seconds", "out of range"),
         (config(replacing: ["tolerance_seconds": "99999"]), "webhook.tolerance_seconds", "out of range"),
         (config(replacing: ["timestamp_unit": "\"us\""]), "webhook.timestamp_unit", "not one of the accepted values"),
-        (config(appending: "\nwebhook_secret = \"whsec_abc\"\n"), "webhook.webhook_secret", "secrets are never part of the config"),
+        (config(appending: "\nwebhook_secret = \"whsec_abc\"\n"), "branding.webhook_secret", "secrets are never part of the config"),
         (config(replacing: ["author": "\"nr_live_sk_123\""]), "package.author", "looks like a NodeRails credential"),
         (config(appending: "\n[credentials]\n"), "credentials", "unknown table"),
         (config(replacing: ["summary": "\"two\\nlines\""]), "package.summary", "single line"),
@@ -58,6 +58,11 @@ struct ConfigTests {
         (config(replacing: ["author_email": "\"nobody\""]), "package.author_email", "not an e-mail address"),
         (config(replacing: ["license": "\"MIT\""]), "package.license", "Apache-2.0 only"),
         (config(replacing: ["name": ""]), "package.name", "missing required key"),
+        (config(replacing: ["accent_color": "\"red; background: url(x)\""]), "branding.accent_color", "not a CSS colour"),
+        (config(replacing: ["waiting_message": "{ en = \"Waiting\" }"]), "branding.waiting_message", "has no 'de' translation"),
+        (config(replacing: ["waiting_message": "{ en = \"a\", de = \"b\", EN_us = \"c\" }"]), "branding.waiting_message.EN_us", "not a language code"),
+        (config(replacing: ["success_message": "\"Paid\""]), "branding.success_message", "expected a table of translations"),
+        (config(replacing: ["text_color": "\"#fff\"", "# logo": "\"logo.gif\""]), "branding.logo", "neither SVG nor PNG"),
     ]
 
     @Test(arguments: errorCases.indices)
@@ -75,7 +80,7 @@ struct ConfigTests {
     @Test func everyProblemIsReportedAtOnce() {
         let source = config(replacing: ["module": "\"class\"", "currency": "\"usd\"", "tolerance_seconds": "1"], appending: "\napi_key = \"x\"\n")
         let found = diagnostics(of: source).compactMap(\.keyPath)
-        #expect(Set(found) == ["package.module", "noderails.currency", "webhook.tolerance_seconds", "webhook.api_key"])
+        #expect(Set(found) == ["package.module", "noderails.currency", "webhook.tolerance_seconds", "branding.api_key"])
     }
 
     @Test func diagnosticsNameFileLineAndFix() {
@@ -95,6 +100,37 @@ struct ConfigTests {
         #expect(PEP440.canonical("1.0.dev") == "1.0.dev0")
         #expect(PEP440.canonical("1.0+local") == nil)
         #expect(PEP440.canonical("one") == nil)
+    }
+
+    @Test(arguments: [
+        ("<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>", "could run code"),
+        ("<svg xmlns='http://www.w3.org/2000/svg' onload='x()'/>", "event handler"),
+        ("<svg xmlns='http://www.w3.org/2000/svg' xmlns:xlink='http://www.w3.org/1999/xlink'><use xlink:href='https://evil.example/x.svg#a'/></svg>", "references"),
+        ("<html/>", "not <svg>"),
+        ("<svg", "not well-formed"),
+    ])
+    func unsafeLogosAreRefused(_ svg: String, _ fragment: String) throws {
+        let folder = try Repo.temporaryDirectory()
+        try svg.write(to: folder.appendingPathComponent("logo.svg"), atomically: true, encoding: .utf8)
+        let source = config(replacing: ["# logo": "\"logo.svg\""])
+        try source.write(to: folder.appendingPathComponent("forge.toml"), atomically: true, encoding: .utf8)
+        do {
+            _ = try ConfigLoader.load(file: folder.appendingPathComponent("forge.toml").path)
+            Issue.record("the logo should have been refused")
+        } catch {
+            #expect(error.description.contains("branding.logo") && error.description.contains(fragment), "\(error)")
+        }
+    }
+
+    @Test func brandedLogoIsCopiedIntoStaticFiles() throws {
+        let folder = try Repo.temporaryDirectory()
+        try "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 1 1'><rect width='1' height='1'/></svg>"
+            .write(to: folder.appendingPathComponent("brand.svg"), atomically: true, encoding: .utf8)
+        try config(replacing: ["# logo": "\"brand.svg\""]).write(to: folder.appendingPathComponent("forge.toml"), atomically: true, encoding: .utf8)
+        let config = try ConfigLoader.load(file: folder.appendingPathComponent("forge.toml").path)
+        #expect(config.branding.logo?.fileName == "logo.svg")
+        let tree = try Pipeline.render(config)
+        #expect(tree.files["pretix_noderails/static/pretix_noderails/logo.svg"] == config.branding.logo?.data)
     }
 
     @Test func licenseFileIsReadRelativeToTheConfig() throws {

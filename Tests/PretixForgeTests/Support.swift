@@ -20,7 +20,9 @@ func config(replacing replacements: [String: String] = [:], appending extra: Str
     var lines = ConfigLoader.defaultSource.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
     for (index, line) in lines.enumerated() {
         for (key, value) in replacements where line.hasPrefix("\(key) =") {
-            lines[index] = value.isEmpty ? "" : "\(key) = \(value)"
+            // "# key" uncomments an optional key of the starter file.
+            let name = key.hasPrefix("# ") ? String(key.dropFirst(2)) : key
+            lines[index] = value.isEmpty ? "" : "\(name) = \(value)"
         }
     }
     return lines.joined(separator: "\n") + extra

@@ -66,6 +66,7 @@ enum ConfigSchema {
         ("provider", ["identifier", "verbose_name", "public_name", "webhook_path"]),
         ("noderails", ["api_base_url", "payment_ui_url", "currency", "poll_interval_seconds", "http_timeout_seconds"]),
         ("webhook", ["signature_payload", "timestamp_unit", "tolerance_seconds"]),
+        ("branding", ["logo", "accent_color", "text_color"] + ForgeConfig.Branding.textKeys),
     ]
 
     /// Key fragments that mark a credential. Credentials are entered per event in pretix,
@@ -110,8 +111,9 @@ final class ConfigReader {
         let provider = readProvider()
         let noderails = readNodeRails()
         let webhook = readWebhook()
-        guard let package, let provider, let noderails, let webhook else { return nil }
-        return ForgeConfig(package: package, provider: provider, noderails: noderails, webhook: webhook)
+        let branding = readBranding()
+        guard let package, let provider, let noderails, let webhook, let branding else { return nil }
+        return ForgeConfig(package: package, provider: provider, noderails: noderails, webhook: webhook, branding: branding)
     }
 
     // MARK: Structure: unknown tables and keys, secrets anywhere
@@ -240,6 +242,105 @@ final class ConfigReader {
         return .init(signaturePayload: payload, timestampUnit: unit, toleranceSeconds: tolerance)
     }
 
+    private func readBranding() -> ForgeConfig.Branding? {
+        let accent = string("branding.accent_color", default: BrandingDefaults.accentColor).flatMap { color($0, key: "branding.accent_color") }
+        let text = string("branding.text_color", default: BrandingDefaults.textColor).flatMap { color($0, key: "branding.text_color") }
+        var logo: ForgeConfig.Branding.Logo??
+        if let path = string("branding.logo", required: false) {
+            logo = readLogo(path).map { .some($0) }
+        } else {
+            logo = .some(nil)
+        }
+        var texts: [String: [String: String]] = [:]
+        var textsValid = true
+        for key in ForgeConfig.Branding.textKeys {
+            if let translations = translations("branding.\(key)") {
+                texts[key] = translations
+            } else {
+                textsValid = false
+            }
+        }
+        guard let accent, let text, let logo, textsValid else { return nil }
+        return .init(logo: logo, accentColor: accent, textColor: text, texts: texts)
+    }
+
+    /// `{ en = "…", de = "…" }`: every language code valid, "en" and "de" present.
+    private func translations(_ keyPath: String) -> [String: String]? {
+        let key = String(keyPath.split(separator: ".")[1])
+        guard let raw = value(keyPath) else { return BrandingDefaults.texts[key] }
+        if locator.valueHasNUL(keyPath) {
+            report(keyPath, "contains a NUL character (\\u0000), which no generated file can carry", fix: "remove it")
+            return nil
+        }
+        guard let table = raw.table else {
+            report(keyPath, "expected a table of translations, found \(typeName(raw))", fix: "write it as { en = \"…\", de = \"…\" }")
+            return nil
+        }
+        var result: [String: String] = [:]
+        var valid = true
+        for language in table.keys.sorted() {
+            let path = "\(keyPath).\(language)"
+            guard language.wholeMatch(of: /[a-z]{2,3}(-[a-z0-9]{2,8})*/) != nil else {
+                report(path, "'\(language)' is not a language code", fix: "use codes pretix knows, such as en, de, de-informal, fr")
+                valid = false
+                continue
+            }
+            guard let textValue = table[language]?.string else {
+                report(path, "expected a string, found \(typeName(table[language]))", fix: "quote the value")
+                valid = false
+                continue
+            }
+            guard let checked = checkText(textValue, keyPath: path, multiline: true) else {
+                valid = false
+                continue
+            }
+            result[language] = checked
+        }
+        for required in ["en", "de"] where result[required] == nil && valid && table[required] == nil {
+            report(keyPath, "has no '\(required)' translation", fix: "add \(required) = \"…\"; en and de are required")
+            valid = false
+        }
+        return valid ? result : nil
+    }
+
+    /// A hex or functional CSS colour; it is pasted into a stylesheet, so nothing else passes.
+    private func color(_ text: String, key: String) -> String? {
+        let hex = /#([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})/
+        let functional = /(rgb|rgba|hsl|hsla)\(\s*[0-9.]+%?(\s*[, ]\s*[0-9.]+%?){2}(\s*[,\/]\s*[0-9.]+%?)?\s*\)/
+        guard text.wholeMatch(of: hex) != nil || text.wholeMatch(of: functional) != nil else {
+            report(key, "'\(text)' is not a CSS colour this tool accepts", fix: "write #rrggbb (e.g. \"#2f6fed\") or rgb(47, 111, 237)")
+            return nil
+        }
+        return text
+    }
+
+    private func readLogo(_ path: String) -> ForgeConfig.Branding.Logo? {
+        let key = "branding.logo"
+        let fileExtension = URL(fileURLWithPath: path).pathExtension.lowercased()
+        guard fileExtension == "svg" || fileExtension == "png" else {
+            report(key, "'\(path)' is neither SVG nor PNG", fix: "export the logo as .svg or .png")
+            return nil
+        }
+        guard let baseDirectory else {
+            report(key, "relative paths need a config file on disk")
+            return nil
+        }
+        let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
+        guard let data = try? Data(contentsOf: url) else {
+            report(key, "cannot read '\(url.path)'", fix: "give a path relative to the config file")
+            return nil
+        }
+        guard data.count <= 256 * 1024 else {
+            report(key, "the logo is \(data.count / 1024) KiB; the limit is 256 KiB", fix: "compress or scale it down")
+            return nil
+        }
+        if let problem = fileExtension == "png" ? LogoCheck.pngProblem(data) : LogoCheck.svgProblem(data) {
+            report(key, problem, fix: fileExtension == "png" ? "export a real PNG file" : "export a plain SVG without scripts, event handlers or external references")
+            return nil
+        }
+        return .init(fileName: "logo.\(fileExtension)", data: data)
+    }
+
     // MARK: Typed values
 
     private func value(_ keyPath: String) -> TOMLValueConvertible? {
@@ -275,6 +376,12 @@ final class ConfigReader {
     /// allowed) line breaks. The renderers escape it for each target language.
     private func text(_ keyPath: String, multiline: Bool) -> String? {
         guard let text = string(keyPath) else { return nil }
+        return checkText(text, keyPath: keyPath, multiline: multiline)
+    }
+
+    /// Free text shown to people: any Unicode, but no control characters except (where
+    /// allowed) line breaks and tabs. The renderers escape it for each target language.
+    private func checkText(_ text: String, keyPath: String, multiline: Bool) -> String? {
         if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
             report(keyPath, "must not be empty", fix: "write the text shown for it")
             return nil
@@ -394,8 +501,14 @@ struct KeyLocator {
         }
     }
 
+    /// The line of the key, or of the nearest enclosing key or table that has one.
     func line(of keyPath: String) -> Int? {
-        lines[keyPath] ?? lines[String(keyPath.split(separator: ".").first ?? "")]
+        var parts = keyPath.split(separator: ".")
+        while !parts.isEmpty {
+            if let line = lines[parts.joined(separator: ".")] { return line }
+            parts.removeLast()
+        }
+        return nil
     }
 
     /// TOMLKit hands strings over as C strings, which end at a NUL; spot the escape in the source.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The typed configuration of one plugin variant. Every value here has been validated:
 /// renderers may rely on identifiers being safe to paste into Python, URLs and paths.
 public struct ForgeConfig: Sendable, Equatable {
@@ -53,8 +55,29 @@ public struct ForgeConfig: Sendable, Equatable {
         public var toleranceSeconds: Int
     }
 
+    /// Customer-facing look and words. Every text carries its translations by language code
+    /// ("en" and "de" at least); pretix shows the one matching the customer's language.
+    public struct Branding: Sendable, Equatable {
+        public struct Logo: Sendable, Equatable {
+            /// "logo.svg" or "logo.png": the name inside the plugin's static folder.
+            public var fileName: String
+            public var data: Data
+        }
+
+        public var logo: Logo?
+        public var accentColor: String
+        public var textColor: String
+        /// Text key (see `Branding.textKeys`) → language code → text.
+        public var texts: [String: [String: String]]
+
+        public static let textKeys = [
+            "payment_description", "confirm_heading", "confirm_instructions", "waiting_message", "success_message", "failure_message",
+        ]
+    }
+
     public var package: Package
     public var provider: Provider
     public var noderails: NodeRails
     public var webhook: Webhook
+    public var branding: Branding
 }

@@ -63,6 +63,9 @@ public struct PluginRenderer: Sendable {
         }
         if !problems.isEmpty { throw ForgeError(problems) }
         tree.files["LICENSE"] = Data(config.package.licenseText.utf8)
+        if let logo = config.branding.logo {
+            tree.files["\(config.package.module)/static/\(config.package.module)/\(logo.fileName)"] = logo.data
+        }
         tree.files[Self.vectorsPath] = EmbeddedFiles.data("Vectors/webhook-signatures.json")
         try compileCatalogues(in: &tree)
         return tree
@@ -73,7 +76,7 @@ public struct PluginRenderer: Sendable {
     }
 
     private func renderTemplate(_ text: String, path: String, context: [String: [String: Any]],
-                                variables: [String: Bool]) throws(ForgeError) -> String {
+                                variables: [String: VariableKind]) throws(ForgeError) -> String {
         try Self.checkTags(in: text, path: path, variables: variables)
         let template: MustacheTemplate
         do {
@@ -92,7 +95,7 @@ public struct PluginRenderer: Sendable {
 
     /// Mustache renders unknown names as empty text; a typo in a template would silently
     /// produce broken Python. Every tag is checked against the documented variables first.
-    static func checkTags(in text: String, path: String, variables: [String: Bool]) throws(ForgeError) {
+    static func checkTags(in text: String, path: String, variables: [String: VariableKind]) throws(ForgeError) {
         var problems: [Diagnostic] = []
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             for match in line.matches(of: /<%\s*(.*?)\s*%>/) {
@@ -104,14 +107,18 @@ public struct PluginRenderer: Sendable {
                     continue
                 }
                 let name = String(parsed.output.2)
-                guard let isText = variables[name] else {
+                guard let kind = variables[name] else {
                     let hint = Suggestions.closest(to: name, in: Array(variables.keys)).map { "did you mean \($0)?" }
                     problems.append(Diagnostic("unknown variable '\(name)'", at: location, fix: hint ?? "see the README's template variables"))
                     continue
                 }
-                if let transform = parsed.output.1, !ConfigText.transforms.contains(String(transform)) || !isText {
+                if let transform = parsed.output.1, !kind.transforms.contains(String(transform)) {
+                    let accepted = kind.transforms.isEmpty ? "none (insert it as <% \(name) %>)" : kind.transforms.sorted().joined(separator: ", ")
                     problems.append(Diagnostic("transform '\(transform)' does not apply to '\(name)'", at: location,
-                                               fix: "transforms apply to free text only: " + ConfigText.transforms.sorted().joined(separator: ", ")))
+                                               fix: "transforms for it: \(accepted)"))
+                } else if parsed.output.1 == nil, kind != .plain {
+                    problems.append(Diagnostic("free text '\(name)' is inserted without an escaping transform", at: location,
+                                               fix: "wrap it, e.g. <% py(\(name)) %>; transforms for it: " + kind.transforms.sorted().joined(separator: ", ")))
                 }
             }
         }

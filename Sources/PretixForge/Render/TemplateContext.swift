@@ -25,6 +25,44 @@ struct ConfigText: MustacheTransformable, CustomStringConvertible {
     var description: String { Self.unescapedMarker }
 }
 
+/// Organiser-controlled text with translations (language code → text). `py` renders a
+/// Python dict literal for pretix's LazyI18nString, `js` a JSON object.
+struct ConfigTranslations: MustacheTransformable, CustomStringConvertible {
+    static let transforms: Set<String> = ["py", "js"]
+
+    let values: [String: String]
+
+    private var sorted: [(String, String)] {
+        values.sorted { $0.key < $1.key }
+    }
+
+    func transform(_ name: String) -> Any? {
+        switch name {
+        case "py": return "{" + sorted.map { "\(Escaping.python($0.0)): \(Escaping.python($0.1))" }.joined(separator: ", ") + "}"
+        case "js": return "{" + sorted.map { "\(Escaping.javaScript($0.0)): \(Escaping.javaScript($0.1))" }.joined(separator: ", ") + "}"
+        default: return nil
+        }
+    }
+
+    var description: String { ConfigText.unescapedMarker }
+}
+
+/// What a template variable holds, which decides the transforms it takes.
+enum VariableKind {
+    /// Validated identifiers, URLs and numbers: inserted as they are.
+    case plain
+    case text
+    case translations
+
+    var transforms: Set<String> {
+        switch self {
+        case .plain: return []
+        case .text: return ConfigText.transforms
+        case .translations: return ConfigTranslations.transforms
+        }
+    }
+}
+
 /// The variables every template may use, as documented in the README.
 enum TemplateContext {
     static func make(_ config: ForgeConfig) -> [String: [String: Any]] {
@@ -63,14 +101,30 @@ enum TemplateContext {
                 "timestamp_unit": webhook.timestampUnit.rawValue,
                 "tolerance_seconds": String(webhook.toleranceSeconds),
             ],
+            "branding": brandingContext(config.branding),
         ]
     }
 
+    private static func brandingContext(_ branding: ForgeConfig.Branding) -> [String: Any] {
+        var values: [String: Any] = [
+            "accent_color": branding.accentColor,
+            "text_color": branding.textColor,
+            // Empty when the variant has no logo; the templates show none then.
+            "logo_file": branding.logo?.fileName ?? "",
+        ]
+        for (key, translations) in branding.texts {
+            values[key] = ConfigTranslations(values: translations)
+        }
+        return values
+    }
+
     /// Dotted names of all variables, for checking templates before rendering.
-    static func variableNames(_ context: [String: [String: Any]]) -> [String: Bool] {
-        var names: [String: Bool] = [:]
+    static func variableNames(_ context: [String: [String: Any]]) -> [String: VariableKind] {
+        var names: [String: VariableKind] = [:]
         for (table, values) in context {
-            for (key, value) in values { names["\(table).\(key)"] = value is ConfigText }
+            for (key, value) in values {
+                names["\(table).\(key)"] = value is ConfigText ? .text : value is ConfigTranslations ? .translations : .plain
+            }
         }
         return names
     }

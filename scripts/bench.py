@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""make bench: pretix-forge's build speed against what users would otherwise run, in one run.
+
+Compares, on the same machine and the same generated tree:
+  * `pretix-forge build` of the default plugin vs `python -m build --sdist --wheel --no-isolation`
+    (setuptools) on that tree;
+  * batch builds of 1, 10 and 100 variants, to show how cost grows.
+Prints medians, ratios and peak memory (max RSS of the measured process).
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+FORGE = Path(os.environ.get("PRETIX_FORGE", REPO / ".build" / "release" / "pretix-forge"))
+STOCK = (REPO / "Examples" / "noderails.toml").read_text()
+TARGETS = {"single build ratio (setuptools / forge)": 100.0, "100 variants (s)": 2.0, "peak memory (MiB)": 64.0}
+
+
+def measure(args, cwd=None, runs=5):
+    """Median wall time (s) and the largest max-RSS (MiB) over `runs` executions."""
+    times, peaks = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"bench: {' '.join(map(str, args))} failed:\n{process.stderr.read().decode()}")
+        times.append(elapsed)
+        peaks.append(usage.ru_maxrss / 1024)
+    return statistics.median(times), max(peaks)
+
+
+def variant_configs(folder, count):
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        text = (STOCK.replace('name = "pretix-noderails"', f'name = "pretix-noderails-v{index}"')
+                .replace('module = "pretix_noderails"', f'module = "pretix_noderails_v{index}"')
+                .replace('identifier = "noderails"', f'identifier = "noderails_v{index}"'))
+        (folder / f"v{index:03d}.toml").write_text(text)
+    return folder
+
+
+def main():
+    if not FORGE.is_file():
+        sys.exit(f"bench: {FORGE} missing; `make bench` builds it in release mode")
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        subprocess.run([str(FORGE), "generate", "--out", str(scratch / "tree")], check=True, stdout=subprocess.DEVNULL)
+        rows = []
+        forge_time, forge_peak = measure([str(FORGE), "build", "--out", str(scratch / "dist-forge")])
+        rows.append(("pretix-forge build (default plugin)", forge_time, forge_peak))
+        setuptools_time, setuptools_peak = measure(
+            [sys.executable, "-m", "build", "--sdist", "--wheel", "--no-isolation", "--outdir", str(scratch / "dist-setuptools"), str(scratch / "tree")],
+            runs=3)
+        rows.append(("python -m build --sdist --wheel (setuptools)", setuptools_time, setuptools_peak))
+        for count in (1, 10, 100):
+            configs = variant_configs(scratch / f"configs-{count}", count)
+            elapsed, peak = measure([str(FORGE), "build", "--config", str(configs), "--out", str(scratch / f"dist-{count}")], runs=3)
+            rows.append((f"pretix-forge build, {count} variant{'s' if count > 1 else ''}", elapsed, peak))
+
+    print(f"{'job':<48} {'median':>10} {'peak RSS':>10}")
+    for name, elapsed, peak in rows:
+        print(f"{name:<48} {elapsed * 1000:>8.1f}ms {peak:>7.1f}MiB")
+    ratio = setuptools_time / forge_time
+    hundred = rows[-1][1]
+    peak = max(r[2] for r in rows if r[0].startswith("pretix-forge"))
+    print()
+    print(f"setuptools / pretix-forge, same tree: {ratio:.0f}x   (target ≥ {TARGETS['single build ratio (setuptools / forge)']:.0f}x)")
+    print(f"100 variants: {hundred:.2f}s   (target < {TARGETS['100 variants (s)']:.0f}s)")
+    print(f"pretix-forge peak memory: {peak:.1f} MiB   (target < {TARGETS['peak memory (MiB)']:.0f} MiB)")
+    print(f"cost per variant at 100: {hundred / 100 * 1000:.1f}ms vs {rows[-3][1] * 1000:.1f}ms for one")
+
+
+if __name__ == "__main__":
+    main()
