@@ -142,3 +142,23 @@ struct ConfigTests {
         #expect(config.package.licenseText == "MIT License text")
     }
 }
+
+@Suite("Examples")
+struct ExampleTests {
+    static let examples = ["Examples/noderails.toml", "Examples/acme-tickets.toml", "Examples/blockfest/forge.toml"]
+
+    @Test(arguments: examples)
+    func exampleLoadsAndRenders(_ path: String) throws {
+        let config = try ConfigLoader.load(file: Repo.url(path).path)
+        #expect(!(try Pipeline.render(config)).files.isEmpty)
+    }
+
+    @Test func brandedExamplesCanSitSideBySide() throws {
+        let configs = try Self.examples.map { try ConfigLoader.load(file: Repo.url($0).path) }
+        for keyPath in [\ForgeConfig.package.name, \.package.module, \.provider.identifier, \.provider.webhookPath] {
+            let values = configs.map { $0[keyPath: keyPath] }
+            #expect(Set(values).count == values.count, "\(values) must differ between variants")
+        }
+        #expect(configs[2].branding.logo?.fileName == "logo.svg")
+    }
+}
