@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // System C libraries, linked through pkg-config (Debian: libarchive-dev, libssl-dev).
@@ -55,7 +56,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PretixForgeTests",
-            dependencies: ["PretixForge"],
+            dependencies: [
+                "PretixForge",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
             exclude: ["Golden"]
         ),
     ]
