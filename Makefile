@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+PRETIX_VENV := .venvs/pretix
 FORGE := .build/debug/pretix-forge
 
 .PHONY: run test deps build golden vectors clean bench
@@ -11,6 +12,7 @@ FORGE := .build/debug/pretix-forge
 deps:
 	@scripts/install-deps.sh system
 	@scripts/install-deps.sh venv $(VENV) Tests/Python/requirements.txt
+	@scripts/install-deps.sh venv $(PRETIX_VENV) Tests/Python/requirements-pretix.txt
 
 build: deps
 	swift build
@@ -24,7 +26,7 @@ run: build
 
 ## Everything: Swift tests (with the HMAC vector harness) and the Python suites.
 test: build
-	swift test
+	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test
 	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
