@@ -29,7 +29,7 @@ def test_bad_config_is_reported_whole_and_writes_nothing(run_forge, tmp_path):
     result = run_forge("generate", "--config", config, "--out", out, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "Fatal error" not in result.stderr
-    for key in ("package.module", "noderails.currency", "webhook.api_key"):
+    for key in ("package.module", "noderails.currency", "branding.api_key"):
         assert key in result.stderr
     assert f"{config}:" in result.stderr
     assert not out.exists()

@@ -193,7 +193,7 @@ def test_interrupted_build_leaves_old_or_complete_new_dist(forge, run_forge, tmp
     for _ in range(12):
         process = subprocess.Popen([str(forge), "build", "--out", str(out)], env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.0, 0.4))
+        time.sleep(rng.uniform(0.0, 0.8))
         process.send_signal(signal.SIGKILL)
         process.wait()
         state = snapshot(out)
@@ -201,4 +201,5 @@ def test_interrupted_build_leaves_old_or_complete_new_dist(forge, run_forge, tmp
         outcomes.add("old" if state == old else "new")
         if state == new:
             run_forge("build", "--out", out, env={**os.environ, "SOURCE_DATE_EPOCH": "1600000000"})
-    assert outcomes, "no build was interrupted"
+    # At least one kill must have landed mid-build, or the test proved nothing.
+    assert "old" in outcomes, "every build finished before it was killed; shorten the delays"
