@@ -1,6 +1,7 @@
 from django.utils.translation import gettext_lazy
 
 from . import __version__
+from .texts import AUTHOR, SUMMARY, VERBOSE_NAME
 
 try:
     from pretix.base.plugins import PluginConfig
@@ -11,18 +12,18 @@ except ImportError:  # pragma: no cover - only without pretix, where this module
 class PluginApp(PluginConfig):
     default = True
     name = '<% package.module %>'
-    verbose_name = <% py(provider.verbose_name) %>
+    verbose_name = VERBOSE_NAME
 
     class PretixPluginMeta:
-        name = <% py(provider.verbose_name) %>
-        author = <% py(package.author) %>
-        description = gettext_lazy('Accept crypto payments through the NodeRails hosted checkout.')
+        name = VERBOSE_NAME
+        author = AUTHOR
+        description = SUMMARY
         visible = True
         version = __version__
         category = 'PAYMENT'
         compatibility = 'pretix>=<% package.pretix_min_version %>'
         settings_links = [
-            ((gettext_lazy('Payment'), <% py(provider.verbose_name) %>), 'control:event.settings.payment.provider',
+            ((gettext_lazy('Payment'), VERBOSE_NAME), 'control:event.settings.payment.provider',
              {'provider': '<% provider.identifier %>'}),
         ]
         navigation_links = []

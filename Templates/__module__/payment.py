@@ -23,7 +23,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.template.loader import get_template
+from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
+from i18nfield.strings import LazyI18nString
 from pretix.base.forms import SecretKeySettingsField
 from pretix.base.models import Event, Order, OrderPayment, OrderRefund, Quota
 from pretix.base.payment import BasePaymentProvider, PaymentException
@@ -41,13 +43,22 @@ from .client import (
     format_amount,
 )
 from .models import NodeRailsReference
+from .texts import (
+    CONFIRM_HEADING,
+    CONFIRM_INSTRUCTIONS,
+    FAILURE_MESSAGE,
+    LOGO_FILE,
+    PAYMENT_DESCRIPTION,
+    PUBLIC_NAME,
+    SUCCESS_MESSAGE,
+    VERBOSE_NAME,
+    WAITING_MESSAGE,
+)
 
 logger = logging.getLogger(__name__)
 
 # Rendered from the forge config; organisers may override both URLs per event.
 IDENTIFIER = '<% provider.identifier %>'
-VERBOSE_NAME = <% py(provider.verbose_name) %>
-PUBLIC_NAME = <% py(provider.public_name) %>
 PAYMENT_UI_URL = '<% noderails.payment_ui_url %>'
 CURRENCY = '<% noderails.currency %>'
 POLL_INTERVAL_MS = <% noderails.poll_interval_ms %>
@@ -66,6 +77,17 @@ SHRED_KEEP = ('session_id', 'payment_intent_id', 'status', 'amount', 'currency',
 
 _CURRENCY_RE = re.compile(r'^[A-Z]{3}$')
 _LOCAL_HOSTS = ('localhost', '127.0.0.1', '::1')
+
+
+def branded_texts() -> dict:
+    """The organiser's confirm-page texts, each resolved to the customer's language on render."""
+    return {
+        'heading': LazyI18nString(CONFIRM_HEADING),
+        'instructions': LazyI18nString(CONFIRM_INSTRUCTIONS),
+        'waiting': LazyI18nString(WAITING_MESSAGE),
+        'success': LazyI18nString(SUCCESS_MESSAGE),
+        'failure': LazyI18nString(FAILURE_MESSAGE),
+    }
 
 
 def validate_service_url(value: str) -> None:
@@ -224,7 +246,12 @@ class NodeRailsPayment(BasePaymentProvider):
 
     def payment_form_render(self, request, total=None, order=None) -> str:
         template = get_template('%s/checkout_payment_form.html' % MODULE)
-        return template.render({'request': request, 'event': self.event, 'public_name': self.public_name})
+        return template.render({
+            'request': request,
+            'event': self.event,
+            'public_name': self.public_name,
+            'description': LazyI18nString(PAYMENT_DESCRIPTION),
+        })
 
     def checkout_prepare(self, request, cart):
         cart_ref = 'cart-' + hashlib.sha256(_cart_id(request).encode()).hexdigest()[:16]
@@ -286,6 +313,8 @@ class NodeRailsPayment(BasePaymentProvider):
             'poll_interval_ms': POLL_INTERVAL_MS,
             'public_name': self.public_name,
             'testmode': state.get('testmode'),
+            'texts': branded_texts(),
+            'logo_url': static('%s/%s' % (MODULE, LOGO_FILE)) if LOGO_FILE else '',
         }
         return get_template('%s/checkout_payment_confirm.html' % MODULE).render(ctx)
 

@@ -12,17 +12,27 @@ import pytest
 from conftest import HOSTILE_LINE, HOSTILE_MULTILINE, hostile_config_text
 
 
-@pytest.fixture(scope="module", params=["stock", "hostile"])
-def tree(request, tmp_path_factory, forge):
-    folder = tmp_path_factory.mktemp(request.param)
+def generate(forge, folder, config_text=None):
     args = [str(forge), "generate", "--out", str(folder / "tree")]
-    if request.param == "hostile":
-        config = folder / "hostile.toml"
-        config.write_text(hostile_config_text())
+    if config_text is not None:
+        config = folder / "forge.toml"
+        config.write_text(config_text)
         args += ["--config", str(config)]
     result = subprocess.run(args, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    return request.param, folder / "tree"
+    return folder / "tree"
+
+
+@pytest.fixture(scope="module")
+def hostile_tree(tmp_path_factory, forge):
+    return generate(forge, tmp_path_factory.mktemp("hostile"), hostile_config_text())
+
+
+@pytest.fixture(scope="module", params=["stock", "hostile"])
+def tree(request, tmp_path_factory, forge):
+    if request.param == "hostile":
+        return request.param, request.getfixturevalue("hostile_tree")
+    return request.param, generate(forge, tmp_path_factory.mktemp("stock"))
 
 
 def python_files(root):
@@ -66,15 +76,13 @@ def test_catalogues_load_with_python_gettext(tree):
         assert translations.info().get("content-type", "").lower().endswith("charset=utf-8")
 
 
-def test_hostile_text_shows_literally(tree):
-    kind, root = tree
-    if kind != "hostile":
-        pytest.skip("only the hostile config carries the probe text")
+def test_hostile_text_shows_literally(hostile_tree):
     literals = set()
-    for path in python_files(root):
+    for path in python_files(hostile_tree):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 literals.add(node.value)
     assert HOSTILE_MULTILINE in literals, "public_name / verbose_name must survive as an exact Python literal"
-    pyproject = (root / "pyproject.toml").read_text()
+    assert HOSTILE_LINE in literals, "summary / author must survive as an exact Python literal"
+    pyproject = (hostile_tree / "pyproject.toml").read_text()
     assert tomllib.loads(pyproject)["project"]["description"] == HOSTILE_LINE

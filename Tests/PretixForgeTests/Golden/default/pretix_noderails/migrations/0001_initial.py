@@ -1,0 +1,37 @@
+# Hand-written to match what pretix's makemigrations generates for the models.
+# It depends on pretixbase 0246_bigint (2023) rather than on the newest pretixbase
+# migration, so it also applies on the oldest supported pretix (2024.7.0).
+
+import django.db.models.deletion
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+
+    initial = True
+
+    dependencies = [
+        ('pretixbase', '0246_bigint'),
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name='NodeRailsReference',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False)),
+                ('reference', models.CharField(db_index=True, max_length=190, unique=True)),
+                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='pretixbase.order')),
+                ('payment', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, to='pretixbase.orderpayment')),
+            ],
+        ),
+        migrations.CreateModel(
+            name='ProcessedWebhookEvent',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False)),
+                ('event_id', models.CharField(max_length=190, unique=True)),
+                ('event_type', models.CharField(max_length=190)),
+                ('processed', models.DateTimeField(auto_now_add=True)),
+                ('pretix_event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='pretixbase.event')),
+            ],
+        ),
+    ]

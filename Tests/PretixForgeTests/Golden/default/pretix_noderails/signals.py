@@ -1,0 +1,107 @@
+import json
+import logging
+from datetime import timedelta
+
+from django.dispatch import receiver
+from django.urls import resolve
+from django.utils.timezone import now
+from django.utils.translation import gettext_lazy as _
+from django_scopes import scopes_disabled
+from pretix.base.middleware import add_to_response_csp
+from pretix.base.models import OrderPayment
+from pretix.base.signals import (
+    logentry_display,
+    periodic_task,
+    register_payment_providers,
+)
+from pretix.helpers.periodic import minimum_interval
+from pretix.presale.signals import process_response
+
+from .client import NodeRailsError
+from .models import ProcessedWebhookEvent
+from .payment import IDENTIFIER, LOG_ACTION, NodeRailsPayment, origin_of
+
+logger = logging.getLogger(__name__)
+
+# Rendered origins, always allowed; an organiser's per-event override is added on top.
+PAYMENT_UI_ORIGIN = 'https://pay.noderails.com'
+API_ORIGIN = 'https://api.noderails.com'
+
+# Pending payments are re-checked for this long (NodeRails retries webhooks for ~1 day).
+RECONCILE_MAX_AGE = timedelta(days=3)
+RECONCILE_BATCH = 50
+# Dedupe records only need to outlive NodeRails' retry schedule.
+PROCESSED_EVENT_RETENTION = timedelta(days=30)
+
+# Only pages that can show the embedded checkout need the extra CSP sources.
+_CHECKOUT_URL_NAMES = ('event.checkout', 'event.order.pay.confirm')
+
+
+@receiver(register_payment_providers, dispatch_uid='payment_pretix_noderails')
+def register_payment_provider(sender, **kwargs):
+    return NodeRailsPayment
+
+
+@receiver(process_response, dispatch_uid='payment_pretix_noderails_csp')
+def add_checkout_csp(sender, request=None, response=None, **kwargs):
+    try:
+        url_name = resolve(request.path_info).url_name
+    except Exception:  # an unresolvable path has no checkout on it
+        return response
+    if url_name not in _CHECKOUT_URL_NAMES:
+        return response
+    provider = NodeRailsPayment(sender)
+    if not provider.settings.get('_enabled', as_type=bool):
+        return response
+    ui = _unique([PAYMENT_UI_ORIGIN, origin_of(provider.payment_ui_url)])
+    api = _unique([API_ORIGIN, origin_of(provider.api_base_url)])
+    add_to_response_csp(response, {
+        'frame-src': ui,
+        'img-src': ui,
+        'connect-src': _unique(ui + api),
+    })
+    return response
+
+
+@receiver(logentry_display, dispatch_uid='payment_pretix_noderails_logentry')
+def render_log_entry(sender, logentry, **kwargs):
+    if logentry.action_type != LOG_ACTION:
+        return None
+    try:
+        data = json.loads(logentry.data or '{}')
+    except ValueError:
+        data = {}
+    problem = data.get('problem') if isinstance(data, dict) else None
+    event_type = data.get('type') if isinstance(data, dict) else None
+    if problem:
+        return _('NodeRails payment not accepted ({problem}).').format(problem=problem)
+    if event_type:
+        return _('NodeRails reported an event: {event}').format(event=event_type)
+    return _('NodeRails event')
+
+
+@receiver(periodic_task, dispatch_uid='payment_pretix_noderails_periodic')
+@scopes_disabled()
+@minimum_interval(minutes_after_success=10, minutes_after_error=5)
+def reconcile_pending_payments(sender, **kwargs):
+    """Settle payments left pending (customer placed the order before the payment was
+    confirmed, or NodeRails was unreachable) in case their webhook never arrives."""
+    pending = OrderPayment.objects.filter(
+        provider=IDENTIFIER, state=OrderPayment.PAYMENT_STATE_PENDING, created__gte=now() - RECONCILE_MAX_AGE,
+    ).select_related('order', 'order__event').order_by('created')[:RECONCILE_BATCH]
+    for payment in pending:
+        try:
+            NodeRailsPayment(payment.order.event).reconcile(payment)
+        except NodeRailsError as exc:
+            logger.info('NodeRails reconciliation of %s postponed: %s', payment.full_id, exc)
+        except Exception:  # one broken payment must not stop the others
+            logger.exception('NodeRails reconciliation of %s failed', payment.full_id)
+    ProcessedWebhookEvent.objects.filter(processed__lt=now() - PROCESSED_EVENT_RETENTION).delete()
+
+
+def _unique(origins):
+    seen = []
+    for origin in origins:
+        if origin and origin not in seen:
+            seen.append(origin)
+    return seen

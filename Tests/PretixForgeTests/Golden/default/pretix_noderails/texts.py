@@ -1,0 +1,24 @@
+"""Organiser-controlled texts, rendered from the forge config.
+
+They live in this one module because their length is the organiser's: setup.cfg exempts
+it from the line-length rule, and the other modules import the names from here. The
+customer-facing texts are dicts (language code -> text) for pretix's LazyI18nString,
+which picks the customer's language and falls back to English.
+
+No imports: the unit tests load this module without Django.
+"""
+
+VERBOSE_NAME = 'NodeRails Payments'
+PUBLIC_NAME = 'Pay with crypto'
+SUMMARY = 'Accept crypto payments in pretix through NodeRails hosted checkout.'
+AUTHOR = 'NodeRails'
+
+PAYMENT_DESCRIPTION = {'de': 'Bezahlen Sie mit Kryptowährung über NodeRails. Der sichere NodeRails-Checkout öffnet sich auf der nächsten Seite; Ihre Bestellung wird abgeschlossen, sobald die Zahlung eingegangen ist.', 'de-informal': 'Bezahle mit Kryptowährung über NodeRails. Der sichere NodeRails-Checkout öffnet sich auf der nächsten Seite; deine Bestellung wird abgeschlossen, sobald die Zahlung eingegangen ist.', 'en': 'Pay with cryptocurrency through NodeRails. The secure NodeRails checkout opens on the next page; your order is placed once the payment has arrived.'}
+CONFIRM_HEADING = {'de': 'Schließen Sie Ihre Krypto-Zahlung ab', 'de-informal': 'Schließe deine Krypto-Zahlung ab', 'en': 'Complete your crypto payment'}
+CONFIRM_INSTRUCTIONS = {'de': 'Bezahlen Sie im NodeRails-Checkout unten. Sobald Ihre Zahlung erkannt wurde, können Sie Ihre Bestellung abschließen.', 'de-informal': 'Bezahle im NodeRails-Checkout unten. Sobald deine Zahlung erkannt wurde, kannst du deine Bestellung abschließen.', 'en': 'Pay in the NodeRails checkout below. As soon as your payment is detected, you can place your order.'}
+WAITING_MESSAGE = {'de': 'Warten auf Ihre Zahlung …', 'de-informal': 'Warten auf deine Zahlung …', 'en': 'Waiting for your payment…'}
+SUCCESS_MESSAGE = {'de': 'Zahlung erhalten. Sie können Ihre Bestellung jetzt abschließen.', 'de-informal': 'Zahlung erhalten. Du kannst deine Bestellung jetzt abschließen.', 'en': 'Payment received. You can now place your order.'}
+FAILURE_MESSAGE = {'de': 'Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuchen Sie es erneut oder wählen Sie eine andere Zahlungsart.', 'de-informal': 'Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuche es erneut oder wähle eine andere Zahlungsart.', 'en': 'The payment did not go through and you have not been charged. Please try again or choose another payment method.'}
+
+# File name of the organiser's logo in this plugin's static folder; empty when it has none.
+LOGO_FILE = ''

@@ -1,0 +1,328 @@
+"""Webhook receiver and the status endpoint polled by the confirm page.
+
+The webhook is the path that confirms payments when the customer's browser is gone, so
+it must be idempotent (NodeRails delivers up to 6 times), safe against replays, and must
+never confirm an amount or currency other than the order's.
+"""
+
+import json
+import logging
+import time
+from decimal import Decimal
+
+from django.core.cache import cache
+from django.core.exceptions import RequestDataTooBig
+from django.db import IntegrityError, transaction
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+from pretix.base.models import OrderPayment, OrderRefund, Quota
+from pretix.base.services.locking import LockTimeoutException
+from pretix.helpers.database import OF_SELF
+
+from . import events, webhook as signing
+from .client import KNOWN_STATUSES, NodeRailsError
+from .models import NodeRailsReference, ProcessedWebhookEvent
+from .payment import (
+    LOG_ACTION,
+    MODULE,
+    NodeRailsPayment,
+    amount_problem,
+    get_checkout_state,
+)
+
+logger = logging.getLogger(__name__)
+
+# NodeRails events are a few hundred bytes; anything near this is not one of them.
+MAX_BODY_BYTES = 64 * 1024
+POLL_INTERVAL_SECONDS = 3
+# A checkout page polls every POLL_INTERVAL_SECONDS; allow a few tabs, not a flood.
+STATUS_RATE_WINDOW_SECONDS = 60
+STATUS_RATE_LIMIT = max(30, 4 * STATUS_RATE_WINDOW_SECONDS // max(1, POLL_INTERVAL_SECONDS))
+# Upstream answers are shared between tabs and polls for just under one interval.
+STATUS_CACHE_SECONDS = max(1, POLL_INTERVAL_SECONDS - 1)
+
+CONFIRMABLE_STATES = (
+    OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING,
+    OrderPayment.PAYMENT_STATE_CANCELED, OrderPayment.PAYMENT_STATE_FAILED,
+)
+FAILABLE_STATES = (OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING)
+OPEN_REFUND_STATES = (OrderRefund.REFUND_STATE_CREATED, OrderRefund.REFUND_STATE_TRANSIT)
+
+
+def _text(message: str, status: int = 200) -> HttpResponse:
+    return HttpResponse(message, status=status, content_type='text/plain; charset=utf-8')
+
+
+# -- webhook ------------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def webhook(request, *args, **kwargs):
+    body = _read_body(request)
+    if body is None:
+        return _text('Payload too large', 413)
+    provider = NodeRailsPayment(request.event)
+    testmode, failure = _verify(request, provider, body)
+    if failure:
+        return failure
+    try:
+        event = events.parse_event(body)
+    except events.PayloadError as exc:
+        return _text('Malformed event: %s' % exc, 400)
+    if event.action == events.ACTION_IGNORE:
+        return _text('Event type ignored')
+    ref = _find_reference(event)
+    if ref is None or ref.payment_id is None:
+        # Not ours: another pretix instance, or (rarely) a payment whose order is not
+        # placed yet, which execute_payment verifies on its own.
+        return _text('Unknown payment, ignored')
+    if ref.order.event_id != request.event.pk:
+        return _text('Payment of another event, ignored')
+    if bool(ref.order.testmode) != testmode:
+        # A test-app signature must never settle a live order, nor the reverse.
+        logger.warning('NodeRails %s event %s signed in the wrong mode for %s', event.type, event.event_id, ref.order.code)
+        return _text('Mode mismatch, ignored')
+    try:
+        with transaction.atomic():
+            return _apply(request.event, event, ref)
+    except LockTimeoutException:
+        # Rolled back, dedupe row included, so NodeRails' retry is processed afresh.
+        return _text('Lock timeout, please try again.', 503)
+
+
+def _read_body(request):
+    """The raw body, or None when it exceeds MAX_BODY_BYTES."""
+    try:
+        declared = int(request.META.get('CONTENT_LENGTH') or 0)
+    except ValueError:
+        declared = 0
+    if declared > MAX_BODY_BYTES:
+        return None
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        return None
+    return None if len(body) > MAX_BODY_BYTES else body
+
+
+def _verify(request, provider, body):
+    """(testmode of the secret that verified, None) or (None, error response).
+
+    The event's own mode is tried first; the other mode's secret is accepted too, so
+    test orders still settle after test mode is switched off (and vice versa). Which
+    secret matched is returned and checked against the order's mode.
+    """
+    modes = [request.event.testmode, not request.event.testmode]
+    secrets = [(mode, provider.webhook_secret(mode)) for mode in modes]
+    secrets = [(mode, secret) for mode, secret in secrets if secret]
+    if not secrets:
+        # 503 so NodeRails keeps retrying until the organiser has saved the secret.
+        return None, _text('Webhook secret not configured', 503)
+    signature = request.headers.get(signing.SIGNATURE_HEADER)
+    timestamp = request.headers.get(signing.TIMESTAMP_HEADER)
+    first_reason = None
+    for mode, secret in secrets:
+        verdict = signing.verify_signature(
+            secret, body, signature, timestamp, time.time(),
+            payload_scheme=signing.SIGNATURE_PAYLOAD, timestamp_unit=signing.TIMESTAMP_UNIT,
+            tolerance_seconds=signing.TOLERANCE_SECONDS,
+        )
+        if verdict.accepted:
+            return mode, None
+        first_reason = first_reason or verdict.reason
+    logger.info('Rejected NodeRails webhook for %s: %s', request.event.slug, first_reason)
+    return None, _text('Invalid signature', 400)
+
+
+def _find_reference(event):
+    """The reference for the most specific id in the event (intent before session)."""
+    refs = {r.reference: r for r in NodeRailsReference.objects.filter(
+        reference__in=event.references).select_related('order')}
+    for reference in event.references:
+        if reference in refs:
+            return refs[reference]
+    return None
+
+
+def _apply(pretix_event, event, ref):
+    if not _claim(pretix_event, event):
+        return _text('Duplicate event, already processed')
+    payment = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=ref.payment_id)
+    payment.order.log_action(LOG_ACTION, data=_log_data(event))
+    if event.action == events.ACTION_CONFIRM:
+        return _confirm(payment, event)
+    if event.action == events.ACTION_REFUND:
+        return _refund(payment, event)
+    return _fail(payment, event)
+
+
+def _claim(pretix_event, event) -> bool:
+    """Record the event id; False if it was processed before."""
+    try:
+        with transaction.atomic():
+            ProcessedWebhookEvent.objects.create(
+                event_id=event.event_id, pretix_event=pretix_event, event_type=event.type)
+    except IntegrityError:
+        return False
+    return True
+
+
+def _confirm(payment, event):
+    if payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED:
+        return _text('Payment already confirmed')
+    if payment.state not in CONFIRMABLE_STATES:
+        return _text('Payment not confirmable in state %s' % payment.state)
+    problem = amount_problem(payment, event.amount, event.currency) or _link_intent(payment, event)
+    if problem:
+        # Authentic but wrong: keep the money question with a human, and answer 200 so
+        # NodeRails does not redeliver something that will never match.
+        payment.order.log_action(LOG_ACTION, data=dict(_log_data(event), problem=problem))
+        logger.warning('NodeRails %s for %s not confirmed: %s', event.event_id, payment.full_id, problem)
+        return _text('Not confirmed: %s' % problem)
+    payment.info_data = _merged_info(payment, event)
+    try:
+        payment.confirm()
+    except Quota.QuotaExceededException:
+        # As pretix's own providers do: the payment stays confirmed, the order unpaid, and
+        # pretix tells the organiser. Retrying would not change the quota.
+        pass
+    return _text('Payment confirmed')
+
+
+def _link_intent(payment, event):
+    """Bind the intent id to this payment; a problem code if it belongs to another one."""
+    if not event.payment_intent_id:
+        return None
+    try:
+        with transaction.atomic():
+            ref, _created = NodeRailsReference.objects.get_or_create(
+                reference=event.payment_intent_id, defaults={'order': payment.order, 'payment': payment})
+    except IntegrityError:
+        ref = NodeRailsReference.objects.get(reference=event.payment_intent_id)
+    return None if ref.payment_id == payment.pk else 'reference_conflict'
+
+
+def _refund(payment, event):
+    refund = _find_refund(payment, event)
+    if refund is not None:
+        refund.info_data = dict(refund.info_data, refund_id=event.refund_id or refund.info_data.get('refund_id'),
+                                status=event.status or 'COMPLETED')
+        refund.save(update_fields=['info'])
+        refund.done()
+        return _text('Refund done')
+    if event.amount is None or event.amount <= 0 or (event.currency or '') != payment.order.event.currency.upper():
+        return _text('Refund without usable amount, logged only')
+    # Started in the NodeRails dashboard: pretix shows it to the organiser as external.
+    payment.create_external_refund(amount=event.amount, info=json.dumps({
+        'refund_id': event.refund_id, 'payment_intent_id': event.payment_intent_id, 'status': event.status,
+    }))
+    return _text('External refund recorded')
+
+
+def _find_refund(payment, event):
+    """Our open OrderRefund for this event: by refund id, else the only one of that amount."""
+    candidates = list(OrderRefund.objects.select_for_update(of=OF_SELF).filter(
+        payment=payment, state__in=OPEN_REFUND_STATES))
+    if event.refund_id:
+        for refund in candidates:
+            if refund.info_data.get('refund_id') == event.refund_id:
+                return refund
+        # Only refunds whose NodeRails id we never learned may match by amount.
+        candidates = [r for r in candidates if not r.info_data.get('refund_id')]
+    same_amount = [r for r in candidates if event.amount is not None and r.amount == event.amount]
+    return same_amount[0] if len(same_amount) == 1 else None
+
+
+def _fail(payment, event):
+    if payment.state not in FAILABLE_STATES:
+        return _text('Payment not failable in state %s' % payment.state)
+    payment.fail(info=_merged_info(payment, event), log_data={'type': event.type, 'status': event.status})
+    return _text('Payment failed')
+
+
+def _merged_info(payment, event) -> dict:
+    info = dict(payment.info_data)
+    updates = {
+        'payment_intent_id': event.payment_intent_id,
+        'session_id': event.checkout_session_id,
+        'tx_hash': event.tx_hash,
+        'chain_id': event.chain_id,
+        'status': event.status,
+    }
+    info.update({k: v for k, v in updates.items() if v is not None})
+    return info
+
+
+def _log_data(event) -> dict:
+    return {
+        'event_id': event.event_id, 'type': event.type, 'status': event.status,
+        'amount': str(event.amount) if event.amount is not None else None, 'currency': event.currency,
+        'payment_intent_id': event.payment_intent_id, 'checkout_session_id': event.checkout_session_id,
+        'refund_id': event.refund_id, 'chain_id': event.chain_id, 'tx_hash': event.tx_hash,
+    }
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+@never_cache
+@require_GET
+def status(request, *args, **kwargs):
+    state = get_checkout_state(request, request.event)
+    if state is None:
+        return JsonResponse({'paid': False, 'status': 'NO_SESSION'}, status=404)
+    if _over_rate_limit(request):
+        response = JsonResponse({'paid': False, 'status': 'RATE_LIMITED'}, status=429)
+        response['Retry-After'] = str(STATUS_RATE_WINDOW_SECONDS)
+        return response
+    answer = _session_status(request.event, state)
+    code = 503 if answer['status'] == 'UNAVAILABLE' else 200
+    return JsonResponse(answer, status=code)
+
+
+def _session_status(pretix_event, state) -> dict:
+    key = '%s:status:%s' % (MODULE, state['session_id'])
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    answer = _fetch_status(NodeRailsPayment(pretix_event), state)
+    # Failures are cached too: during an outage, polls must not multiply upstream calls.
+    cache.set(key, answer, STATUS_CACHE_SECONDS)
+    return answer
+
+
+def _fetch_status(provider, state) -> dict:
+    try:
+        public = provider.client(bool(state.get('testmode'))).get_public_session(state['session_id'])
+    except NodeRailsError:
+        return {'paid': False, 'status': 'UNAVAILABLE'}
+    status_text = public.status if public.status in KNOWN_STATUSES else 'UNKNOWN'
+    paid = public.is_paid and _matches_state(public, state)
+    if public.is_paid and not paid:
+        status_text = 'AMOUNT_MISMATCH'
+    return {'paid': paid, 'status': status_text}
+
+
+def _matches_state(public, state) -> bool:
+    """The Place-order button is only enabled for the amount the customer is about to order."""
+    try:
+        return public.amount == Decimal(state['amount']) and (public.currency or '') == state['currency'].upper()
+    except (KeyError, ArithmeticError, ValueError, TypeError, AttributeError):
+        return False
+
+
+def _over_rate_limit(request) -> bool:
+    """Fixed-window counter per browser session, in pretix's configured cache."""
+    session_key = request.session.session_key or request.META.get('REMOTE_ADDR', '')
+    key = '%s:status-rate:%s:%d' % (MODULE, session_key, int(time.time() // STATUS_RATE_WINDOW_SECONDS))
+    if cache.add(key, 1, STATUS_RATE_WINDOW_SECONDS * 2):
+        return False
+    try:
+        count = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, STATUS_RATE_WINDOW_SECONDS * 2)
+        return False
+    return count > STATUS_RATE_LIMIT
