@@ -148,6 +148,23 @@ final class ConfigReader {
 
     // MARK: Tables
 
+    static func isProviderIdentifier(_ text: String) -> Bool {
+        ASCIIPattern.matches(text, first: ASCIIPattern.isLower,
+                             rest: { ASCIIPattern.isLower($0) || ASCIIPattern.isDigit($0) || $0 == UInt8(ascii: "_") }, length: 1...40)
+    }
+
+    /// BCP 47-like codes as pretix spells them: "en", "de", "de-informal", "pt-br".
+    static func isLanguageCode(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard let primary = parts.first, ASCIIPattern.matches(primary, first: ASCIIPattern.isLower, rest: ASCIIPattern.isLower, length: 2...3) else {
+            return false
+        }
+        return parts.dropFirst().allSatisfy {
+            ASCIIPattern.matches($0, first: { ASCIIPattern.isLower($0) || ASCIIPattern.isDigit($0) },
+                                 rest: { ASCIIPattern.isLower($0) || ASCIIPattern.isDigit($0) }, length: 2...8)
+        }
+    }
+
     private func readPackage() -> ForgeConfig.Package? {
         let name = string("package.name")
         if let name, !PythonNames.isValidDistributionName(name) {
@@ -204,7 +221,7 @@ final class ConfigReader {
 
     private func readProvider() -> ForgeConfig.Provider? {
         let identifier = string("provider.identifier")
-        if let identifier, identifier.wholeMatch(of: /[a-z][a-z0-9_]{0,39}/) == nil {
+        if let identifier, !Self.isProviderIdentifier(identifier) {
             report("provider.identifier", "'\(identifier)' is not a valid provider identifier",
                    fix: "use 1–40 lower-case letters, digits and '_', starting with a letter, e.g. \"noderails\"")
         }
@@ -212,7 +229,10 @@ final class ConfigReader {
         let publicName = text("provider.public_name", multiline: true)
         let webhookPath = string("provider.webhook_path", default: identifier)
         // A defaulted path repeats the identifier's problem; report it once, on the identifier.
-        if let webhookPath, value("provider.webhook_path") != nil || identifier?.wholeMatch(of: /[a-z][a-z0-9_]{0,39}/) != nil, webhookPath.wholeMatch(of: /[a-z0-9][a-z0-9_-]{0,59}/) == nil {
+        if let webhookPath, value("provider.webhook_path") != nil || identifier.map(Self.isProviderIdentifier) == true,
+           !ASCIIPattern.matches(webhookPath, first: { ASCIIPattern.isLower($0) || ASCIIPattern.isDigit($0) },
+                                 rest: { ASCIIPattern.isLower($0) || ASCIIPattern.isDigit($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") },
+                                 length: 1...60) {
             report("provider.webhook_path", "'\(webhookPath)' is not a URL segment",
                    fix: "use lower-case letters, digits, '-' and '_' (no slashes), e.g. \"noderails\"")
         }
@@ -280,7 +300,7 @@ final class ConfigReader {
         var valid = true
         for language in table.keys.sorted() {
             let path = "\(keyPath).\(language)"
-            guard language.wholeMatch(of: /[a-z]{2,3}(-[a-z0-9]{2,8})*/) != nil else {
+            guard Self.isLanguageCode(language) else {
                 report(path, "'\(language)' is not a language code", fix: "use codes pretix knows, such as en, de, de-informal, fr")
                 valid = false
                 continue
@@ -490,15 +510,24 @@ struct KeyLocator {
         var table = ""
         for (index, line) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
-            if let header = trimmed.wholeMatch(of: /\[\s*([A-Za-z0-9_.-]+)\s*\]\s*(#.*)?/) {
-                table = String(header.output.1)
+            if trimmed.hasPrefix("["), let close = trimmed.firstIndex(of: "]") {
+                table = trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimmingCharacters(in: .whitespaces)
                 lines[table] = lines[table] ?? index + 1
-            } else if let assignment = trimmed.firstMatch(of: /^"?([A-Za-z0-9_-]+)"?\s*=/) {
-                let path = table.isEmpty ? String(assignment.output.1) : "\(table).\(assignment.output.1)"
+            } else if let key = Self.assignedKey(trimmed) {
+                let path = table.isEmpty ? key : "\(table).\(key)"
                 lines[path] = lines[path] ?? index + 1
-                valueLines[path] = String(trimmed)
+                valueLines[path] = trimmed
             }
         }
+    }
+
+    /// The key of a `key = value` (or `"key" = value`) line, nil for anything else.
+    static func assignedKey(_ line: String) -> String? {
+        guard let equals = line.firstIndex(of: "=") else { return nil }
+        var key = line[..<equals].trimmingCharacters(in: .whitespaces)
+        if key.count >= 2, key.hasPrefix("\""), key.hasSuffix("\"") { key = String(key.dropFirst().dropLast()) }
+        let keyByte: (UInt8) -> Bool = { ASCIIPattern.isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        return ASCIIPattern.matches(key, first: keyByte, rest: keyByte) ? key : nil
     }
 
     /// The line of the key, or of the nearest enclosing key or table that has one.

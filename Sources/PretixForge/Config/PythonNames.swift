@@ -20,12 +20,16 @@ public enum PythonNames {
 
     /// PEP 508 distribution name.
     static func isValidDistributionName(_ name: String) -> Bool {
-        name.wholeMatch(of: /[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?/) != nil
+        let inner: (UInt8) -> Bool = { ASCIIPattern.isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        return ASCIIPattern.matches(name, first: ASCIIPattern.isAlphanumeric, rest: inner)
+            && name.utf8.last.map(ASCIIPattern.isAlphanumeric) == true
     }
 
     /// Why `name` cannot be the plugin's module, or nil when it can.
     static func moduleNameProblem(_ name: String) -> String? {
-        if name.wholeMatch(of: /[A-Za-z_][A-Za-z0-9_]*/) == nil {
+        let underscore = UInt8(ascii: "_")
+        if !ASCIIPattern.matches(name, first: { ASCIIPattern.isLetter($0) || $0 == underscore },
+                                 rest: { ASCIIPattern.isAlphanumeric($0) || $0 == underscore }) {
             return "'\(name)' is not a Python identifier (letters, digits and _, not starting with a digit)"
         }
         if name != name.lowercased() {

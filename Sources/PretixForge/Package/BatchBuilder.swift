@@ -42,11 +42,12 @@ public enum BatchBuilder {
     public static func build(configPaths: [String?], templates: TemplateSet, environment: [String: String],
                              progress: @escaping @Sendable (Int, Progress) -> Void) -> [Variant] {
         let results = ResultSlots(count: configPaths.count)
+        let renderer = Result { () throws(ForgeError) in try PluginRenderer(templates: templates) }
         DispatchQueue.concurrentPerform(iterations: configPaths.count) { index in
             progress(index, .started)
             let outcome = Result { () throws(ForgeError) -> Distribution in
                 let config = try Pipeline.loadConfig(configPaths[index])
-                let tree = try Pipeline.render(config, templates: templates)
+                let tree = try renderer.get().render(config)
                 return try Pipeline.distribution(config, tree: tree, environment: environment)
             }
             switch outcome {

@@ -34,7 +34,7 @@ struct GettextCatalog {
         }
 
         for (index, rawLine) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = Self.trimmed(rawLine)
             let lineNumber = index + 1
             if line.isEmpty || line.hasPrefix("#~") { continue }
             if line.hasPrefix("#") {
@@ -60,7 +60,7 @@ struct GettextCatalog {
                 throw ParseError(message: "unexpected line '\(line)'", line: lineNumber)
             }
             let keyword = String(line[..<space])
-            let value = try unquote(line[line.index(after: space)...].trimmingCharacters(in: .whitespaces), line: lineNumber)
+            let value = try unquote(Self.trimmed(line[line.index(after: space)...]), line: lineNumber)
             switch keyword {
             case "msgctxt":
                 if hasContent { finish() }
@@ -93,33 +93,41 @@ struct GettextCatalog {
         return GettextCatalog(messages: messages)
     }
 
-    private static func unquote(_ text: String, line: Int) throws(ParseError) -> String {
-        guard text.count >= 2, text.hasPrefix("\""), text.hasSuffix("\"") else {
+    /// Spaces and tabs trimmed; Foundation's CharacterSet trimming dominated parse time.
+    private static func trimmed(_ text: Substring) -> Substring {
+        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
+        guard let first = text.firstIndex(where: { !isBlank($0) }), let last = text.lastIndex(where: { !isBlank($0) }) else { return "" }
+        return text[first...last]
+    }
+
+    private static func unquote(_ text: Substring, line: Int) throws(ParseError) -> String {
+        let scalars = text.unicodeScalars
+        guard scalars.count >= 2, scalars.first == "\"", scalars.last == "\"" else {
             throw ParseError(message: "expected a quoted string", line: line)
         }
-        var out = ""
+        var out = String.UnicodeScalarView()
         var escaping = false
-        for character in text.dropFirst().dropLast() {
+        for scalar in scalars.dropFirst().dropLast() {
             if escaping {
-                switch character {
+                switch scalar {
                 case "n": out.append("\n")
                 case "t": out.append("\t")
                 case "r": out.append("\r")
                 case "\\": out.append("\\")
                 case "\"": out.append("\"")
-                default: throw ParseError(message: "unknown escape \\\(character)", line: line)
+                default: throw ParseError(message: "unknown escape \\\(scalar)", line: line)
                 }
                 escaping = false
-            } else if character == "\\" {
+            } else if scalar == "\\" {
                 escaping = true
-            } else if character == "\"" {
+            } else if scalar == "\"" {
                 throw ParseError(message: "unescaped quote inside a string", line: line)
             } else {
-                out.append(character)
+                out.append(scalar)
             }
         }
         if escaping { throw ParseError(message: "string ends in a backslash", line: line) }
-        return out
+        return String(out)
     }
 
     /// GNU `.mo` (little endian, revision 0, no hash table), entries sorted by key bytes.

@@ -36,32 +36,55 @@ public struct PluginRenderer: Sendable {
     static let delimiterPrefix = "{{% CONTENT_TYPE: TEXT }}{{=<% %>=}}"
     static let vectorsPath = "tests/webhook-signatures.json"
 
-    public var templates: TemplateSet
-
-    public init(templates: TemplateSet = .embedded) {
-        self.templates = templates
+    /// A template checked and parsed once, rendered once per variant.
+    struct CompiledTemplate: Sendable {
+        var path: String
+        var template: MustacheTemplate
     }
 
-    public func render(_ config: ForgeConfig) throws(ForgeError) -> PluginTree {
-        let context = TemplateContext.make(config)
-        let variables = TemplateContext.variableNames(context)
-        var tree = PluginTree()
+    private let compiled: [CompiledTemplate]
+    /// Files copied as they are (images, fonts).
+    private let verbatim: [(path: String, data: Data)]
+
+    /// Checks and parses every template up front, reporting all problems together, so a
+    /// batch of variants pays for parsing once.
+    public init(templates: TemplateSet = .embedded) throws(ForgeError) {
+        let variables = TemplateContext.variableKinds
+        var compiled: [CompiledTemplate] = []
+        var verbatim: [(String, Data)] = []
         var problems: [Diagnostic] = []
-        for (templatePath, data) in templates.files.sorted(by: { $0.key < $1.key }) {
-            let outputPath = templatePath.split(separator: "/", omittingEmptySubsequences: false)
-                .map { $0 == Self.moduleSegment ? config.package.module : String($0) }
-                .joined(separator: "/")
-            guard let text = String(data: data, encoding: .utf8), !Self.isBinary(templatePath) else {
-                tree.files[outputPath] = data
+        for (path, data) in templates.files.sorted(by: { $0.key < $1.key }) {
+            guard let text = String(data: data, encoding: .utf8), !Self.isBinary(path) else {
+                verbatim.append((path, data))
                 continue
             }
             do {
-                tree.files[outputPath] = Data(try renderTemplate(text, path: templatePath, context: context, variables: variables).utf8)
+                try Self.checkTags(in: text, path: path, variables: variables)
+                compiled.append(CompiledTemplate(path: path, template: try Self.parse(text, path: path)))
             } catch {
                 problems += error.diagnostics
             }
         }
         if !problems.isEmpty { throw ForgeError(problems) }
+        self.compiled = compiled
+        self.verbatim = verbatim
+    }
+
+    public func render(_ config: ForgeConfig) throws(ForgeError) -> PluginTree {
+        let context = TemplateContext.make(config)
+        var tree = PluginTree()
+        for (path, data) in verbatim {
+            tree.files[Self.outputPath(path, module: config.package.module)] = data
+        }
+        for item in compiled {
+            let output = item.template.render(context)
+            // checkTags makes this unreachable for tags it sees; kept as the last line of defence.
+            if output.contains(ConfigText.unescapedMarker) {
+                throw ForgeError("free text is inserted without an escaping transform", at: SourceLocation(file: "Templates/\(item.path)"),
+                                 fix: "wrap it, e.g. <% py(provider.public_name) %>")
+            }
+            tree.files[Self.outputPath(item.path, module: config.package.module)] = Data(output.utf8)
+        }
         tree.files["LICENSE"] = Data(config.package.licenseText.utf8)
         if let logo = config.branding.logo {
             tree.files["\(config.package.module)/static/\(config.package.module)/\(logo.fileName)"] = logo.data
@@ -71,58 +94,93 @@ public struct PluginRenderer: Sendable {
         return tree
     }
 
+    static func outputPath(_ templatePath: String, module: String) -> String {
+        templatePath.split(separator: "/", omittingEmptySubsequences: false)
+            .map { $0 == moduleSegment ? module : String($0) }
+            .joined(separator: "/")
+    }
+
     static func isBinary(_ path: String) -> Bool {
         [".png", ".jpg", ".jpeg", ".gif", ".ico", ".woff", ".woff2", ".mo"].contains { path.lowercased().hasSuffix($0) }
     }
 
-    private func renderTemplate(_ text: String, path: String, context: [String: [String: Any]],
-                                variables: [String: VariableKind]) throws(ForgeError) -> String {
-        try Self.checkTags(in: text, path: path, variables: variables)
-        let template: MustacheTemplate
+    private static func parse(_ text: String, path: String) throws(ForgeError) -> MustacheTemplate {
         do {
-            template = try MustacheTemplate(string: Self.delimiterPrefix + text)
+            return try MustacheTemplate(string: delimiterPrefix + text)
         } catch {
             throw ForgeError("template does not parse: \(error)", at: SourceLocation(file: "Templates/\(path)"))
         }
-        let output = template.render(context)
-        if output.contains(ConfigText.unescapedMarker) {
-            throw ForgeError("free text is inserted without an escaping transform",
-                             at: SourceLocation(file: "Templates/\(path)"),
-                             fix: "wrap it, e.g. <% py(provider.public_name) %>; transforms: " + ConfigText.transforms.sorted().joined(separator: ", "))
-        }
-        return output
     }
 
     /// Mustache renders unknown names as empty text; a typo in a template would silently
     /// produce broken Python. Every tag is checked against the documented variables first.
     static func checkTags(in text: String, path: String, variables: [String: VariableKind]) throws(ForgeError) {
         var problems: [Diagnostic] = []
-        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            for match in line.matches(of: /<%\s*(.*?)\s*%>/) {
-                let location = SourceLocation(file: "Templates/\(path)", line: index + 1)
-                let tag = String(match.output.1)
-                guard let parsed = tag.wholeMatch(of: /(?:([a-z]+)\(\s*)?([a-z_]+\.[a-z_]+)\s*\)?/) else {
-                    problems.append(Diagnostic("unsupported tag <% \(tag) %>", at: location,
-                                               fix: "templates use only <% name %> and <% transform(name) %>"))
-                    continue
-                }
-                let name = String(parsed.output.2)
-                guard let kind = variables[name] else {
-                    let hint = Suggestions.closest(to: name, in: Array(variables.keys)).map { "did you mean \($0)?" }
-                    problems.append(Diagnostic("unknown variable '\(name)'", at: location, fix: hint ?? "see the README's template variables"))
-                    continue
-                }
-                if let transform = parsed.output.1, !kind.transforms.contains(String(transform)) {
-                    let accepted = kind.transforms.isEmpty ? "none (insert it as <% \(name) %>)" : kind.transforms.sorted().joined(separator: ", ")
-                    problems.append(Diagnostic("transform '\(transform)' does not apply to '\(name)'", at: location,
-                                               fix: "transforms for it: \(accepted)"))
-                } else if parsed.output.1 == nil, kind != .plain {
-                    problems.append(Diagnostic("free text '\(name)' is inserted without an escaping transform", at: location,
-                                               fix: "wrap it, e.g. <% py(\(name)) %>; transforms for it: " + kind.transforms.sorted().joined(separator: ", ")))
-                }
+        for (lineNumber, tag) in tags(in: text) {
+            let location = SourceLocation(file: "Templates/\(path)", line: lineNumber)
+            guard let parsed = Self.parseTag(tag) else {
+                problems.append(Diagnostic("unsupported tag <% \(tag) %>", at: location,
+                                           fix: "templates use only <% name %> and <% transform(name) %>"))
+                continue
+            }
+            let name = parsed.name
+            guard let kind = variables[name] else {
+                let hint = Suggestions.closest(to: name, in: Array(variables.keys)).map { "did you mean \($0)?" }
+                problems.append(Diagnostic("unknown variable '\(name)'", at: location, fix: hint ?? "see the README's template variables"))
+                continue
+            }
+            if let transform = parsed.transform, !kind.transforms.contains(transform) {
+                let accepted = kind.transforms.isEmpty ? "none (insert it as <% \(name) %>)" : kind.transforms.sorted().joined(separator: ", ")
+                problems.append(Diagnostic("transform '\(transform)' does not apply to '\(name)'", at: location,
+                                           fix: "transforms for it: \(accepted)"))
+            } else if parsed.transform == nil, kind != .plain {
+                problems.append(Diagnostic("free text '\(name)' is inserted without an escaping transform", at: location,
+                                           fix: "wrap it, e.g. <% py(\(name)) %>; transforms for it: " + kind.transforms.sorted().joined(separator: ", ")))
             }
         }
         if !problems.isEmpty { throw ForgeError(problems) }
+    }
+
+    /// `table.key` or `transform(table.key)`; nil for any other tag.
+    static func parseTag(_ tag: String) -> (transform: String?, name: String)? {
+        var transform: String?
+        var name = Substring(tag)
+        if let open = tag.firstIndex(of: "("), tag.hasSuffix(")") {
+            let word = String(tag[..<open])
+            guard ASCIIPattern.matches(word, first: ASCIIPattern.isLower, rest: ASCIIPattern.isLower) else { return nil }
+            transform = word
+            name = tag[tag.index(after: open)..<tag.index(before: tag.endIndex)]
+        }
+        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        let parts = trimmed.split(separator: ".", omittingEmptySubsequences: false)
+        let wordByte: (UInt8) -> Bool = { ASCIIPattern.isLower($0) || $0 == UInt8(ascii: "_") }
+        guard parts.count == 2, parts.allSatisfy({ ASCIIPattern.matches($0, first: wordByte, rest: wordByte) }) else { return nil }
+        return (transform, trimmed)
+    }
+
+    /// The inside of every `<% … %>` tag with its line number. A plain scan: templates are
+    /// mostly tag-free text, and running a regex over every line dominated render time.
+    static func tags(in text: String) -> [(line: Int, tag: String)] {
+        var result: [(Int, String)] = []
+        let bytes = Array(text.utf8)
+        var line = 1
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+            } else if byte == UInt8(ascii: "<"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "%") {
+                var end = index + 2
+                while end + 1 < bytes.count, !(bytes[end] == UInt8(ascii: "%") && bytes[end + 1] == UInt8(ascii: ">")) { end += 1 }
+                let inner = String(decoding: bytes[(index + 2)..<min(end, bytes.count)], as: UTF8.self)
+                result.append((line, inner.trimmingCharacters(in: .whitespaces)))
+                line += inner.filter { $0 == "\n" }.count
+                index = end + 2
+                continue
+            }
+            index += 1
+        }
+        return result
     }
 
     /// Django loads catalogues from compiled `.mo` files; compile each rendered `.po`.

@@ -118,6 +118,13 @@ enum TemplateContext {
         return values
     }
 
+    /// Every variable's kind. The names do not depend on the config's values, so the stock
+    /// config's context lists them all.
+    static let variableKinds: [String: VariableKind] = {
+        guard let stock = try? ConfigLoader.loadDefault() else { preconditionFailure("the embedded default config must load") }
+        return variableNames(make(stock))
+    }()
+
     /// Dotted names of all variables, for checking templates before rendering.
     static func variableNames(_ context: [String: [String: Any]]) -> [String: VariableKind] {
         var names: [String: VariableKind] = [:]
