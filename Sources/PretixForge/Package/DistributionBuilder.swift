@@ -99,7 +99,7 @@ public struct DistributionBuilder: Sendable {
         var record = entries.map { "\(Self.csvField($0.path)),sha256=\(Digest.sha256($0.data).urlSafeBase64NoPadding),\($0.data.count)\n" }.joined()
         record += "\(distInfo)/RECORD,,\n"
         entries.append(ArchiveWriter.Entry(path: "\(distInfo)/RECORD", data: Data(record.utf8)))
-        ArchiveWriter.useUTCForZipTimes()
+        _ = ArchiveWriter.zipTimesInUTC
         return try ArchiveWriter.write(entries, format: .zip, mtime: max(timestamp, Self.earliestZipTimestamp))
     }
 
@@ -110,9 +110,10 @@ public struct DistributionBuilder: Sendable {
 
 extension ArchiveWriter {
     /// libarchive converts zip entry times with localtime(); pin the zone so the DOS
-    /// timestamps, and hence the bytes, are the same on every machine.
-    static func useUTCForZipTimes() {
+    /// timestamps, and hence the bytes, are the same on every machine. A static let runs
+    /// once, thread-safely: setenv must not race the localtime() calls of parallel builds.
+    static let zipTimesInUTC: Void = {
         setenv("TZ", "UTC", 1)
         tzset()
-    }
+    }()
 }

@@ -45,7 +45,7 @@ public enum DriftCheck {
         let paths = Set(expected.keys).union(actual.keys).sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         for path in paths {
             switch (expected[path], actual[path]) {
-            case (let want?, nil): _ = want; changes.append(.missing(path))
+            case (_?, nil): changes.append(.missing(path))
             case (nil, _?): changes.append(.unexpected(path))
             case (let want?, let have?) where want != have:
                 var diff: String?
