@@ -77,7 +77,7 @@ struct Generate: ParsableCommand {
         let config = try Pipeline.loadConfig(options.config)
         let tree = try Pipeline.render(config, templates: try overlay.templateSet())
         let directory = out ?? Pipeline.defaultTreeDirectory(for: config)
-        try AtomicOutput.replaceDirectory(directory, with: tree.files)
+        try AtomicOutput.replaceDirectory(directory, with: tree.files, marker: PluginRenderer.treeMarker)
         print("generated \(config.package.name) \(config.package.version): \(tree.files.count) files in \(directory)")
     }
 }

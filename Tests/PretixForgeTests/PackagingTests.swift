@@ -80,7 +80,9 @@ struct PackagingTests {
         try AtomicOutput.update(folder.path, with: ["keep.txt": Data("k".utf8)])
         try AtomicOutput.update(folder.path, with: ["new.txt": Data("n".utf8)])
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt"])
-        try AtomicOutput.replaceDirectory(folder.path, with: ["only.txt": Data("o".utf8)])
+        #expect(throws: ForgeError.self) { try AtomicOutput.replaceDirectory(folder.path, with: ["only.txt": Data()], marker: "pretixplugin.toml") }
+        try AtomicOutput.update(folder.path, with: ["pretixplugin.toml": Data()])
+        try AtomicOutput.replaceDirectory(folder.path, with: ["only.txt": Data("o".utf8)], marker: "pretixplugin.toml")
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["only.txt"])
     }
 }

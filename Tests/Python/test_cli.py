@@ -64,3 +64,17 @@ def test_generate_defaults_to_build_folder(run_forge, tmp_path):
     result = run_forge("generate", cwd=tmp_path)
     assert (tmp_path / "build" / "pretix-noderails-1.0.0" / "pyproject.toml").is_file()
     assert "build/pretix-noderails-1.0.0" in result.stdout
+
+
+def test_generate_never_replaces_a_folder_it_did_not_write(run_forge, tmp_path):
+    precious = tmp_path / "project"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    result = run_forge("generate", "--out", precious, check=False)
+    assert result.returncode == 1 and "did not generate" in result.stderr
+    assert [p.name for p in precious.iterdir()] == ["notes.txt"]
+    tree = tmp_path / "tree"
+    run_forge("generate", "--out", tree)
+    (tree / "stale.py").write_text("old")
+    run_forge("generate", "--out", tree)
+    assert not (tree / "stale.py").exists(), "a regenerated tree must not keep files the config no longer produces"

@@ -4,14 +4,31 @@ import Foundation
 /// Writes outputs so a reader sees the old state or the new one, never a mix: everything is
 /// staged in a sibling folder, then swapped in with one rename.
 public enum AtomicOutput {
-    /// Replaces `directory` with exactly `files`.
-    public static func replaceDirectory(_ directory: String, with files: [String: Data]) throws(ForgeError) {
+    /// Replaces `directory` with exactly `files`. An existing folder is replaced only when it
+    /// is empty or holds `marker` (a file every generated tree has): a mistyped `--out` must
+    /// never wipe a folder of the user's.
+    public static func replaceDirectory(_ directory: String, with files: [String: Data], marker: String) throws(ForgeError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a new or empty folder for --out")
+            }
+            let contents = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            guard contents.isEmpty || contents.contains(marker) else {
+                throw ForgeError("refusing to replace a folder that pretix-forge did not generate (it has no \(marker))",
+                                 at: SourceLocation(file: directory), fix: "choose a new or empty folder for --out")
+            }
+        }
         try publish(files, to: directory, keepingOthers: false)
     }
 
     /// Writes `files` into `directory`, keeping files it holds that are not being replaced
     /// (earlier versions in dist/, say).
     public static func update(_ directory: String, with files: [String: Data]) throws(ForgeError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+            throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a folder for --out")
+        }
         try publish(files, to: directory, keepingOthers: true)
     }
 

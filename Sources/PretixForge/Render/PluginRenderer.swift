@@ -35,6 +35,8 @@ public struct PluginRenderer: Sendable {
     static let moduleSegment = "__module__"
     static let delimiterPrefix = "{{% CONTENT_TYPE: TEXT }}{{=<% %>=}}"
     static let vectorsPath = "tests/webhook-signatures.json"
+    /// A file every generated tree has, by which `generate` recognises a folder it may replace.
+    public static let treeMarker = "pretixplugin.toml"
 
     /// A template checked and parsed once, rendered once per variant.
     struct CompiledTemplate: Sendable {
