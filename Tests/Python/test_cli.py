@@ -1,5 +1,6 @@
 """The CLI as a user meets it: help, errors without stack traces, nothing written on bad input."""
 
+import os
 import shutil
 import subprocess
 
@@ -78,3 +79,55 @@ def test_generate_never_replaces_a_folder_it_did_not_write(run_forge, tmp_path):
     (tree / "stale.py").write_text("old")
     run_forge("generate", "--out", tree)
     assert not (tree / "stale.py").exists(), "a regenerated tree must not keep files the config no longer produces"
+
+
+BLOCKFEST = DEFAULT_CONFIG.parent / "blockfest"
+
+
+def test_template_overlay_replaces_and_is_checked(run_forge, tmp_path):
+    overlay = BLOCKFEST / "templates"
+    tree = tmp_path / "tree"
+    run_forge("generate", "--config", BLOCKFEST / "forge.toml", "--templates", overlay, "--out", tree)
+    form = tree / "pretix_blockfest_pay" / "templates" / "pretix_blockfest_pay" / "checkout_payment_form.html"
+    assert "blockfest-note" in form.read_text()
+    assert (tree / "pretix_blockfest_pay" / "static" / "pretix_blockfest_pay" / "logo.svg").read_bytes() == (BLOCKFEST / "logo.svg").read_bytes()
+    assert run_forge("check", "--config", BLOCKFEST / "forge.toml", "--templates", overlay, "--tree", tree).returncode == 0
+    without = run_forge("check", "--config", BLOCKFEST / "forge.toml", "--tree", tree, check=False)
+    assert without.returncode == 1 and "changed:  pretix_blockfest_pay/templates/pretix_blockfest_pay/checkout_payment_form.html" in without.stdout
+
+
+def test_overlay_file_matching_no_template_is_an_error(run_forge, tmp_path):
+    overlay = tmp_path / "overlay"
+    (overlay / "__module__").mkdir(parents=True)
+    (overlay / "__module__" / "paymnet.py").write_text("x = 1\n")
+    out = tmp_path / "out"
+    result = run_forge("generate", "--templates", overlay, "--out", out, check=False)
+    assert result.returncode == 1
+    assert "paymnet.py: error: matches no built-in template" in result.stderr and "did you mean __module__/payment.py?" in result.stderr
+    assert not out.exists()
+
+
+def test_batch_build_continues_past_a_failing_variant(run_forge, tmp_path):
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    stock = DEFAULT_CONFIG.read_text()
+    for index in range(3):
+        (configs / f"v{index}.toml").write_text(stock.replace('name = "pretix-noderails"', f'name = "pretix-variant-{index}"')
+                                                .replace('module = "pretix_noderails"', f'module = "pretix_variant_{index}"'))
+    (configs / "v1.toml").write_text((configs / "v1.toml").read_text().replace('currency = "USD"', 'currency = "DOLLAR"'))
+    out = tmp_path / "dist"
+    result = run_forge("build", "--config", configs, "--config", DEFAULT_CONFIG, "--out", out, check=False, env={**os.environ, "CI": "true"})
+    assert result.returncode == 1
+    assert "1 of 4 variants failed" in result.stderr and "v1.toml" in result.stderr and "noderails.currency" in result.stderr
+    built = sorted(p.name for p in out.iterdir())
+    assert built == sorted(["SHA256SUMS", "pretix_noderails-1.0.0-py3-none-any.whl", "pretix_noderails-1.0.0.tar.gz",
+                            "pretix_variant_0-1.0.0-py3-none-any.whl", "pretix_variant_0-1.0.0.tar.gz",
+                            "pretix_variant_2-1.0.0-py3-none-any.whl", "pretix_variant_2-1.0.0.tar.gz"])
+    assert len((out / "SHA256SUMS").read_text().splitlines()) == 6
+    # Plain progress lines in CI: one per state change, each naming its variant.
+    assert "[2/4]" in result.stderr and "FAILED" in result.stderr
+
+
+def test_batch_refuses_two_variants_with_one_file_name(run_forge, tmp_path):
+    result = run_forge("build", "--config", DEFAULT_CONFIG, "--config", DEFAULT_CONFIG, "--out", tmp_path / "dist", check=False)
+    assert result.returncode == 1 and "package.name" in result.stderr
