@@ -17,69 +17,58 @@ public enum Escaping {
         return String(repeating: "0", count: max(0, width - digits.count)) + digits
     }
 
-    /// A complete single-quoted Python `str` literal.
-    public static func python(_ text: String) -> String {
-        var out = "'"
+    /// Applies `rule` to every scalar; nil keeps the scalar as it is.
+    private static func escaped(_ text: String, _ rule: (Unicode.Scalar) -> String?) -> String {
+        var out = ""
         for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "'": out += "\\'"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if isInvisibleFormatting(scalar) {
-                    out += scalar.value <= 0xFF ? "\\x" + hex(scalar.value, width: 2) : "\\u" + hex(scalar.value, width: 4)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
+            if let replacement = rule(scalar) {
+                out += replacement
+            } else {
+                out.unicodeScalars.append(scalar)
             }
         }
-        return out + "'"
+        return out
+    }
+
+    /// Backslash escapes that Python, JavaScript, TOML and PO strings share.
+    private static func backslashEscape(_ scalar: Unicode.Scalar, quote: Unicode.Scalar) -> String? {
+        switch scalar {
+        case "\\": return "\\\\"
+        case quote: return "\\" + String(quote)
+        case "\n": return "\\n"
+        case "\r": return "\\r"
+        case "\t": return "\\t"
+        default: return nil
+        }
+    }
+
+    private static func unicodeEscape(_ scalar: Unicode.Scalar) -> String {
+        scalar.value <= 0xFFFF ? "\\u" + hex(scalar.value, width: 4) : "\\U" + hex(scalar.value, width: 8)
+    }
+
+    /// A complete single-quoted Python `str` literal.
+    public static func python(_ text: String) -> String {
+        "'" + escaped(text) { scalar in
+            backslashEscape(scalar, quote: "'")
+                ?? (isInvisibleFormatting(scalar) ? (scalar.value <= 0xFF ? "\\x" + hex(scalar.value, width: 2) : unicodeEscape(scalar)) : nil)
+        } + "'"
     }
 
     /// A complete JSON string literal, also safe inside JavaScript source and HTML
-    /// (`<`, `>` and `&` as \u escapes so `</script>` and `<!--` cannot appear).
+    /// (`<`, `>`, `&` and `'` as \u escapes so `</script>` and `<!--` cannot appear).
     public static func javaScript(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<", ">", "&", "'": out += "\\u" + hex(scalar.value, width: 4)
-            default:
-                if isInvisibleFormatting(scalar) {
-                    out += "\\u" + hex(scalar.value, width: 4)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        "\"" + escaped(text) { scalar in
+            if let escape = backslashEscape(scalar, quote: "\"") { return escape }
+            if "<>&'".unicodeScalars.contains(scalar) || isInvisibleFormatting(scalar) { return "\\u" + hex(scalar.value, width: 4) }
+            return nil
+        } + "\""
     }
 
     /// A complete TOML basic string.
     public static func toml(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if isInvisibleFormatting(scalar) {
-                    out += "\\u" + hex(scalar.value, width: 4)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+        "\"" + escaped(text) { scalar in
+            backslashEscape(scalar, quote: "\"") ?? (isInvisibleFormatting(scalar) ? unicodeEscape(scalar) : nil)
+        } + "\""
     }
 
     /// HTML text that a Django template shows literally: markup characters and the braces
@@ -104,18 +93,7 @@ public enum Escaping {
 
     /// The inside of a gettext PO string ("…" without the quotes).
     public static func po(_ text: String) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
+        escaped(text) { backslashEscape($0, quote: "\"") }
     }
 
     /// Markdown text that renders literally: punctuation with meaning is backslash-escaped,
