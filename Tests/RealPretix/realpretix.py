@@ -1,0 +1,322 @@
+"""Fixtures for running the generated NodeRails plugin inside a real pretix.
+
+The plugin under test is whatever distribution provides the ``pretix.plugin`` entry point
+for REALPRETIX_MODULE (default pretix_noderails) in this interpreter; its HTTP layer is
+never mocked: it talks to a NodeRails simulator on 127.0.0.1 whose URLs are stored in the
+provider settings (api_base_url / payment_ui_url), exactly like an organiser would.
+
+Webhooks from the simulator reach pretix through Django's test client (same process,
+same database transaction) by default; tests marked ``live_http`` deliver them over real
+HTTP to pytest-django's live_server instead.
+"""
+
+import importlib
+import os
+import re
+import time
+from datetime import timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+from django.utils.timezone import now
+from django_scopes import scopes_disabled
+
+from noderails_sim import Simulator
+
+MODULE = os.environ.get('REALPRETIX_MODULE', 'pretix_noderails')
+IDENTIFIER = os.environ.get('REALPRETIX_PROVIDER', 'noderails')
+WEBHOOK_SEGMENT = os.environ.get('REALPRETIX_WEBHOOK_PATH', 'noderails')
+
+ORG, EVENT = 'forge', 'conf'
+PRICE = Decimal('12.50')
+LIVE = SimpleNamespace(app_id='app-live-0001', api_key='nr_live_sk_LIVEKEY', secret='whsec_LIVESECRET')
+TEST = SimpleNamespace(app_id='app-test-0001', api_key='nr_test_sk_TESTKEY', secret='whsec_TESTSECRET')
+WEBHOOK_URL_PATH = '/%s/%s/%s/webhook/' % (ORG, EVENT, WEBHOOK_SEGMENT)
+
+
+def plugin(name=''):
+    """The installed plugin module (or one of its submodules)."""
+    return importlib.import_module(MODULE + ('.' + name if name else ''))
+
+
+def setting_key(key):
+    return 'payment_%s_%s' % (IDENTIFIER, key)
+
+
+@pytest.fixture(autouse=True)
+def _pretix_test_settings(settings):
+    # The simulator lives on 127.0.0.1; pretix blocks private networks unless told otherwise
+    # (pretix.helpers.monkeypatching.monkeypatch_urllib3_ssrf_protection reads this per call).
+    settings.ALLOW_HTTP_TO_PRIVATE_NETWORKS = True
+    # pretix.testutils.settings uses DummyCache, which makes every settings lookup (hierarkey)
+    # a query: ~3x slower checkouts. A per-test LocMemCache is also closer to production
+    # (redis), where the plugin's status-poll cache and rate limit are active.
+    settings.CACHES = {'default': {'BACKEND': 'django.core.cache.backends.locmem.LocMemCache',
+                                   'LOCATION': 'realpretix'}}
+    from django.core.cache import cache
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def shop(db):
+    """Organizer, live USD event with the plugin enabled, one 12.50 item in a quota of 10."""
+    from pretix.base.models import Event, Organizer
+    with scopes_disabled():
+        organizer = Organizer.objects.create(name='Forge Org', slug=ORG)
+        event = Event.objects.create(
+            organizer=organizer, name='Forge Conf', slug=EVENT, currency='USD', live=True,
+            date_from=now() + timedelta(days=30), plugins='pretix.plugins.banktransfer',
+        )
+        event.enable_plugin(MODULE)
+        event.save()
+        item = event.items.create(name='Ticket', default_price=PRICE, admission=True, active=True)
+        quota = event.quotas.create(name='Tickets', size=10)
+        quota.items.add(item)
+        event.settings.set('attendee_names_asked', False)
+        event.settings.set('payment_term_days', 3)
+        web = organizer.sales_channels.get(identifier='web')
+    return SimpleNamespace(organizer=organizer, event=event, item=item, quota=quota, web=web)
+
+
+class DjangoClientSender:
+    """Simulator webhook transport into pretix in the same process (Django test client)."""
+
+    def __init__(self):
+        self.client = Client()
+
+    def __call__(self, url, headers, body):
+        path = urlsplit(url).path
+        extra = {'HTTP_' + k.upper().replace('-', '_'): v for k, v in headers.items() if k.lower() != 'content-type'}
+        response = self.client.post(path, data=body, content_type=headers.get('Content-Type', 'application/json'),
+                                    **extra)
+        return response.status_code, response.content
+
+
+@pytest.fixture
+def sim():
+    s = Simulator(
+        credentials={LIVE.app_id: LIVE.api_key, TEST.app_id: TEST.api_key},
+        webhook_url='http://testserver' + WEBHOOK_URL_PATH, webhook_secret=LIVE.secret,
+        webhook_secrets={TEST.app_id: TEST.secret}, separate_ui=True, webhook_sender=DjangoClientSender(),
+        signature_scheme=_module_const('webhook', 'SIGNATURE_PAYLOAD', 'timestamp.body'),
+        timestamp_unit=_module_const('webhook', 'TIMESTAMP_UNIT', 'ms'),
+    )
+    s.start()
+    yield s
+    s.stop()
+
+
+def _module_const(sub, name, default):
+    try:
+        return getattr(plugin(sub), name)
+    except Exception:
+        return default
+
+
+@pytest.fixture
+def configured(shop, sim):
+    """The provider enabled with simulator URLs and live + test credentials."""
+    s = shop.event.settings
+    values = {
+        '_enabled': True, 'api_base_url': sim.api_url, 'payment_ui_url': sim.ui_url, 'currency': 'USD',
+        'app_id': LIVE.app_id, 'api_key': LIVE.api_key, 'webhook_secret': LIVE.secret,
+        'app_id_test': TEST.app_id, 'api_key_test': TEST.api_key, 'webhook_secret_test': TEST.secret,
+    }
+    for key, value in values.items():
+        s.set(setting_key(key), value)
+    return shop
+
+
+@pytest.fixture
+def http_timeout(monkeypatch):
+    """Shrink the plugin's rendered HTTP timeout (10 s in the stock config) for timeout tests.
+
+    The value is a rendered config constant, not an HTTP mock: the plugin still makes real
+    requests that really time out."""
+    def set_timeout(seconds):
+        for sub in ('payment', 'client'):
+            mod = plugin(sub)
+            if hasattr(mod, 'HTTP_TIMEOUT_SECONDS'):
+                monkeypatch.setattr(mod, 'HTTP_TIMEOUT_SECONDS', seconds)
+    return set_timeout
+
+
+# -- the customer's browser --------------------------------------------------------------------------
+
+
+class Customer:
+    """Drives pretix's real checkout flow with Django's test client."""
+
+    def __init__(self, shop):
+        self.shop = shop
+        self.client = Client()
+        self.base = '/%s/%s' % (ORG, EVENT)
+
+    def url(self, path):
+        return self.base + path
+
+    def add_to_cart(self, count=1):
+        r = self.client.post(self.url('/cart/add'), {'item_%d' % self.shop.item.pk: str(count)})
+        assert r.status_code == 302, r.status_code
+        return r
+
+    def questions(self, email='buyer@example.org'):
+        r = self.client.post(self.url('/checkout/questions/'), {'email': email, 'email_repeat': email})
+        assert r.status_code == 302, _errors(r)
+        return r
+
+    def choose_payment(self, provider=IDENTIFIER):
+        return self.client.post(self.url('/checkout/payment/'), {'payment': provider})
+
+    def confirm_page(self):
+        return self.client.get(self.url('/checkout/confirm/'))
+
+    def place_order(self):
+        """POST the confirm step; returns (response, order)."""
+        from pretix.base.models import Order
+        r = self.client.post(self.url('/checkout/confirm/'))
+        with scopes_disabled():
+            order = Order.objects.filter(event=self.shop.event).order_by('-pk').first()
+        return r, order
+
+    def to_confirm(self):
+        """Cart -> questions -> choose the NodeRails method; returns the payment step response."""
+        self.add_to_cart()
+        self.questions()
+        return self.choose_payment()
+
+    def complete(self, response):
+        """After placing the order: only the pay/complete step (execute_payment), not the order page."""
+        if response.status_code in (301, 302, 303) and '/complete' in response['Location']:
+            return self.client.get(response['Location'])
+        return response
+
+    def follow(self, response, limit=5):
+        """Follow redirects with GET (the browser's part after placing the order)."""
+        for _ in range(limit):
+            if response.status_code not in (301, 302, 303):
+                break
+            response = self.client.get(response['Location'])
+        return response
+
+    @property
+    def state(self):
+        return self.client.session.get(plugin('payment').SESSION_KEY)
+
+    def messages(self, response):
+        return [str(m) for m in getattr(response, 'context', None) and response.context.get('messages') or []]
+
+
+def _errors(response):
+    text = response.content.decode('utf-8', 'replace')
+    found = re.findall(r'class="[^"]*(?:alert-danger|has-error|help-block)[^"]*"[^>]*>(.*?)<', text, re.S)
+    return '%s %s' % (response.status_code, [f.strip() for f in found if f.strip()][:5])
+
+
+@pytest.fixture
+def customer(configured):
+    return Customer(configured)
+
+
+def wait_for(predicate, timeout=5.0, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def make_order(shop, *, total=PRICE, testmode=False, state='created', status='n', expires_in=timedelta(days=3),
+               code=None):
+    """An order with one position and a NodeRails payment, created the way pretix's own tests do."""
+    from pretix.base.models import Order, OrderPayment
+    with scopes_disabled():
+        order = Order.objects.create(
+            event=shop.event, status=status, email='buyer@example.org', datetime=now(),
+            expires=now() + expires_in, total=total, testmode=testmode, sales_channel=shop.web,
+            locale='en', **({'code': code} if code else {}))
+        order.positions.create(item=shop.item, price=total)
+        payment = order.payments.create(provider=IDENTIFIER, amount=total, state=state)
+    assert payment.state in (OrderPayment.PAYMENT_STATE_CREATED, state)
+    return order, payment
+
+
+@pytest.fixture
+def admin(shop):
+    """A logged-in backend user with every permission on the organizer."""
+    from pretix.base.models import User
+    with scopes_disabled():
+        user = User.objects.create_user('admin@example.org', 'forge-admin-pw')
+        team = shop.organizer.teams.create(name='Admins', all_events=True, all_event_permissions=True,
+                                           all_organizer_permissions=True)
+        team.members.add(user)
+    client = Client()
+    assert client.login(email='admin@example.org', password='forge-admin-pw')
+    return client
+
+
+class FormReader:
+    """Collects a form's current values from HTML the way a browser would submit them."""
+
+    def __init__(self, html, form_index=None, must_contain='name="csrfmiddlewaretoken"'):
+        from html.parser import HTMLParser
+        forms, current = [], None
+        select = {'name': None}
+        textarea = {'name': None}
+
+        class P(HTMLParser):
+            def handle_starttag(self, tag, attrs):
+                nonlocal current
+                a = dict(attrs)
+                if tag == 'form':
+                    current = {'fields': [], 'names': set()}
+                    forms.append(current)
+                if current is None:
+                    return
+                if tag == 'input' and a.get('name'):
+                    current['names'].add(a['name'])
+                    kind = (a.get('type') or 'text').lower()
+                    if kind in ('checkbox', 'radio'):
+                        if 'checked' in a:
+                            current['fields'].append((a['name'], a.get('value', 'on')))
+                    elif kind not in ('submit', 'button', 'file', 'image'):
+                        current['fields'].append((a['name'], a.get('value') or ''))
+                elif tag == 'select' and a.get('name'):
+                    current['names'].add(a['name'])
+                    select['name'] = a['name']
+                elif tag == 'option' and select['name'] and 'selected' in a:
+                    current['fields'].append((select['name'], a.get('value', '')))
+                elif tag == 'textarea' and a.get('name'):
+                    current['names'].add(a['name'])
+                    textarea['name'] = a['name']
+                    current['fields'].append((a['name'], ''))
+
+            def handle_endtag(self, tag):
+                if tag == 'select':
+                    select['name'] = None
+                if tag == 'textarea':
+                    textarea['name'] = None
+
+            def handle_data(self, data):
+                if textarea['name'] and current is not None:
+                    name, value = current['fields'][-1]
+                    current['fields'][-1] = (name, value + data)
+
+        P().feed(html)
+        candidates = [f for f in forms if any(n == 'csrfmiddlewaretoken' for n in f['names'])] or forms
+        self.form = candidates[form_index if form_index is not None else -1]
+        self.names = self.form['names']
+
+    def data(self, **overrides):
+        out = {}
+        for name, value in self.form['fields']:
+            out.setdefault(name, []).append(value)
+        for name, value in overrides.items():
+            out[name] = value if isinstance(value, list) else [value]
+        return out

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Run the real-pretix suite: Tests/RealPretix/run.sh [pytest args]
+#   PRETIX_VENV         venv with pretix==2026.8.0, pytest, pytest-django (default /work/scratch/venv-pretix)
+#   REALPRETIX_PLUGIN   optional: sdist/wheel/directory of the generated plugin to (re)install into PRETIX_VENV first
+#                       (replaces whatever pretix-noderails is installed there, editable installs included)
+#   REALPRETIX_SRC      optional: a rendered plugin tree put first on PYTHONPATH, shadowing the installed copy's
+#                       code (the installed distribution still provides the pretix.plugin entry point)
+#   REALPRETIX_RENDER=1 render the current Templates/ with .build/debug/pretix-forge into a temp dir and use it
+#                       as REALPRETIX_SRC
+#   REALPRETIX_MODULE / REALPRETIX_PROVIDER / REALPRETIX_WEBHOOK_PATH  for a non-stock render
+#                       (defaults pretix_noderails / noderails / noderails)
+set -e
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+VENV=${PRETIX_VENV:-/work/scratch/venv-pretix}
+if [ -n "$REALPRETIX_PLUGIN" ]; then
+    "$VENV/bin/pip" install -q --no-deps --force-reinstall "$REALPRETIX_PLUGIN"
+fi
+if [ "$REALPRETIX_RENDER" = 1 ]; then
+    REALPRETIX_SRC=$(mktemp -d)/plugin
+    "$ROOT/.build/debug/pretix-forge" generate --templates "$ROOT/Templates" --out "$REALPRETIX_SRC" >/dev/null
+    trap 'rm -rf "$(dirname "$REALPRETIX_SRC")"' EXIT
+fi
+if [ -n "$REALPRETIX_SRC" ]; then
+    PYTHONPATH="$REALPRETIX_SRC${PYTHONPATH:+:$PYTHONPATH}"
+    export PYTHONPATH
+fi
+cd "$HERE"
+"$VENV/bin/python" -m pytest -q "$@"

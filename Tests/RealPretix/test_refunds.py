@@ -1,0 +1,162 @@
+"""Refunds started with pretix's normal refund button, settled through NodeRails."""
+
+import pytest
+from realpretix import EVENT, LIVE, ORG, wait_for
+from django_scopes import scopes_disabled
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def paid(customer, sim):
+    """An order paid through the real checkout (payment confirmed with a NodeRails payment intent)."""
+    customer.to_confirm()
+    sid = customer.state['session_id']
+    sim.mark_paid(sid)
+    r, order = customer.place_order()
+    customer.complete(r)
+    with scopes_disabled():
+        order.refresh_from_db()
+        payment = order.payments.get()
+    assert order.status == 'p' and payment.state == 'confirmed'
+    return order, payment, sim.session(sid)['paymentIntentId']
+
+
+def refund_via_backend(admin, order, payment, amount):
+    """What an organiser does: Order -> Refund -> partial amount on the NodeRails payment -> Perform refund."""
+    from django.db.models import Max
+    with scopes_disabled():
+        last = order.refunds.aggregate(m=Max('id'))['m'] or 0
+    url = '/control/event/%s/%s/orders/%s/refund' % (ORG, EVENT, order.code)
+    return admin.post(url, {
+        'start-action': 'do_nothing', 'start-mode': 'partial', 'start-partial_amount': amount,
+        'refund-%d' % payment.pk: amount, 'refund-manual': '0', 'refund-new-giftcard': '0',
+        'refund-offsetting': '0', 'last_known_refund_id': str(last), 'perform': 'true', 'comment': '',
+    })
+
+
+def test_refund_button_calls_noderails_with_idempotency_key(paid, sim, admin):
+    order, payment, intent = paid
+    r = refund_via_backend(admin, order, payment, '5.00')
+    assert r.status_code == 302
+    calls = sim.requests_for('refund')
+    assert len(calls) == 1
+    call = calls[0]
+    assert call.path == '/payments/intents/%s/refund' % intent
+    assert call.header('Idempotency-Key'), 'refund without Idempotency-Key'
+    assert (call.header('x-app-id'), call.header('x-api-key')) == (LIVE.app_id, LIVE.api_key)
+    assert call.json['amount'] == '5.00' and isinstance(call.json.get('reason'), str)
+    [nr_refund] = sim.refunds.values()
+    detail = admin.get('/control/event/%s/%s/orders/%s/' % (ORG, EVENT, order.code))
+    assert detail.status_code == 200 and intent in detail.content.decode()
+    with scopes_disabled():
+        refund = order.refunds.get()
+        assert refund.amount == 5 and refund.provider == payment.provider
+        # NodeRails answered PENDING: not done until settled on-chain
+        assert refund.state in ('transit', 'created')
+        assert refund.info_data.get('refund_id') == nr_refund.refund_id
+
+    # NodeRails settles the refund and sends payment.refunded
+    [d] = sim.complete_refund(nr_refund.refund_id)
+    assert d.status == 200, d.response_body
+    with scopes_disabled():
+        refund.refresh_from_db()
+        assert refund.state == 'done'
+        order.refresh_from_db()
+        assert order.status == 'p'  # partial refund, order kept ('do_nothing')
+    # a redelivery of the same event changes nothing
+    sim.deliver('payment.refunded', raw_body=d.request_body, times=2)
+    with scopes_disabled():
+        assert order.refunds.count() == 1 and order.refunds.get().state == 'done'
+
+
+def test_second_event_about_a_settled_refund_is_not_a_new_refund(paid, sim, admin):
+    """NodeRails documents both payment.refunded and payment_intent.refunded; getting both (two event
+    ids, one refundId) must not record the refund twice."""
+    order, payment, intent = paid
+    refund_via_backend(admin, order, payment, '5.00')
+    [nr_refund] = sim.refunds.values()
+    sim.complete_refund(nr_refund.refund_id)
+    sim.deliver('payment_intent.refunded', nr_refund.session_id, refund_id=nr_refund.refund_id)
+    with scopes_disabled():
+        states = sorted(r.state for r in order.refunds.all())
+    assert states == ['done'], 'the same NodeRails refund was recorded again: %s' % states
+
+
+def test_refund_completed_immediately(paid, sim, admin):
+    order, payment, intent = paid
+    sim.configure(refund_status='COMPLETED')
+    refund_via_backend(admin, order, payment, '12.50')
+    with scopes_disabled():
+        assert order.refunds.get().state == 'done'
+
+
+def test_retried_refund_is_not_refunded_twice(paid, sim):
+    """execute_refund retried for the same OrderRefund (e.g. after a lost answer) reuses its Idempotency-Key."""
+    order, payment, intent = paid
+    with scopes_disabled():
+        refund = order.refunds.create(payment=payment, source='admin', state='created', amount=payment.amount,
+                                      provider=payment.provider)
+        provider = payment.payment_provider
+        provider.execute_refund(refund)
+        refund.refresh_from_db()
+        refund.state = 'created'
+        refund.save()
+        provider.execute_refund(refund)
+    keys = [c.header('Idempotency-Key') for c in sim.requests_for('refund')]
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert len(sim.refunds) == 1
+
+
+def test_refund_rejected_by_noderails_is_shown_to_organiser(paid, sim, admin):
+    order, payment, intent = paid
+    sim.fail_next('refund', status=400, message='Refund window closed for this chain.')
+    r = refund_via_backend(admin, order, payment, '5.00')
+    with scopes_disabled():
+        refund = order.refunds.get()
+        assert refund.state == 'failed'
+    page = admin.get(r['Location']).content.decode()
+    assert 'Refund window closed for this chain.' in page
+    assert sim.refunds == {}
+
+
+def test_refund_while_noderails_down_fails_cleanly(paid, sim, admin):
+    order, payment, intent = paid
+    sim.fail_next('refund', status=503)
+    r = refund_via_backend(admin, order, payment, '5.00')
+    assert r.status_code == 302
+    with scopes_disabled():
+        assert order.refunds.get().state in ('failed', 'created')
+        order.refresh_from_db()
+        payment.refresh_from_db()
+        assert order.status == 'p' and payment.state == 'confirmed'
+    assert sim.refunds == {}
+
+
+def test_refund_started_in_noderails_dashboard_is_recorded_as_external(paid, sim):
+    order, payment, intent = paid
+    session_id = payment.info_data.get('session_id')
+    sim.deliver('payment.refunded', session_id, amount='2.00', data={'refundId': 'rf_dashboard_1'})
+    with scopes_disabled():
+        external = order.refunds.get()
+        assert external.state == 'external' and external.amount == 2
+
+
+def test_refund_timeout_is_not_reported_failed_and_settles_once(paid, sim, admin, http_timeout):
+    """NodeRails takes longer than the plugin's timeout but does process the refund. The outcome is
+    unknown to pretix, so the OrderRefund must stay open (not 'failed', which invites the organiser
+    to refund again under a new Idempotency-Key); NodeRails' payment.refunded then completes it and
+    pretix records the money going back exactly once."""
+    order, payment, intent = paid
+    http_timeout(1.0)
+    sim.delay_next('refund', 2.0)
+    refund_via_backend(admin, order, payment, '5.00')
+    assert wait_for(lambda: len(sim.refunds) == 1, timeout=5), 'simulator did not process the late refund'
+    with scopes_disabled():
+        refund = order.refunds.get()
+        assert refund.state != 'failed', 'refund of unknown outcome reported as failed'
+    [nr_refund] = sim.refunds.values()
+    sim.complete_refund(nr_refund.refund_id)
+    with scopes_disabled():
+        states = sorted(r.state for r in order.refunds.all())
+    assert states == ['done'], states
