@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 PRETIX_VENV := .venvs/pretix
 FORGE := .build/debug/pretix-forge
 
-.PHONY: run test deps build golden vectors clean bench
+.PHONY: run test deps build golden vectors clean bench pretix-suites
 
 deps:
 	@scripts/install-deps.sh system
@@ -24,10 +24,20 @@ run: build
 	$(FORGE) build --out dist
 	@echo "default plugin tree: build/pretix-noderails-1.0.0/   sdist, wheel, SHA256SUMS: dist/"
 
-## Everything: Swift tests (with the HMAC vector harness) and the Python suites.
+## Everything: Swift tests (with the HMAC vector harness), the CLI/packaging suites, then the
+## plugin inside a real pretix (installed from the sdist just built) against the simulator.
 test: build
 	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test
 	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q
+	$(MAKE) --no-print-directory pretix-suites
+
+SUITE_DIST := build/suite-dist
+
+pretix-suites: build
+	rm -rf $(SUITE_DIST)
+	$(FORGE) build --out $(SUITE_DIST)
+	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz Tests/RealPretix/run.sh
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build

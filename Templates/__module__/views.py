@@ -213,6 +213,11 @@ def _refund(payment, event):
         refund.save(update_fields=['info'])
         refund.done()
         return _text('Refund done')
+    if event.refund_id and _refund_recorded(payment, event.refund_id):
+        # Settled already: NodeRails answered COMPLETED to the refund call, or this is the
+        # other spelling (payment.* / payment_intent.*) of an event applied before. Another
+        # external refund would count the same money twice.
+        return _text('Refund already recorded')
     if event.amount is None or event.amount <= 0 or (event.currency or '') != payment.order.event.currency.upper():
         return _text('Refund without usable amount, logged only')
     # Started in the NodeRails dashboard: pretix shows it to the organiser as external.
@@ -220,6 +225,12 @@ def _refund(payment, event):
         'refund_id': event.refund_id, 'payment_intent_id': event.payment_intent_id, 'status': event.status,
     }))
     return _text('External refund recorded')
+
+
+def _refund_recorded(payment, refund_id) -> bool:
+    settled = OrderRefund.objects.filter(
+        payment=payment, state__in=(OrderRefund.REFUND_STATE_DONE, OrderRefund.REFUND_STATE_EXTERNAL))
+    return any(r.info_data.get('refund_id') == refund_id for r in settled)
 
 
 def _find_refund(payment, event):

@@ -46,6 +46,10 @@ class NodeRailsUnavailable(NodeRailsError):
     """Timeout, connection failure or 5xx: worth retrying later."""
 
 
+class NodeRailsTimeout(NodeRailsUnavailable):
+    """The request was sent but NodeRails did not answer in time: it may have been carried out."""
+
+
 class NodeRailsRequestRejected(NodeRailsError):
     """4xx: NodeRails understood the request and refused it; retrying will not help."""
 
@@ -209,8 +213,11 @@ class NodeRailsClient:
             response = self.http.request(method, self.base_url + path, data=data, headers=headers,
                                          timeout=self.timeout, allow_redirects=False, stream=True)
             content = _read_capped(response)
+        except requests.ConnectTimeout as exc:
+            # Never connected, so nothing was sent.
+            raise NodeRailsUnavailable('NodeRails could not be reached in time.') from exc
         except requests.Timeout as exc:
-            raise NodeRailsUnavailable('NodeRails did not answer in time.') from exc
+            raise NodeRailsTimeout('NodeRails did not answer in time.') from exc
         except requests.RequestException as exc:
             raise NodeRailsUnavailable('NodeRails could not be reached.') from exc
         except Urllib3Error as exc:

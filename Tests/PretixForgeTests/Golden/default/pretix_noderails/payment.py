@@ -39,6 +39,7 @@ from .client import (
     NodeRailsClient,
     NodeRailsError,
     NodeRailsRequestRejected,
+    NodeRailsTimeout,
     PublicSession,
     format_amount,
 )
@@ -255,7 +256,13 @@ class NodeRailsPayment(BasePaymentProvider):
 
     def checkout_prepare(self, request, cart):
         cart_ref = 'cart-' + hashlib.sha256(_cart_id(request).encode()).hexdigest()[:16]
-        return self._start_session(request, cart['total'], cart_ref, order=None, payment=None)
+        if not self._start_session(request, cart['total'], cart_ref, order=None, payment=None):
+            return False
+        # pretix does not call checkout_prepare again when the cart changes afterwards; the
+        # fingerprint lets payment_is_valid_session send the customer back for a new session
+        # instead of embedding a checkout for the old amount.
+        request.session[SESSION_KEY] = dict(request.session[SESSION_KEY], cart=cart_fingerprint(cart['positions']))
+        return True
 
     def payment_prepare(self, request, payment):
         return self._start_session(request, payment.amount, payment.order.code, order=payment.order, payment=payment)
@@ -296,7 +303,15 @@ class NodeRailsPayment(BasePaymentProvider):
         return True
 
     def payment_is_valid_session(self, request):
-        return get_checkout_state(request, self.event) is not None
+        # Imported here like _cart_id: presale views import the provider registry at load time.
+        from pretix.presale.views import get_cart
+
+        state = get_checkout_state(request, self.event)
+        if state is None:
+            return False
+        # Once the order is placed the cart is empty: execute_payment checks the amount then.
+        positions = get_cart(request) if state.get('payment') is None else None
+        return not positions or state.get('cart') == cart_fingerprint(positions)
 
     def checkout_confirm_render(self, request, order: Order = None, info_data: dict = None) -> str:
         state = get_checkout_state(request, self.event)
@@ -534,6 +549,15 @@ class NodeRailsPayment(BasePaymentProvider):
             )
         except NodeRailsRequestRejected as exc:
             raise PaymentException(_('NodeRails rejected the refund: {message}').format(message=exc.message))
+        except NodeRailsTimeout:
+            # NodeRails may have carried the refund out. Failing it would invite a second
+            # refund under a new Idempotency-Key; leave it open instead (pretix shows it as
+            # "saved, not yet fully executed") for the payment.refunded webhook to complete.
+            logger.warning('NodeRails refund %s timed out; left open for its webhook', refund.full_id)
+            refund.info_data = dict(refund.info_data, status='UNKNOWN', payment_intent_id=intent_id,
+                                    idempotency_key=refund_idempotency_key(intent_id, refund))
+            refund.save(update_fields=['info'])
+            return
         except NodeRailsError:
             raise PaymentException(_('NodeRails could not be reached. Please try the refund again later.'))
         refund.info_data = dict(refund.info_data, refund_id=result.refund_id, status=result.status,
@@ -545,6 +569,12 @@ class NodeRailsPayment(BasePaymentProvider):
             # Settled on-chain later; the payment.refunded webhook marks it done.
             refund.state = OrderRefund.REFUND_STATE_TRANSIT
             refund.save(update_fields=['info', 'state'])
+
+
+def cart_fingerprint(positions) -> str:
+    """Identifies a cart's contents and prices, to notice a cart changed after its session."""
+    items = sorted('%s:%s' % (p.pk, p.price) for p in positions)
+    return hashlib.sha256('|'.join(items).encode()).hexdigest()
 
 
 def amount_problem(payment: OrderPayment, amount: Optional[Decimal], currency: Optional[str]) -> Optional[str]:
