@@ -100,6 +100,9 @@ struct ConfigTests {
         #expect(PEP440.canonical("1.0.dev") == "1.0.dev0")
         #expect(PEP440.canonical("1.0+local") == nil)
         #expect(PEP440.canonical("one") == nil)
+        #expect(PEP440.canonical("01.002") == "1.2")
+        #expect(PEP440.canonical("1..0") == nil)
+        #expect(PEP440.canonical(" 1.0 ") == "1.0")
     }
 
     @Test(arguments: [

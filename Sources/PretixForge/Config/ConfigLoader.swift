@@ -14,6 +14,12 @@ public enum ConfigLoader {
 
     /// The stock NodeRails plugin configuration.
     public static func loadDefault() throws(ForgeError) -> ForgeConfig {
+        try embeddedDefault.get()
+    }
+
+    /// The embedded default never changes within a run; the renderer's tag check and a build
+    /// of the stock plugin both need it, so it is parsed and validated once.
+    private static let embeddedDefault = Result { () throws(ForgeError) -> ForgeConfig in
         try load(source: defaultSource, file: embeddedDefaultName, baseDirectory: nil)
     }
 

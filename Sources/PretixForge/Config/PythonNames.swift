@@ -53,6 +53,7 @@ public enum PEP440 {
     /// The canonical form of `version`, or nil when it is not a PEP 440 version.
     /// Local versions (`+abc`) are refused: package indexes do not accept them.
     public static func canonical(_ version: String) -> String? {
+        if let release = canonicalRelease(version) { return release }
         let pattern = /v?(?:(?<epoch>[0-9]+)!)?(?<release>[0-9]+(?:\.[0-9]+)*)(?:[-_.]?(?<pre_l>a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?<pre_n>[0-9]+)?)?(?:-(?<post_n1>[0-9]+)|[-_.]?(?<post_l>post|rev|r)[-_.]?(?<post_n2>[0-9]+)?)?(?:[-_.]?(?<dev_l>dev)[-_.]?(?<dev_n>[0-9]+)?)?/
         let text = version.trimmingCharacters(in: .whitespaces).lowercased()
         guard let match = text.wholeMatch(of: pattern) else { return nil }
@@ -82,6 +83,17 @@ public enum PEP440 {
             result += ".dev" + number(match.output.dev_n)
         }
         return result
+    }
+
+    /// The common case, a plain release such as `1.0.0` or `2.01`, without building a regex:
+    /// Swift compiles a regex literal on each use, and that dominated config loading.
+    private static func canonicalRelease(_ version: String) -> String? {
+        let parts = version.utf8.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        guard parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(ASCIIPattern.isDigit) }) else { return nil }
+        return parts.map { part in
+            let significant = part.drop { $0 == UInt8(ascii: "0") }
+            return significant.isEmpty ? "0" : String(decoding: significant, as: UTF8.self)
+        }.joined(separator: ".")
     }
 }
 
