@@ -38,6 +38,7 @@ pretix-suites: build
 	$(FORGE) build --out $(SUITE_DIST)
 	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider
 	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz Tests/RealPretix/run.sh
+	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build
