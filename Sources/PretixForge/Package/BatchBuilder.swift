@@ -41,7 +41,7 @@ public enum BatchBuilder {
 
     public static func build(configPaths: [String?], templates: TemplateSet, environment: [String: String],
                              progress: @escaping @Sendable (Int, Progress) -> Void) -> [Variant] {
-        let results = ResultSlots(count: configPaths.count)
+        let results = ConcurrentSlots<Result<Distribution, ForgeError>>(count: configPaths.count)
         let renderer = Result { () throws(ForgeError) in try PluginRenderer(templates: templates) }
         DispatchQueue.concurrentPerform(iterations: configPaths.count) { index in
             progress(index, .started)
@@ -74,18 +74,5 @@ public enum BatchBuilder {
                 owner[distribution.sdistName] = variants[index].label
             }
         }
-    }
-
-    private final class ResultSlots: @unchecked Sendable {
-        private let lock = NSLock()
-        private var slots: [Result<Distribution, ForgeError>?]
-
-        init(count: Int) { slots = Array(repeating: nil, count: count) }
-
-        func set(_ index: Int, _ value: Result<Distribution, ForgeError>) {
-            lock.withLock { slots[index] = value }
-        }
-
-        var values: [Result<Distribution, ForgeError>?] { lock.withLock { slots } }
     }
 }

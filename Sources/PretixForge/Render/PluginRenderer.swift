@@ -49,22 +49,28 @@ public struct PluginRenderer: Sendable {
     private let verbatim: [(path: String, data: Data)]
 
     /// Checks and parses every template up front, reporting all problems together, so a
-    /// batch of variants pays for parsing once.
+    /// batch of variants pays for parsing once. Parsing is most of a single build's work and
+    /// each template is independent, so they are parsed on all cores.
     public init(templates: TemplateSet = .embedded) throws(ForgeError) {
         let variables = TemplateContext.variableKinds
+        let entries = templates.files.sorted(by: { $0.key < $1.key })
+        let outcomes = ConcurrentSlots<Result<CompiledTemplate, ForgeError>>(count: entries.count)
+        DispatchQueue.concurrentPerform(iterations: entries.count) { index in
+            let (path, data) = entries[index]
+            guard let text = String(data: data, encoding: .utf8), !Self.isBinary(path) else { return }
+            outcomes.set(index, Result { () throws(ForgeError) -> CompiledTemplate in
+                try Self.checkTags(in: text, path: path, variables: variables)
+                return CompiledTemplate(path: path, template: try Self.parse(text, path: path))
+            })
+        }
         var compiled: [CompiledTemplate] = []
         var verbatim: [(String, Data)] = []
         var problems: [Diagnostic] = []
-        for (path, data) in templates.files.sorted(by: { $0.key < $1.key }) {
-            guard let text = String(data: data, encoding: .utf8), !Self.isBinary(path) else {
-                verbatim.append((path, data))
-                continue
-            }
-            do {
-                try Self.checkTags(in: text, path: path, variables: variables)
-                compiled.append(CompiledTemplate(path: path, template: try Self.parse(text, path: path)))
-            } catch {
-                problems += error.diagnostics
+        for (entry, outcome) in zip(entries, outcomes.values) {
+            switch outcome {
+            case nil: verbatim.append(entry)
+            case .success(let template)?: compiled.append(template)
+            case .failure(let error)?: problems += error.diagnostics
             }
         }
         if !problems.isEmpty { throw ForgeError(problems) }
