@@ -8,8 +8,11 @@ class NodeRailsReference(models.Model):
     """
 
     reference = models.CharField(max_length=190, db_index=True, unique=True)
-    order = models.ForeignKey('pretixbase.Order', on_delete=models.CASCADE)
-    payment = models.ForeignKey('pretixbase.OrderPayment', null=True, blank=True, on_delete=models.CASCADE)
+    # No reverse accessors: two variants of this plugin (same model names, different
+    # modules) would both claim Order.noderailsreference_set and fail Django's checks.
+    order = models.ForeignKey('pretixbase.Order', on_delete=models.CASCADE, related_name='+')
+    payment = models.ForeignKey('pretixbase.OrderPayment', null=True, blank=True, on_delete=models.CASCADE,
+                                related_name='+')
 
 
 class ProcessedWebhookEvent(models.Model):
@@ -21,6 +24,6 @@ class ProcessedWebhookEvent(models.Model):
 
     event_id = models.CharField(max_length=190, unique=True)
     # Named pretix_event because event_id is NodeRails' event id.
-    pretix_event = models.ForeignKey('pretixbase.Event', on_delete=models.CASCADE)
+    pretix_event = models.ForeignKey('pretixbase.Event', on_delete=models.CASCADE, related_name='+')
     event_type = models.CharField(max_length=190)
     processed = models.DateTimeField(auto_now_add=True)

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -42,6 +42,14 @@ STATUS_RATE_WINDOW_SECONDS = 60
 STATUS_RATE_LIMIT = max(30, 4 * STATUS_RATE_WINDOW_SECONDS // max(1, POLL_INTERVAL_SECONDS))
 # Upstream answers are shared between tabs and polls for just under one interval.
 STATUS_CACHE_SECONDS = max(1, POLL_INTERVAL_SECONDS - 1)
+
+# pretix stops waiting for its own locks after a few seconds (LOCK_ACQUISITION_TIMEOUT). Row
+# locks taken here give up too, so a delivery stuck behind another transaction is answered
+# 503 well inside NodeRails' 15 s timeout, its work rolled back, and NodeRails retries it.
+LOCK_WAIT_SECONDS = 5
+RETRY_AFTER_SECONDS = 10
+# SQLSTATE of PostgreSQL's lock_timeout.
+PG_LOCK_NOT_AVAILABLE = '55P03'
 
 CONFIRMABLE_STATES = (
     OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING,
@@ -87,10 +95,28 @@ def webhook(request, *args, **kwargs):
         return _text('Mode mismatch, ignored')
     try:
         with transaction.atomic():
+            _limit_lock_waits()
             return _apply(request.event, event, ref)
-    except LockTimeoutException:
+    except (LockTimeoutException, OperationalError) as exc:
+        if isinstance(exc, OperationalError) and not _is_lock_timeout(exc):
+            raise
         # Rolled back, dedupe row included, so NodeRails' retry is processed afresh.
-        return _text('Lock timeout, please try again.', 503)
+        response = _text('Lock timeout, please try again.', 503)
+        response['Retry-After'] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+def _limit_lock_waits() -> None:
+    """Bound this transaction's lock waits (PostgreSQL; sqlite serialises writers anyway)."""
+    if connection.vendor == 'postgresql':
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '%ds'" % LOCK_WAIT_SECONDS)
+
+
+def _is_lock_timeout(exc) -> bool:
+    cause = exc.__cause__
+    # psycopg2 names the SQLSTATE pgcode, psycopg 3 sqlstate.
+    return PG_LOCK_NOT_AVAILABLE in (getattr(cause, 'pgcode', None), getattr(cause, 'sqlstate', None))
 
 
 def _read_body(request):

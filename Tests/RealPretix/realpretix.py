@@ -223,6 +223,14 @@ def customer(configured):
     return Customer(configured)
 
 
+def age_for_reconciliation(*payments):
+    """Backdate payments past the plugin's RECONCILE_MIN_AGE, as if the webhook had had its chance."""
+    from pretix.base.models import OrderPayment
+    age = plugin('signals').RECONCILE_MIN_AGE + timedelta(minutes=1)
+    with scopes_disabled():
+        OrderPayment.objects.filter(pk__in=[p.pk for p in payments]).update(created=now() - age)
+
+
 def wait_for(predicate, timeout=5.0, interval=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -5,7 +5,7 @@ import re
 from decimal import Decimal
 
 import pytest
-from realpretix import EVENT, LIVE, ORG, TEST, plugin
+from realpretix import EVENT, LIVE, ORG, TEST, age_for_reconciliation, plugin
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -213,6 +213,48 @@ def test_retry_payment_from_order_page(customer, sim):
         order.refresh_from_db()
         assert order.status == 'p'
         assert sorted(p.state for p in order.payments.all()) == ['confirmed', 'failed']
+
+
+def _paid_on_order_page_and_left(customer, sim):
+    """A failed first payment, then the order page's retry: the customer pays in the embedded
+    checkout and closes the tab without confirming. Returns (order, the new payment, session id)."""
+    customer.to_confirm()
+    sim.expire(customer.state['session_id'])
+    r, order = customer.place_order()
+    customer.follow(r)
+    base = '/%s/%s/order/%s/%s' % (ORG, EVENT, order.code, order.secret)
+    r = customer.follow(customer.client.post(base + '/pay/change', {'payment': 'noderails'}))
+    assert r.status_code == 200
+    sid = customer.state['session_id']
+    sim.mark_paid(sid)  # paid in the iframe; the confirm button is never clicked
+    with scopes_disabled():
+        payment = order.payments.get(state='created')
+        assert payment.info_data['session_id'] == sid, 'the session must be bound to the payment before it is paid'
+    return order, payment, sid
+
+
+def _paid_once(order):
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == 'p'
+        assert sorted(p.state for p in order.payments.all()) == ['confirmed', 'failed']
+
+
+def test_paid_on_order_page_then_tab_closed_is_settled_by_the_webhook(customer, sim):
+    order, _payment, sid = _paid_on_order_page_and_left(customer, sim)
+    [delivery] = sim.deliver('payment.captured', sid)
+    assert delivery.status == 200, delivery.response_body
+    _paid_once(order)
+
+
+def test_paid_on_order_page_then_tab_closed_is_settled_by_reconciliation(customer, sim):
+    from django.core.cache import cache
+    order, payment, _sid = _paid_on_order_page_and_left(customer, sim)
+    age_for_reconciliation(payment)
+    cache.clear()  # minimum_interval remembers the last run in the cache
+    with scopes_disabled():
+        plugin('signals').reconcile_pending_payments(sender=None)
+    _paid_once(order)
 
 
 def test_payment_step_offers_the_method_by_public_name(customer, sim):

@@ -83,4 +83,3 @@ def test_execute_payment_after_sellout_raises_quota_message(late, sim, customer)
         payment.refresh_from_db()
         order.refresh_from_db()
         assert payment.state == 'confirmed' and order.status == 'e'
-

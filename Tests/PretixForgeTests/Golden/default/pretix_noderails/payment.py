@@ -265,7 +265,17 @@ class NodeRailsPayment(BasePaymentProvider):
         return True
 
     def payment_prepare(self, request, payment):
-        return self._start_session(request, payment.amount, payment.order.code, order=payment.order, payment=payment)
+        if not self._start_session(request, payment.amount, payment.order.code, order=payment.order, payment=payment):
+            return False
+        # The order exists already (a retry or a change of method on the order page), so the
+        # session is bound to its payment now: a customer who pays and closes the tab without
+        # confirming is still settled by the webhook or the reconciliation task. The state
+        # stays "created", which pretix's confirm step requires.
+        session_id = request.session[SESSION_KEY]['session_id']
+        self._link(session_id, payment)
+        payment.info_data = dict(payment.info_data, session_id=session_id)
+        payment.save(update_fields=['info'])
+        return True
 
     def _start_session(self, request, amount: Decimal, ref: str, order, payment):
         """Create a NodeRails checkout session and remember it in the browser session.
@@ -358,11 +368,13 @@ class NodeRailsPayment(BasePaymentProvider):
             raise PaymentException(_('Your crypto checkout does not belong to this order. Please try again.'))
         session_id = state['session_id']
         self._link(session_id, payment)
+        # Pending before NodeRails is asked: if this worker dies or times out while asking,
+        # the payment is still found by the reconciliation task instead of staying "created".
+        self._mark_pending(payment, session_id)
         try:
             public = self.client(payment.order.testmode).get_public_session(session_id)
         except NodeRailsError as exc:
             logger.warning('Could not verify NodeRails session %s for %s: %s', session_id, payment.full_id, exc)
-            self._mark_pending(payment, session_id)
             raise PaymentException(_(
                 'We could not verify your crypto payment right now. If you completed it, your order will be '
                 'marked as paid automatically as soon as the payment service confirms it.'
@@ -410,9 +422,9 @@ class NodeRailsPayment(BasePaymentProvider):
 
     def _mark_pending(self, payment: OrderPayment, session_id: str, public: PublicSession = None) -> None:
         with transaction.atomic():
-            locked = OrderPayment.objects.select_for_update().get(pk=payment.pk)
-            if locked.state != OrderPayment.PAYMENT_STATE_CREATED:
-                return
+            locked = OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
+            if locked.state not in (OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING):
+                return  # settled meanwhile (webhook, reconciliation): nothing to record
             info = self._info(locked, public)
             info['session_id'] = session_id
             locked.info_data = info
@@ -439,6 +451,10 @@ class NodeRailsPayment(BasePaymentProvider):
         """Bind a NodeRails id to this payment, once: a paid session can pay one order only."""
         try:
             with transaction.atomic():
+                # The payment row first, as the webhook does. PostgreSQL checks the new row's
+                # foreign key at commit with a share lock on the payment; a webhook holding the
+                # payment while inserting the same reference would otherwise deadlock with us.
+                OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
                 ref, created = NodeRailsReference.objects.get_or_create(
                     reference=reference, defaults={'order': payment.order, 'payment': payment},
                 )
@@ -449,7 +465,7 @@ class NodeRailsPayment(BasePaymentProvider):
                                      'Please choose the payment method again.'))
 
     def reconcile(self, payment: OrderPayment) -> str:
-        """Settle a pending payment from NodeRails' view of its session (periodic task).
+        """Settle an open payment from NodeRails' view of its session (periodic task).
 
         Covers a webhook that never arrived. Raises NodeRailsError when NodeRails cannot
         be asked; the next run tries again.
@@ -460,7 +476,7 @@ class NodeRailsPayment(BasePaymentProvider):
         public = self.client(payment.order.testmode).get_public_session(session_id)
         with transaction.atomic():
             locked = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=payment.pk)
-            if locked.state != OrderPayment.PAYMENT_STATE_PENDING:
+            if locked.state not in (OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING):
                 return 'settled'
             if public.has_failed:
                 locked.fail(info=self._info(locked, public), log_data={'session_status': public.status})
@@ -541,6 +557,7 @@ class NodeRailsPayment(BasePaymentProvider):
         if not intent_id:
             raise PaymentException(_('This payment cannot be refunded automatically because NodeRails did not '
                                      'report a payment intent for it.'))
+        self._claim_refund(refund, intent_id)
         try:
             result = self.client(refund.order.testmode).refund_payment_intent(
                 intent_id, amount=refund.amount, reason='pretix refund %s' % refund.full_id,
@@ -554,21 +571,61 @@ class NodeRailsPayment(BasePaymentProvider):
             # refund under a new Idempotency-Key; leave it open instead (pretix shows it as
             # "saved, not yet fully executed") for the payment.refunded webhook to complete.
             logger.warning('NodeRails refund %s timed out; left open for its webhook', refund.full_id)
-            refund.info_data = dict(refund.info_data, status='UNKNOWN', payment_intent_id=intent_id,
-                                    idempotency_key=refund_idempotency_key(intent_id, refund))
+            refund.info_data = dict(refund.info_data, status='UNKNOWN')
             refund.save(update_fields=['info'])
             return
         except NodeRailsError:
             raise PaymentException(_('NodeRails could not be reached. Please try the refund again later.'))
-        refund.info_data = dict(refund.info_data, refund_id=result.refund_id, status=result.status,
-                                payment_intent_id=intent_id)
-        if result.status == 'COMPLETED':
+        self._record_refund(refund, intent_id, result)
+
+    def _claim_refund(self, refund: OrderRefund, intent_id: str) -> None:
+        """Reserve the refund's amount on its payment before NodeRails is asked.
+
+        Two refunds requested at once (a double click, two organisers) both pass pretix's
+        refundable-amount check. Serialised on the payment row, the second one sees the
+        first one's claim and is refused here instead of sending NodeRails a second refund.
+        The claim commits before the NodeRails call, so no lock is held while it runs, and a
+        retry of the same OrderRefund passes its own claim and resends the same key.
+        """
+        with transaction.atomic():
+            locked = OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=refund.payment_id)
+            others = OrderRefund.objects.filter(payment=locked).exclude(pk=refund.pk)
+            claimed = sum((r.amount for r in others if _claims_payment(r)), Decimal('0.00'))
+            if claimed + refund.amount > locked.amount:
+                raise PaymentException(_('This payment has already been refunded (or a refund of it is in '
+                                         'progress). Please reload the order to see the current state.'))
+            refund.info_data = dict(refund.info_data, payment_intent_id=intent_id,
+                                    idempotency_key=refund_idempotency_key(intent_id, refund))
             refund.save(update_fields=['info'])
-            refund.done()
-        else:
-            # Settled on-chain later; the payment.refunded webhook marks it done.
-            refund.state = OrderRefund.REFUND_STATE_TRANSIT
-            refund.save(update_fields=['info', 'state'])
+
+    def _record_refund(self, refund: OrderRefund, intent_id: str, result) -> None:
+        """Store NodeRails' answer; done, or in transit until the payment.refunded webhook."""
+        with transaction.atomic():
+            # The webhook may have settled this refund while NodeRails was answering us;
+            # done() twice would log the refund twice.
+            locked = OrderRefund.objects.select_for_update(of=OF_SELF).select_related('order', 'payment').get(
+                pk=refund.pk)
+            locked.info_data = dict(locked.info_data, refund_id=result.refund_id, status=result.status,
+                                    payment_intent_id=intent_id)
+            if locked.state not in (OrderRefund.REFUND_STATE_CREATED, OrderRefund.REFUND_STATE_TRANSIT):
+                locked.save(update_fields=['info'])
+            elif result.status == 'COMPLETED':
+                locked.save(update_fields=['info'])
+                locked.done()
+            else:
+                # Settled on-chain later; the payment.refunded webhook marks it done.
+                locked.state = OrderRefund.REFUND_STATE_TRANSIT
+                locked.save(update_fields=['info', 'state'])
+        refund.refresh_from_db()
+
+
+def _claims_payment(refund: OrderRefund) -> bool:
+    """Whether a refund takes money from its payment: sent to NodeRails (claimed), on its
+    way, done, or reported by NodeRails itself (external)."""
+    if refund.state == OrderRefund.REFUND_STATE_CREATED:
+        return bool(refund.info_data.get('idempotency_key'))
+    return refund.state in (OrderRefund.REFUND_STATE_TRANSIT, OrderRefund.REFUND_STATE_DONE,
+                            OrderRefund.REFUND_STATE_EXTERNAL)
 
 
 def cart_fingerprint(positions) -> str:

@@ -17,7 +17,7 @@ from pretix.base.signals import (
 from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import process_response
 
-from .client import NodeRailsError
+from .client import NodeRailsError, NodeRailsUnavailable
 from .models import ProcessedWebhookEvent
 from .payment import IDENTIFIER, LOG_ACTION, NodeRailsPayment, origin_of
 
@@ -29,7 +29,14 @@ API_ORIGIN = 'https://api.noderails.com'
 
 # Pending payments are re-checked for this long (NodeRails retries webhooks for ~1 day).
 RECONCILE_MAX_AGE = timedelta(days=3)
+# A younger payment is the webhook's to settle; asking NodeRails about every fresh payment
+# would only double its traffic.
+RECONCILE_MIN_AGE = timedelta(minutes=5)
 RECONCILE_BATCH = 50
+# pretix runs periodic tasks every few minutes; the reconciliation asks NodeRails at most every
+# RECONCILE_INTERVAL_MINUTES, and waits longer after NodeRails was unavailable.
+RECONCILE_INTERVAL_MINUTES = 10
+RECONCILE_BACKOFF_MINUTES = 30
 # Dedupe records only need to outlive NodeRails' retry schedule.
 PROCESSED_EVENT_RETENTION = timedelta(days=30)
 
@@ -82,21 +89,33 @@ def render_log_entry(sender, logentry, **kwargs):
 
 @receiver(periodic_task, dispatch_uid='payment_pretix_noderails_periodic')
 @scopes_disabled()
-@minimum_interval(minutes_after_success=10, minutes_after_error=5)
+@minimum_interval(minutes_after_success=RECONCILE_INTERVAL_MINUTES, minutes_after_error=RECONCILE_BACKOFF_MINUTES)
 def reconcile_pending_payments(sender, **kwargs):
-    """Settle payments left pending (customer placed the order before the payment was
-    confirmed, or NodeRails was unreachable) in case their webhook never arrives."""
-    pending = OrderPayment.objects.filter(
-        provider=IDENTIFIER, state=OrderPayment.PAYMENT_STATE_PENDING, created__gte=now() - RECONCILE_MAX_AGE,
+    """Settle payments left open (customer placed the order before the payment was confirmed,
+    paid from the order page and closed the tab, NodeRails was unreachable, or the worker died
+    while asking) in case their webhook never arrives."""
+    # First, so that a NodeRails outage (which ends the run below) does not postpone it.
+    ProcessedWebhookEvent.objects.filter(processed__lt=now() - PROCESSED_EVENT_RETENTION).delete()
+    # "created" as well: a payment started from the order page holds its session from the
+    # start, and its customer may have paid and closed the tab without confirming.
+    unsettled = OrderPayment.objects.filter(
+        provider=IDENTIFIER, state__in=(OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING),
+        created__range=(now() - RECONCILE_MAX_AGE, now() - RECONCILE_MIN_AGE),
+        # Only payments that got as far as a NodeRails session; abandoned ones would fill the batch.
+        info__contains='"session_id"',
     ).select_related('order', 'order__event').order_by('created')[:RECONCILE_BATCH]
-    for payment in pending:
+    for payment in unsettled:
         try:
             NodeRailsPayment(payment.order.event).reconcile(payment)
+        except NodeRailsUnavailable:
+            # NodeRails is down or slow: the rest of the batch would only wait for the same
+            # timeout. Raising makes minimum_interval back off for RECONCILE_BACKOFF_MINUTES.
+            logger.warning('NodeRails unavailable; reconciliation postponed at %s', payment.full_id)
+            raise
         except NodeRailsError as exc:
             logger.info('NodeRails reconciliation of %s postponed: %s', payment.full_id, exc)
         except Exception:  # one broken payment must not stop the others
             logger.exception('NodeRails reconciliation of %s failed', payment.full_id)
-    ProcessedWebhookEvent.objects.filter(processed__lt=now() - PROCESSED_EVENT_RETENTION).delete()
 
 
 def _unique(origins):

@@ -20,8 +20,8 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False)),
                 ('reference', models.CharField(db_index=True, max_length=190, unique=True)),
-                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='pretixbase.order')),
-                ('payment', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, to='pretixbase.orderpayment')),
+                ('order', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='pretixbase.order')),
+                ('payment', models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='pretixbase.orderpayment')),
             ],
         ),
         migrations.CreateModel(
@@ -31,7 +31,7 @@ class Migration(migrations.Migration):
                 ('event_id', models.CharField(max_length=190, unique=True)),
                 ('event_type', models.CharField(max_length=190)),
                 ('processed', models.DateTimeField(auto_now_add=True)),
-                ('pretix_event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, to='pretixbase.event')),
+                ('pretix_event', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='pretixbase.event')),
             ],
         ),
     ]

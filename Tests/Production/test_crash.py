@@ -1,0 +1,206 @@
+"""Lost webhooks, lock timeouts and workers killed half-way: nothing is left half done, and the
+next delivery or the reconciliation task confirms the payment exactly once."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import timedelta
+
+import psycopg2
+import pytest
+from django.utils.timezone import now
+from django_scopes import scopes_disabled
+
+from conftest import plugin
+from harness import CONFIRMED_ACTION, HERE, PAID_ACTION, action_count
+
+
+def _connect(stack):
+    conn = psycopg2.connect(dbname=stack.db.name, host=stack.db.host, port=stack.db.port, user=stack.db.user)
+    conn.autocommit = False
+    return conn
+
+
+def _lock_waiters(stack):
+    """Backends of our database waiting for a row or transaction lock."""
+    conn = _connect(stack)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                           [stack.db.name])
+            return cursor.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _wait(predicate, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def _hold_payment_lock(stack, payment):
+    """Another transaction (a long pretix operation, a stuck worker) holding the payment row."""
+    conn = _connect(stack)
+    with conn.cursor() as cursor:
+        cursor.execute('SELECT id FROM pretixbase_orderpayment WHERE id = %s FOR UPDATE', [payment.pk])
+    return conn
+
+
+def _processed(event_id):
+    return plugin('models').ProcessedWebhookEvent.objects.filter(event_id=event_id).count()
+
+
+def _assert_untouched(order, payment, event_id):
+    with scopes_disabled():
+        payment.refresh_from_db()
+        order.refresh_from_db()
+        assert payment.state == 'pending' and order.status == 'n'
+        assert action_count(order, CONFIRMED_ACTION) == 0
+        assert action_count(order, plugin('payment').LOG_ACTION) == 0
+        assert _processed(event_id) == 0, 'the dedupe record must roll back with the work'
+
+
+def _assert_confirmed_once(order, payment):
+    with scopes_disabled():
+        payment.refresh_from_db()
+        order.refresh_from_db()
+        assert payment.state == 'confirmed' and order.status == 'p'
+        assert action_count(order, CONFIRMED_ACTION) == 1
+        assert action_count(order, PAID_ACTION) == 1
+
+
+def test_lock_timeout_answers_503_in_time_and_retry_confirms(stack):
+    order, payment, sid = stack.pending_order()
+    stack.sim.mark_paid(sid)
+    document = stack.sim.build_event('payment.captured', sid)
+    holder = _hold_payment_lock(stack, payment)
+    try:
+        started = time.monotonic()
+        delivery = stack.sim.deliver('payment.captured', sid, document=document, times=1,
+                                     url=stack.workers[1].webhook_url)[0]
+        elapsed = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert delivery.status == 503, (delivery.status, delivery.response_body)
+    assert elapsed < 10, 'NodeRails gives up after 15 s; the webhook answered after %.1f s' % elapsed
+    _assert_untouched(order, payment, document['id'])
+    retry = stack.sim.deliver('payment.captured', sid, document=document, times=1, url=stack.workers[2].webhook_url)
+    assert retry[0].ok, (retry[0].status, retry[0].response_body)
+    _assert_confirmed_once(order, payment)
+
+
+def test_worker_killed_mid_webhook_next_delivery_confirms(stack):
+    victim = stack.add_worker()
+    order, payment, sid = stack.pending_order()
+    stack.sim.mark_paid(sid)
+    document = stack.sim.build_event('payment.captured', sid)
+    holder = _hold_payment_lock(stack, payment)
+    try:
+        # The delivery claims its event id, then waits for the payment row: kill it right there.
+        thread = threading.Thread(target=stack.sim.deliver, args=('payment.captured', sid),
+                                  kwargs=dict(document=document, times=1, url=victim.webhook_url), daemon=True)
+        thread.start()
+        assert _wait(lambda: _lock_waiters(stack) >= 1), 'the delivery never reached the payment lock'
+        victim.kill()
+    finally:
+        holder.rollback()
+        holder.close()
+    thread.join(20)
+    # The killed worker's transaction must roll back entirely once PostgreSQL notices.
+    assert _wait(lambda: _lock_waiters(stack) == 0)
+    time.sleep(0.5)
+    _assert_untouched(order, payment, document['id'])
+    redelivery = stack.sim.deliver('payment.captured', sid, document=document, times=1,
+                                   url=stack.workers[0].webhook_url)[0]
+    assert redelivery.ok and b'Payment confirmed' in redelivery.response_body, redelivery.response_body
+    _assert_confirmed_once(order, payment)
+    with scopes_disabled():
+        assert _processed(document['id']) == 1
+
+
+CUSTOMER_SCRIPT = textwrap.dedent('''
+    import sys
+    sys.path.insert(0, %(here)r)
+    import django
+    django.setup()
+    from django_scopes import scopes_disabled
+    import harness, conftest
+    stack = harness.Stack()
+    from pretix.base.models import Event
+    with scopes_disabled():
+        stack.shop = type('Shop', (), {'event': Event.objects.get(slug=harness.EVENT)})
+        print('paying', flush=True)
+        conftest.execute_payment(stack, %(payment)d, %(sid)r)
+''')
+
+
+def _reconcile():
+    """One run of the periodic task, once the pending payments are old enough to be its business."""
+    from django.core.cache import cache
+    from pretix.base.models import OrderPayment
+    signals = plugin('signals')
+    OrderPayment.objects.filter(state='pending').update(
+        created=now() - signals.RECONCILE_MIN_AGE - timedelta(minutes=1))
+    cache.clear()  # minimum_interval would skip a run right after the last one
+    return signals.reconcile_pending_payments(signal=None, sender=None)
+
+
+def test_worker_killed_during_execute_payment_reconciliation_confirms(stack):
+    """The customer paid; the pretix worker handling pay/complete dies while asking NodeRails,
+    and the webhook never arrives. The periodic reconciliation confirms the payment, once."""
+    order, payment, sid = stack.pending_order(state='created')
+    stack.sim.mark_paid(sid)
+    stack.sim.delay_next('get_session', 60)
+    script = CUSTOMER_SCRIPT % {'here': HERE, 'payment': payment.pk, 'sid': sid}
+    worker = subprocess.Popen([sys.executable, '-c', script], env=stack.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    try:
+        assert _wait(lambda: any(sid in r.path for r in stack.sim.requests_for('get_session')), 60), \
+            worker.stderr.read1(4000).decode(errors='replace') if worker.poll() is not None else 'no request'
+        os.kill(worker.pid, signal.SIGKILL)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.wait(timeout=10)
+        worker.stdout.close()
+        worker.stderr.close()
+    stack.sim.clear_faults()
+    with scopes_disabled():
+        payment.refresh_from_db()
+        order.refresh_from_db()
+        assert payment.state == 'pending', 'a payment the customer may have paid must be visible to reconciliation'
+        assert order.status == 'n'
+        _reconcile()
+        _assert_confirmed_once(order, payment)
+        _reconcile()  # a second run, and a late webhook, change nothing
+    late = stack.sim.deliver('payment.captured', sid, times=1, url=stack.workers[1].webhook_url)[0]
+    assert late.ok
+    _assert_confirmed_once(order, payment)
+
+
+def test_reconciliation_backs_off_while_noderails_is_down(stack):
+    from pretix.base.models import OrderPayment
+    orders = [stack.pending_order() for _ in range(3)]
+    for _order, _payment, sid in orders:
+        stack.sim.mark_paid(sid)
+    stack.sim.clear_requests()
+    stack.sim.fail_next('get_session', status=503, count=None)
+    with scopes_disabled(), pytest.raises(plugin('client').NodeRailsUnavailable):
+        _reconcile()  # raising is what makes pretix's minimum_interval back off
+    assert len(stack.sim.requests_for('get_session')) == 1, 'the batch must stop at the first outage'
+    stack.sim.clear_faults()
+    with scopes_disabled():
+        _reconcile()
+        for order, payment, _sid in orders:
+            _assert_confirmed_once(order, payment)
+        assert not OrderPayment.objects.filter(pk__in=[p.pk for _o, p, _s in orders]).exclude(state='confirmed')
