@@ -36,8 +36,18 @@ SUITE_DIST := build/suite-dist
 pretix-suites: build
 	rm -rf $(SUITE_DIST)
 	$(FORGE) build --out $(SUITE_DIST)
+	$(FORGE) build --config Examples/acme-tickets.toml --out $(SUITE_DIST)/acme
 	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz Tests/RealPretix/run.sh
+	# The stock plugin and a second branded variant, both from their sdists, side by side in one pretix.
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) \
+	REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz \
+	REALPRETIX_EXTRA_PLUGINS=$(CURDIR)/$(SUITE_DIST)/acme/pretix_acme_crypto-1.0.0.tar.gz \
+	REALPRETIX_SECOND_MODULE=pretix_acme_crypto REALPRETIX_SECOND_PROVIDER=acme_crypto \
+	REALPRETIX_SECOND_WEBHOOK_PATH=acme-crypto REALPRETIX_REQUIRE_SIDE_BY_SIDE=1 \
+		Tests/RealPretix/run.sh
+	# The same suite on a throwaway PostgreSQL, then concurrency, crash and lock-timeout tests
+	# against several pretix worker processes sharing that database.
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) Tests/Production/run.sh
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
@@ -55,3 +65,8 @@ clean:
 bench: deps
 	swift build -c release
 	PRETIX_FORGE=.build/release/pretix-forge $(PYTHON) scripts/bench.py
+	# Webhook load against pretix on PostgreSQL, with the plugin from a fresh sdist.
+	rm -rf build/bench-dist
+	.build/release/pretix-forge build --out build/bench-dist
+	$(PRETIX_VENV)/bin/pip install -q --no-deps --force-reinstall build/bench-dist/pretix_noderails-1.0.0.tar.gz
+	$(PRETIX_VENV)/bin/python scripts/bench_webhooks.py

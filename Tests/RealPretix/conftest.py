@@ -9,6 +9,7 @@ from realpretix import (  # noqa: F401 - fixtures are collected from this namesp
     shop,
     sim,
 )
+from sidebyside import both, sim_b  # noqa: F401 - the second variant's fixtures (test_side_by_side.py)
 
 
 def pytest_report_header(config):

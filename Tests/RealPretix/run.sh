@@ -9,6 +9,13 @@
 #                       as REALPRETIX_SRC
 #   REALPRETIX_MODULE / REALPRETIX_PROVIDER / REALPRETIX_WEBHOOK_PATH  for a non-stock render
 #                       (defaults pretix_noderails / noderails / noderails)
+#   REALPRETIX_EXTRA_PLUGINS  optional: space-separated paths of further plugin sdists, each installed with
+#                       pip install --no-deps --force-reinstall after REALPRETIX_PLUGIN (the side-by-side variant)
+#   REALPRETIX_SECOND_MODULE / REALPRETIX_SECOND_PROVIDER / REALPRETIX_SECOND_WEBHOOK_PATH  module, provider
+#                       identifier and webhook path segment of that second variant, for test_side_by_side.py
+#                       (e.g. pretix_acme_crypto / acme_crypto / acme-crypto from Examples/acme-tickets.toml);
+#                       without REALPRETIX_SECOND_MODULE those tests are skipped ...
+#   REALPRETIX_REQUIRE_SIDE_BY_SIDE=1  ... unless this is set: then they fail instead (use it in CI)
 set -e
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -16,6 +23,9 @@ VENV=${PRETIX_VENV:-/work/scratch/venv-pretix}
 if [ -n "$REALPRETIX_PLUGIN" ]; then
     "$VENV/bin/pip" install -q --no-deps --force-reinstall "$REALPRETIX_PLUGIN"
 fi
+for extra in $REALPRETIX_EXTRA_PLUGINS; do
+    "$VENV/bin/pip" install -q --no-deps --force-reinstall "$extra"
+done
 if [ "$REALPRETIX_RENDER" = 1 ]; then
     REALPRETIX_SRC=$(mktemp -d)/plugin
     "$ROOT/.build/debug/pretix-forge" generate --templates "$ROOT/Templates" --out "$REALPRETIX_SRC" >/dev/null
