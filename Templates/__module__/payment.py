@@ -4,6 +4,7 @@ Flow: checkout_prepare creates a NodeRails checkout session and keeps its id in 
 customer's session; the confirm page embeds the hosted checkout; execute_payment
 re-verifies the session server-side before confirming. The webhook (views.py) confirms
 the same payment independently, so whichever arrives first wins and the other is a no-op.
+A session paid but never turned into an order is refunded after a grace period (unclaimed.py).
 """
 
 import hashlib
@@ -55,6 +56,7 @@ from .texts import (
     VERBOSE_NAME,
     WAITING_MESSAGE,
 )
+from .unclaimed import STATE_FAILED, claim_checkout, remember_checkout
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +304,10 @@ class NodeRailsPayment(BasePaymentProvider):
             messages.error(request, _('The crypto payment service is currently unavailable. '
                                       'Please try again in a few minutes or choose another payment method.'))
             return False
+        if order is None:
+            # Before the order exists nothing else ties this session to this event: a
+            # paid one that is never placed is found and refunded through this record.
+            remember_checkout(self.event, session.session_id, amount, testmode)
         request.session[SESSION_KEY] = {
             'event': self.event.pk,
             'session_id': session.session_id,
@@ -367,7 +373,7 @@ class NodeRailsPayment(BasePaymentProvider):
             clear_checkout_state(request)
             raise PaymentException(_('Your crypto checkout does not belong to this order. Please try again.'))
         session_id = state['session_id']
-        self._link(session_id, payment)
+        self._bind_checkout(request, session_id, payment)
         # Pending before NodeRails is asked: if this worker dies or times out while asking,
         # the payment is still found by the reconciliation task instead of staying "created".
         self._mark_pending(payment, session_id)
@@ -380,6 +386,28 @@ class NodeRailsPayment(BasePaymentProvider):
                 'marked as paid automatically as soon as the payment service confirms it.'
             ))
         return self._settle_from_session(request, payment, public)
+
+    def _bind_checkout(self, request, session_id: str, payment: OrderPayment) -> None:
+        """Bind the cart's session to this payment, unless its refund has begun.
+
+        The claim and the reference commit together, under the payment's and the checkout's
+        row locks, so that either Place order or the unclaimed-payment refund wins, never
+        both (unclaimed.py).
+        """
+        with transaction.atomic():
+            OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
+            lost_to = claim_checkout(session_id, self.event)
+            if lost_to is None:
+                self._link(session_id, payment)
+        if lost_to is None:
+            return
+        clear_checkout_state(request)
+        payment.fail(log_data={'problem': 'checkout_' + lost_to, 'session_id': session_id})
+        if lost_to == STATE_FAILED:
+            raise PaymentException(_('Your crypto payment could not be assigned to this order in time. Please '
+                                     'contact the event organizer, who can check and refund it.'))
+        raise PaymentException(_('Your crypto payment has been refunded to you because the order was not '
+                                 'placed in time. Please pay again or choose another payment method.'))
 
     def _settle_from_session(self, request, payment: OrderPayment, public: PublicSession):
         if public.has_failed:

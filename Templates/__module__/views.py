@@ -21,7 +21,7 @@ from pretix.base.models import OrderPayment, OrderRefund, Quota
 from pretix.base.services.locking import LockTimeoutException
 from pretix.helpers.database import OF_SELF
 
-from . import events, webhook as signing
+from . import events, unclaimed, webhook as signing
 from .client import KNOWN_STATUSES, NodeRailsError
 from .models import NodeRailsReference, ProcessedWebhookEvent
 from .payment import (
@@ -84,19 +84,28 @@ def webhook(request, *args, **kwargs):
         return _text('Event type ignored')
     ref = _find_reference(event)
     if ref is None or ref.payment_id is None:
-        # Not ours: another pretix instance, or (rarely) a payment whose order is not
-        # placed yet, which execute_payment verifies on its own.
-        return _text('Unknown payment, ignored')
+        # No payment yet: a checkout paid before (or without) Place order.
+        response = _locked(_apply_unclaimed, request.event, event, testmode)
+        if response is not None:
+            return response
+        ref = _find_reference(event)  # Place order bound it while we waited for its lock
+        if ref is None or ref.payment_id is None:
+            return _text('Unknown payment, ignored')
     if ref.order.event_id != request.event.pk:
         return _text('Payment of another event, ignored')
     if bool(ref.order.testmode) != testmode:
         # A test-app signature must never settle a live order, nor the reverse.
         logger.warning('NodeRails %s event %s signed in the wrong mode for %s', event.type, event.event_id, ref.order.code)
         return _text('Mode mismatch, ignored')
+    return _locked(_apply, request.event, event, ref)
+
+
+def _locked(handler, *args):
+    """Run handler in one transaction with bounded lock waits; 503 when a lock is not granted."""
     try:
         with transaction.atomic():
             _limit_lock_waits()
-            return _apply(request.event, event, ref)
+            return handler(*args)
     except (LockTimeoutException, OperationalError) as exc:
         if isinstance(exc, OperationalError) and not _is_lock_timeout(exc):
             raise
@@ -183,6 +192,36 @@ def _apply(pretix_event, event, ref):
     if event.action == events.ACTION_REFUND:
         return _refund(payment, event)
     return _fail(payment, event)
+
+
+def _apply_unclaimed(pretix_event, event, testmode):
+    """Record a capture of a cart's checkout that no payment is bound to (unclaimed.py).
+
+    None when Place order claimed the checkout meanwhile: the caller then finds its payment.
+    """
+    checkout = unclaimed.lock_checkout(event.checkout_session_id, event.payment_intent_id)
+    if checkout is None:
+        # Not ours: another pretix instance, or a session started before this version.
+        return _text('Unknown payment, ignored')
+    if checkout.event_id != pretix_event.pk:
+        return _text('Payment of another event, ignored')
+    if checkout.testmode != testmode:
+        logger.warning('NodeRails %s event %s signed in the wrong mode for checkout %s',
+                       event.type, event.event_id, checkout.session_id)
+        return _text('Mode mismatch, ignored')
+    if checkout.state == unclaimed.STATE_CLAIMED:
+        return None
+    if event.action not in (events.ACTION_CONFIRM, events.ACTION_REFUND):
+        return _text('Checkout without order, event ignored')
+    # In this transaction: a redelivery either sees the dedupe row or redoes it all.
+    if not _claim(pretix_event, event):
+        return _text('Duplicate event, already processed')
+    if event.action == events.ACTION_REFUND:
+        settled = unclaimed.record_refund_webhook(checkout, event.refund_id)
+        return _text('Refund of unclaimed payment recorded' if settled else 'Refund of unclaimed payment ignored')
+    if unclaimed.record_capture(checkout, event.amount, event.currency, event.payment_intent_id):
+        return _text('Payment without order recorded; refunded unless the order is placed')
+    return _text('Payment without order already recorded')
 
 
 def _claim(pretix_event, event) -> bool:

@@ -17,9 +17,16 @@ from pretix.base.signals import (
 from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import process_response
 
+from . import unclaimed
 from .client import NodeRailsError, NodeRailsUnavailable
 from .models import ProcessedWebhookEvent
-from .payment import IDENTIFIER, LOG_ACTION, NodeRailsPayment, origin_of
+from .payment import (
+    IDENTIFIER,
+    LOG_ACTION,
+    NodeRailsPayment,
+    currency_places,
+    origin_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,19 +79,33 @@ def add_checkout_csp(sender, request=None, response=None, **kwargs):
 
 @receiver(logentry_display, dispatch_uid='payment_pretix_noderails_logentry')
 def render_log_entry(sender, logentry, **kwargs):
-    if logentry.action_type != LOG_ACTION:
+    if logentry.action_type not in (LOG_ACTION, unclaimed.LOG_REFUNDED, unclaimed.LOG_REFUND_FAILED):
         return None
     try:
         data = json.loads(logentry.data or '{}')
     except ValueError:
         data = {}
-    problem = data.get('problem') if isinstance(data, dict) else None
-    event_type = data.get('type') if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        data = {}
+    if logentry.action_type != LOG_ACTION:
+        return _render_unclaimed(logentry.action_type, data)
+    problem = data.get('problem')
+    event_type = data.get('type')
     if problem:
         return _('NodeRails payment not accepted ({problem}).').format(problem=problem)
     if event_type:
         return _('NodeRails reported an event: {event}').format(event=event_type)
     return _('NodeRails event')
+
+
+def _render_unclaimed(action_type, data):
+    values = {k: data.get(k) or '?' for k in ('amount', 'currency', 'session_id', 'error')}
+    if action_type == unclaimed.LOG_REFUNDED:
+        return _('A NodeRails payment of {amount} {currency} for which no order was placed (checkout '
+                 '{session_id}) has been refunded to the customer automatically.').format(**values)
+    return _('A NodeRails payment of {amount} {currency} for which no order was placed (checkout {session_id}) '
+             'could not be refunded automatically ({error}). Please refund it in the NodeRails '
+             'dashboard.').format(**values)
 
 
 @receiver(periodic_task, dispatch_uid='payment_pretix_noderails_periodic')
@@ -93,9 +114,16 @@ def render_log_entry(sender, logentry, **kwargs):
 def reconcile_pending_payments(sender, **kwargs):
     """Settle payments left open (customer placed the order before the payment was confirmed,
     paid from the order page and closed the tab, NodeRails was unreachable, or the worker died
-    while asking) in case their webhook never arrives."""
+    while asking) in case their webhook never arrives; then refund checkouts that were paid
+    but never became an order (unclaimed.py)."""
     # First, so that a NodeRails outage (which ends the run below) does not postpone it.
     ProcessedWebhookEvent.objects.filter(processed__lt=now() - PROCESSED_EVENT_RETENTION).delete()
+    unclaimed.delete_expired_bookkeeping()
+    _reconcile_open_payments()
+    _refund_unclaimed_checkouts()
+
+
+def _reconcile_open_payments():
     # "created" as well: a payment started from the order page holds its session from the
     # start, and its customer may have paid and closed the tab without confirming.
     unsettled = OrderPayment.objects.filter(
@@ -116,6 +144,24 @@ def reconcile_pending_payments(sender, **kwargs):
             logger.info('NodeRails reconciliation of %s postponed: %s', payment.full_id, exc)
         except Exception:  # one broken payment must not stop the others
             logger.exception('NodeRails reconciliation of %s failed', payment.full_id)
+
+
+def _refund_unclaimed_checkouts():
+    for pk in unclaimed.due_checkouts():
+        checkout = unclaimed.begin_refund(pk)
+        if checkout is None:
+            continue  # Place order claimed it first
+        client = NodeRailsPayment(checkout.event).client(checkout.testmode)
+        try:
+            unclaimed.refund(checkout, client, currency_places(checkout.currency))
+        except NodeRailsUnavailable:
+            # As above: stop, back off, and retry this checkout (same Idempotency-Key) next run.
+            logger.warning('NodeRails unavailable; refund of unclaimed checkout %s postponed', checkout.session_id)
+            raise
+        except NodeRailsError:
+            pass  # recorded on the checkout by unclaimed.refund; retried next run
+        except Exception:  # one broken checkout must not stop the others
+            logger.exception('Refund of unclaimed NodeRails checkout %s failed', checkout.session_id)
 
 
 def _unique(origins):
