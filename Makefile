@@ -32,6 +32,10 @@ test: build
 	$(MAKE) --no-print-directory pretix-suites
 
 SUITE_DIST := build/suite-dist
+# Tells the real-pretix suite which second variant is installed beside the stock plugin, and
+# that its side-by-side tests must run (fail, not skip, if it is missing).
+SIDE_BY_SIDE := REALPRETIX_SECOND_MODULE=pretix_acme_crypto REALPRETIX_SECOND_PROVIDER=acme_crypto \
+	REALPRETIX_SECOND_WEBHOOK_PATH=acme-crypto REALPRETIX_REQUIRE_SIDE_BY_SIDE=1
 
 pretix-suites: build
 	rm -rf $(SUITE_DIST)
@@ -39,15 +43,13 @@ pretix-suites: build
 	$(FORGE) build --config Examples/acme-tickets.toml --out $(SUITE_DIST)/acme
 	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider
 	# The stock plugin and a second branded variant, both from their sdists, side by side in one pretix.
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) \
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) \
 	REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz \
 	REALPRETIX_EXTRA_PLUGINS=$(CURDIR)/$(SUITE_DIST)/acme/pretix_acme_crypto-1.0.0.tar.gz \
-	REALPRETIX_SECOND_MODULE=pretix_acme_crypto REALPRETIX_SECOND_PROVIDER=acme_crypto \
-	REALPRETIX_SECOND_WEBHOOK_PATH=acme-crypto REALPRETIX_REQUIRE_SIDE_BY_SIDE=1 \
 		Tests/RealPretix/run.sh
 	# The same suite on a throwaway PostgreSQL, then concurrency, crash and lock-timeout tests
 	# against several pretix worker processes sharing that database.
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) Tests/Production/run.sh
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) Tests/Production/run.sh
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.

@@ -256,7 +256,11 @@ def migration_report(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp('side-by-side-migrate')
     env = dict(os.environ, DATA_DIR=str(data_dir), GITHUB_WORKFLOW='realpretix-side-by-side',
                DJANGO_SETTINGS_MODULE='pretix.testutils.settings')
-    env.pop('PRETIX_CONFIG_FILE', None)  # never migrate a database configured for something else
+    # Never migrate a database configured for something else: this check always runs on its own
+    # sqlite file, also when the suite itself runs on PostgreSQL (PRETIX_DATABASE_*).
+    env.pop('PRETIX_CONFIG_FILE', None)
+    for key in [k for k in env if k.startswith('PRETIX_DATABASE_')]:
+        del env[key]
     proc = subprocess.run([sys.executable, '-c', _MIGRATE, A.module, B.module], env=env, cwd=str(data_dir),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
