@@ -208,6 +208,8 @@ class Delivery:
     status: Optional[int] = None
     response_body: bytes = b''
     error: Optional[str] = None
+    # Empty when the transport does not report headers (see WebhookSender).
+    response_headers: Dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -217,22 +219,23 @@ class Delivery:
         return {'eventId': self.event_id, 'type': self.type, 'attempt': self.attempt, 'url': self.url,
                 'requestHeaders': self.request_headers, 'requestBody': self.request_body.decode('utf-8', 'replace'),
                 'status': self.status, 'responseBody': self.response_body.decode('utf-8', 'replace'),
-                'error': self.error}
+                'responseHeaders': self.response_headers, 'error': self.error}
 
 
-# A webhook transport: (url, headers, body) -> (status, response body). The default POSTs
-# over real HTTP; tests running pretix in-process may pass one that uses Django's test client.
-WebhookSender = Callable[[str, Dict[str, str], bytes], Tuple[int, bytes]]
+# A webhook transport: (url, headers, body) -> (status, response body[, response headers]).
+# The default POSTs over real HTTP; tests running pretix in-process may pass one that uses
+# Django's test client. Headers are optional so such a transport can stay a two-tuple.
+WebhookSender = Callable[[str, Dict[str, str], bytes], Tuple]
 
 
 def http_webhook_sender(timeout: float = 15.0) -> WebhookSender:
-    def send(url: str, headers: Dict[str, str], body: bytes) -> Tuple[int, bytes]:
+    def send(url: str, headers: Dict[str, str], body: bytes) -> Tuple[int, bytes, Dict[str, str]]:
         request = urllib.request.Request(url, data=body, headers=dict(headers), method='POST')
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read(65536)
+                return response.status, response.read(65536), dict(response.headers.items())
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read(65536)
+            return exc.code, exc.read(65536), dict(exc.headers.items())
     return send
 
 
@@ -674,7 +677,10 @@ class Simulator:
             delivery = Delivery(event_id=event_id, type=event_type, attempt=attempt, url=target,
                                 request_headers=headers, request_body=body)
             try:
-                delivery.status, delivery.response_body = self.webhook_sender(target, headers, body)
+                answer = self.webhook_sender(target, headers, body)
+                delivery.status, delivery.response_body = answer[0], answer[1]
+                if len(answer) > 2:
+                    delivery.response_headers = dict(answer[2])
             except Exception as exc:  # connection refused, timeout: recorded, like NodeRails' log
                 delivery.error = '%s: %s' % (type(exc).__name__, exc)
             with self._lock:

@@ -66,6 +66,8 @@ class Receiver:
                 body = b'ok'
                 self.send_response(receiver.status)
                 self.send_header('Content-Length', str(len(body)))
+                if receiver.status == 503:
+                    self.send_header('Retry-After', '10')
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -120,6 +120,7 @@ def test_delivery_records_receiver_errors(sim, receiver, session):
     receiver.status = 503
     d = sim.deliver('payment.captured', session)[0]
     assert d.status == 503 and not d.ok
+    assert d.response_headers.get('Retry-After') == '10', d.response_headers
     d = sim.deliver('payment.captured', session, url='http://127.0.0.1:9/x')[0]
     assert d.status is None and d.error
     assert len(sim.deliveries) == 2
@@ -136,6 +137,7 @@ def test_custom_sender(receiver):
         sid = s.create_session('1.00')['sessionId']
         d = s.deliver('payment.captured', sid)[0]
     assert d.status == 202 and seen[0][0] == 'http://pretix.invalid/hook/'
+    assert d.response_headers == {}  # a two-tuple transport reports no headers
 
 
 def test_auto_webhooks_on_checkout_buttons_and_refund_settlement(receiver):

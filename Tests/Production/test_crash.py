@@ -92,6 +92,7 @@ def test_lock_timeout_answers_503_in_time_and_retry_confirms(stack):
         holder.rollback()
         holder.close()
     assert delivery.status == 503, (delivery.status, delivery.response_body)
+    assert int(delivery.response_headers.get('Retry-After', '0')) > 0, delivery.response_headers
     assert elapsed < 10, 'NodeRails gives up after 15 s; the webhook answered after %.1f s' % elapsed
     _assert_untouched(order, payment, document['id'])
     retry = stack.sim.deliver('payment.captured', sid, document=document, times=1, url=stack.workers[2].webhook_url)
