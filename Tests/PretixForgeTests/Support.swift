@@ -8,8 +8,10 @@ enum Repo {
 
     static func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
 
+    /// A fresh folder under `.build/test-scratch/`: inside the git-ignored build folder, so
+    /// test runs do not pile up folders in /tmp, and `make clean` removes them.
     static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("forge-test-\(UUID().uuidString)")
+        let url = root.appendingPathComponent(".build/test-scratch/\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
     }
