@@ -48,6 +48,34 @@ CONFIRMED_ACTION = 'pretix.event.order.payment.confirmed'
 PAID_ACTION = 'pretix.event.order.paid'
 
 
+def connect(stack):
+    """A psycopg2 connection of our own to the stack's database (to hold locks or look at them)."""
+    import psycopg2
+    return psycopg2.connect(dbname=stack.db.name, host=stack.db.host, port=stack.db.port, user=stack.db.user)
+
+
+def lock_waiters(stack):
+    """Backends of the stack's database waiting for a row or transaction lock."""
+    conn = connect(stack)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                           [stack.db.name])
+            return cursor.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def wait_until(predicate, timeout=20, interval=0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))

@@ -12,22 +12,10 @@
 set -e
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-VENV=${PRETIX_VENV:-/work/scratch/venv-pretix}
-if [ -n "$REALPRETIX_PLUGIN" ]; then
-    "$VENV/bin/pip" install -q --no-deps --force-reinstall "$REALPRETIX_PLUGIN"
-fi
-if [ "$REALPRETIX_RENDER" = 1 ]; then
-    RENDER_DIR=$(mktemp -d)
-    trap 'rm -rf "$RENDER_DIR"' EXIT
-    REALPRETIX_SRC=$RENDER_DIR/plugin
-    "$ROOT/.build/debug/pretix-forge" generate --templates "$ROOT/Templates" --out "$REALPRETIX_SRC" >/dev/null
-fi
-if [ -n "$REALPRETIX_SRC" ]; then
-    PYTHONPATH="$REALPRETIX_SRC${PYTHONPATH:+:$PYTHONPATH}"
-    export PYTHONPATH
-fi
+. "$ROOT/Tests/Support/plugin-under-test.sh"
 export PRETIX_VENV="$VENV" HERE PRODUCTION_ONLY
-unset REALPRETIX_PLUGIN REALPRETIX_RENDER REALPRETIX_SRC
+# Already in place (PYTHONPATH is exported); the inner real-pretix run must not redo it.
+unset REALPRETIX_PLUGIN REALPRETIX_EXTRA_PLUGINS REALPRETIX_RENDER REALPRETIX_SRC
 "$VENV/bin/python" "$HERE/with_postgres.py" -- sh -c '
     set -e
     if [ "$PRODUCTION_ONLY" != 1 ]; then

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from django_scopes import scopes_disabled
 
 from conftest import execute_payment, in_thread, plugin
-from harness import CONFIRMED_ACTION, PAID_ACTION, action_count
+from harness import CONFIRMED_ACTION, PAID_ACTION, action_count, wait_until
 
 
 def _fire(stack, deliveries):
@@ -94,7 +94,7 @@ def test_webhook_answers_fast_while_noderails_is_slow(stack):
     stack.sim.mark_paid(sid)
     stack.sim.delay_next('get_session', 8)
     customer = in_thread(execute_payment, stack, payment.pk, sid)
-    assert _wait(lambda: any(sid in r.path for r in stack.sim.requests_for('get_session')))
+    assert wait_until(lambda: any(sid in r.path for r in stack.sim.requests_for('get_session')), 15)
     started = time.monotonic()
     delivery = stack.sim.deliver('payment.captured', sid, times=1, url=stack.workers[2].webhook_url)[0]
     elapsed = time.monotonic() - started
@@ -151,12 +151,3 @@ def test_two_refunds_at_once_make_one_noderails_refund(stack):
         assert action_count(order, 'pretix.event.order.refund.done') == 1
         payment.refresh_from_db()
         assert payment.state == 'refunded'
-
-
-def _wait(predicate, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()

@@ -10,46 +10,17 @@ import threading
 import time
 from datetime import timedelta
 
-import psycopg2
 import pytest
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
 from conftest import plugin
-from harness import CONFIRMED_ACTION, HERE, PAID_ACTION, action_count
-
-
-def _connect(stack):
-    conn = psycopg2.connect(dbname=stack.db.name, host=stack.db.host, port=stack.db.port, user=stack.db.user)
-    conn.autocommit = False
-    return conn
-
-
-def _lock_waiters(stack):
-    """Backends of our database waiting for a row or transaction lock."""
-    conn = _connect(stack)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
-                           [stack.db.name])
-            return cursor.fetchone()[0]
-    finally:
-        conn.close()
-
-
-def _wait(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
+from harness import CONFIRMED_ACTION, HERE, PAID_ACTION, action_count, connect, lock_waiters, wait_until
 
 
 def _hold_payment_lock(stack, payment):
     """Another transaction (a long pretix operation, a stuck worker) holding the payment row."""
-    conn = _connect(stack)
+    conn = connect(stack)
     with conn.cursor() as cursor:
         cursor.execute('SELECT id FROM pretixbase_orderpayment WHERE id = %s FOR UPDATE', [payment.pk])
     return conn
@@ -111,14 +82,14 @@ def test_worker_killed_mid_webhook_next_delivery_confirms(stack):
         thread = threading.Thread(target=stack.sim.deliver, args=('payment.captured', sid),
                                   kwargs=dict(document=document, times=1, url=victim.webhook_url), daemon=True)
         thread.start()
-        assert _wait(lambda: _lock_waiters(stack) >= 1), 'the delivery never reached the payment lock'
+        assert wait_until(lambda: lock_waiters(stack) >= 1), 'the delivery never reached the payment lock'
         victim.kill()
     finally:
         holder.rollback()
         holder.close()
     thread.join(20)
     # The killed worker's transaction must roll back entirely once PostgreSQL notices.
-    assert _wait(lambda: _lock_waiters(stack) == 0)
+    assert wait_until(lambda: lock_waiters(stack) == 0)
     time.sleep(0.5)
     _assert_untouched(order, payment, document['id'])
     redelivery = stack.sim.deliver('payment.captured', sid, document=document, times=1,
@@ -166,7 +137,7 @@ def test_worker_killed_during_execute_payment_reconciliation_confirms(stack):
     worker = subprocess.Popen([sys.executable, '-c', script], env=stack.env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
     try:
-        assert _wait(lambda: any(sid in r.path for r in stack.sim.requests_for('get_session')), 60), \
+        assert wait_until(lambda: any(sid in r.path for r in stack.sim.requests_for('get_session')), 60), \
             worker.stderr.read1(4000).decode(errors='replace') if worker.poll() is not None else 'no request'
         os.kill(worker.pid, signal.SIGKILL)
     finally:

@@ -33,13 +33,14 @@ import threading
 import time
 from datetime import timedelta
 
-import psycopg2
 from django.db import transaction
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
 from conftest import plugin
-from harness import CONFIRMED_ACTION, HERE, LIVE, PAID_ACTION, PRICE, action_count
+from harness import (
+    CONFIRMED_ACTION, HERE, LIVE, PAID_ACTION, PRICE, action_count, connect, lock_waiters, wait_until,
+)
 
 ROUNDS = [
     ('gate', 'customer'), ('gate', 'task'), ('free', 'customer'), ('inflight', 'task'), ('gate', 'both'),
@@ -144,31 +145,6 @@ class Racer:
             return f.read()[-size:].decode('utf-8', 'replace')
 
 
-def _connect(stack):
-    return psycopg2.connect(dbname=stack.db.name, host=stack.db.host, port=stack.db.port, user=stack.db.user)
-
-
-def _lock_waiters(stack):
-    conn = _connect(stack)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
-                           [stack.db.name])
-            return cursor.fetchone()[0]
-    finally:
-        conn.close()
-
-
-def _wait(predicate, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
 def _paid_unclaimed_checkout(stack):
     """A cart checkout that was paid, recorded by the capture webhook and is due for refund,
     and the order its customer is placing right now (payment "created", session not bound)."""
@@ -199,7 +175,7 @@ def _race(stack, racers, index, kind, first, sid, checkout, payment):
     jobs = {customer: dict(round=index, payment=payment.pk, sid=sid), task: dict(round=index)}
     met = None
     if kind == 'gate':
-        holder = _connect(stack)
+        holder = connect(stack)
         try:
             with holder.cursor() as cursor:
                 cursor.execute('SELECT id FROM %s WHERE id = %%s FOR UPDATE' % checkout._meta.db_table,
@@ -210,9 +186,9 @@ def _race(stack, racers, index, kind, first, sid, checkout, payment):
             else:
                 one, other = (customer, task) if first == 'customer' else (task, customer)
                 one.send(**jobs[one])
-                _wait(lambda: _lock_waiters(stack) >= 1, 15)
+                wait_until(lambda: lock_waiters(stack) >= 1, 15, interval=0.01)
                 other.send(**jobs[other])
-            met = _wait(lambda: _lock_waiters(stack) >= 2, 15)
+            met = wait_until(lambda: lock_waiters(stack) >= 2, 15, interval=0.01)
         finally:
             holder.rollback()  # both go on, the first waiter first
             holder.close()
@@ -224,12 +200,14 @@ def _race(stack, racers, index, kind, first, sid, checkout, payment):
         if first == 'task':  # the refund is on its way to NodeRails when the customer places the order
             stack.sim.delay_next('refund', INFLIGHT_DELAY)
             task.send(**jobs[task])
-            assert _wait(lambda: any(intent in r.path for r in stack.sim.requests_for('refund'))), 'no refund sent'
+            assert wait_until(lambda: any(intent in r.path for r in stack.sim.requests_for('refund')),
+                              interval=0.01), 'no refund sent'
             customer.send(**jobs[customer])
         else:  # the customer's session lookup is under way when the task runs
             stack.sim.delay_next('get_session', INFLIGHT_DELAY)
             customer.send(**jobs[customer])
-            assert _wait(lambda: any(sid in r.path for r in stack.sim.requests_for('get_session'))), 'no lookup'
+            assert wait_until(lambda: any(sid in r.path for r in stack.sim.requests_for('get_session')),
+                              interval=0.01), 'no lookup'
             task.send(**jobs[task])
             task_result = task.result()
             # The claim is committed before NodeRails is asked: the task is done while it waits.

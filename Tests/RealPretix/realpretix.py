@@ -190,6 +190,19 @@ class Customer:
         self.questions()
         return self.choose_payment()
 
+    def pending_order(self):
+        """Place an order while the NodeRails session is still OPEN: the payment waits for its webhook.
+        Returns (order, payment, session id)."""
+        self.to_confirm()
+        sid = self.state['session_id']
+        r, order = self.place_order()
+        self.complete(r)
+        with scopes_disabled():
+            order.refresh_from_db()
+            payment = order.payments.get()
+        assert order.status == 'n' and payment.state in ('created', 'pending'), (order.status, payment.state)
+        return order, payment, sid
+
     def complete(self, response):
         """After placing the order: only the pay/complete step (execute_payment), not the order page."""
         if response.status_code in (301, 302, 303) and '/complete' in response['Location']:
@@ -330,18 +343,22 @@ class FormReader:
         return out
 
 
-def run_periodic_tasks():
-    """Run the plugin's periodic_task receivers once, as pretix's cron would.
+def run_periodic_tasks(*modules):
+    """Run the periodic_task receivers of the given plugin packages (default: the plugin under
+    test) once each, as pretix's cron would.
 
-    Only the plugin's receivers: pretix's own periodic tasks would fetch exchange rates from the
+    Only those receivers: pretix's own periodic tasks would fetch exchange rates from the
     internet. minimum_interval's memory of the last run is cleared first; exceptions propagate
     (the reconciliation raises on purpose when NodeRails is unavailable, to back off)."""
     from django.core.cache import cache
     from pretix.base.signals import periodic_task
     live = periodic_task._live_receivers(None)
     live = live[0] if isinstance(live, tuple) else live
-    ours = [r for r in live if getattr(r, '__module__', '').startswith(plugin().__name__)]
-    assert ours, 'the plugin registers no periodic_task receiver'
+    modules = modules or (plugin().__name__,)
+    ours = {m: [r for r in live if getattr(r, '__module__', '').startswith(m + '.')] for m in modules}
+    missing = [m for m, receivers in ours.items() if not receivers]
+    assert not missing, 'no periodic_task receiver registered by %s' % missing
     cache.clear()
-    for receiver in ours:
-        receiver(signal=periodic_task, sender=None)
+    for module in modules:
+        for receiver in ours[module]:
+            receiver(signal=periodic_task, sender=None)

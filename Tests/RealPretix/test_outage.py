@@ -8,7 +8,7 @@ attempt; a later webhook settles the original payment).
 import time
 
 import pytest
-from realpretix import age_for_reconciliation, plugin
+from realpretix import age_for_reconciliation, plugin, run_periodic_tasks
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -154,24 +154,8 @@ def test_client_module_timeout_constant_is_used(customer, sim):
     assert any(hasattr(m, 'HTTP_TIMEOUT_SECONDS') for m in mods)
 
 
-def _run_periodic_task():
-    """Only the plugin's receivers: pretix's own periodic tasks would fetch exchange rates from the internet."""
-    from django.core.cache import cache
-    from pretix.base.signals import periodic_task
-    sync_receivers = periodic_task._live_receivers(None)
-    sync_receivers = sync_receivers[0] if isinstance(sync_receivers, tuple) else sync_receivers
-    ours = [r for r in sync_receivers if getattr(r, '__module__', '').startswith(plugin().__name__)]
-    assert ours, 'the plugin registers no periodic_task receiver'
-    cache.clear()  # minimum_interval remembers the last run in the cache
-    for receiver in ours:
-        receiver(signal=periodic_task, sender=None)
-
-
 def _pending_order_paid_without_webhook(customer, sim):
-    customer.to_confirm()
-    sid = customer.state['session_id']
-    r, order = customer.place_order()
-    customer.complete(r)   # OPEN -> payment pending
+    order, _payment, sid = customer.pending_order()
     sim.mark_paid(sid)     # paid, but no webhook is sent
     sim.clear_requests()
     return order, sid
@@ -182,7 +166,7 @@ def test_lost_webhook_is_reconciled_by_periodic_task(customer, sim):
     order, sid = _pending_order_paid_without_webhook(customer, sim)
     with scopes_disabled():
         age_for_reconciliation(order.payments.get())
-    _run_periodic_task()
+    run_periodic_tasks()
     with scopes_disabled():
         order.refresh_from_db()
         assert order.status == 'p' and order.payments.get().state == 'confirmed'
@@ -192,7 +176,7 @@ def test_lost_webhook_is_reconciled_by_periodic_task(customer, sim):
 def test_fresh_pending_payment_is_left_to_its_webhook(customer, sim):
     """Younger than RECONCILE_MIN_AGE, a pending payment is not asked about: its webhook is still due."""
     order, sid = _pending_order_paid_without_webhook(customer, sim)
-    _run_periodic_task()
+    run_periodic_tasks()
     assert not sim.requests_for('get_session'), 'NodeRails was asked about a payment its webhook will settle'
     with scopes_disabled():
         order.refresh_from_db()

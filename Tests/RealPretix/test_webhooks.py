@@ -14,15 +14,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def pending(customer, sim):
     """An order placed while its NodeRails session was still OPEN: the payment waits for the webhook."""
-    customer.to_confirm()
-    sid = customer.state['session_id']
-    r, order = customer.place_order()
-    customer.complete(r)
-    with scopes_disabled():
-        order.refresh_from_db()
-        payment = order.payments.get()
-    assert order.status == 'n' and payment.state in ('created', 'pending')
-    return order, payment, sid
+    return customer.pending_order()
 
 
 def _reload(order, payment):
