@@ -190,6 +190,8 @@ class Fault:
     drop: bool = False               # close the connection without answering
     count: Optional[int] = 1         # how many requests it applies to; None = until cleared
     message: Optional[str] = None
+    drip: float = 0.0                # handle normally, but send the answer one byte every `drip` seconds
+    garble: bool = False             # handle normally (state changes), but answer with a body that is not JSON
 
     def matches(self, route: str) -> bool:
         return route == self.route or route in ROUTE_GROUPS.get(self.route, ())
@@ -385,6 +387,17 @@ class Simulator:
     def drop_next(self, route: str, count: Optional[int] = 1) -> Fault:
         """The next ``count`` requests to ``route`` see the connection closed without answer."""
         return self._add_fault(Fault(route=route, drop=True, count=count))
+
+    def drip_next(self, route: str, interval: float = 1.0, count: Optional[int] = 1) -> Fault:
+        """The next ``count`` requests to ``route`` are carried out, and their answer (status line,
+        headers, body) trickles out one byte every ``interval`` seconds: no single read waits
+        long, the whole answer takes minutes."""
+        return self._add_fault(Fault(route=route, drip=float(interval), count=count))
+
+    def garble_next(self, route: str, count: Optional[int] = 1) -> Fault:
+        """The next ``count`` requests to ``route`` are carried out, but answered with their status
+        and a body that is not JSON (a broken proxy in between): the caller cannot tell what happened."""
+        return self._add_fault(Fault(route=route, garble=True, count=count))
 
     def set_latency(self, route: str, seconds: float) -> None:
         """Every request to ``route`` (or 'api' / '*') waits ``seconds`` before being handled."""
@@ -886,7 +899,8 @@ class Simulator:
             if method == 'POST':
                 fault = self._add_fault(Fault(route=doc.get('route', 'api'), status=doc.get('status'),
                                               delay=float(doc.get('delay', 0)), drop=bool(doc.get('drop')),
-                                              count=doc.get('count', 1), message=doc.get('message')))
+                                              count=doc.get('count', 1), message=doc.get('message'),
+                                              drip=float(doc.get('drip', 0)), garble=bool(doc.get('garble'))))
                 return 201, fault.__dict__
             with self._lock:
                 return 200, {'faults': [f.__dict__ for f in self.faults], 'latency': dict(self.latency)}
@@ -1012,13 +1026,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(413, {'message': 'Request body too large.'})
             return
         body = self.rfile.read(length) if length else b''
+        self._fault = None
         if route != ROUTE_CONTROL:
             sim.requests.append(RecordedRequest(
                 method=self.command, path=self.path, headers=dict(self.headers.items()), body=body,
                 route=route, server=self.server.role, time=time.time()))
             if sim._sleep(sim._latency_for(route)):
                 return
-            fault = sim._take_fault(route)
+            fault = self._fault = sim._take_fault(route)
             if fault is not None:
                 if sim._sleep(fault.delay):
                     return
@@ -1066,6 +1081,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode('utf-8'), 'application/json')
 
     def _send(self, status: int, body: bytes, content_type: str, extra: Optional[dict] = None) -> None:
+        fault = self._fault
+        if fault is not None and fault.garble:
+            body, content_type = b'<html><body>502 Bad Gateway</body></html>', 'text/html'
+        if fault is not None and fault.drip:
+            self._drip(status, body, content_type, extra, fault.drip)
+            return
         try:
             self.send_response(status)
             self.send_header('Content-Type', content_type)
@@ -1076,6 +1097,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+    def _drip(self, status: int, body: bytes, content_type: str, extra: Optional[dict], interval: float) -> None:
+        head = ['HTTP/1.1 %d %s' % (status, self.responses.get(status, ('',))[0]), 'Content-Type: ' + content_type,
+                'Content-Length: %d' % len(body)] + ['%s: %s' % item for item in (extra or {}).items()]
+        self.close_connection = True
+        for byte in ('\r\n'.join(head) + '\r\n\r\n').encode('latin-1') + body:
+            try:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client gave up, as it should
+            if self.server.sim._sleep(interval):
+                return  # the simulator is stopping
 
     def log_message(self, fmt, *args):
         if self.server.sim.verbose:

@@ -61,6 +61,36 @@ def test_dropped_connection(sim, session):
         call('GET', sim.api_url + '/checkout-sessions/public/' + session)
 
 
+def test_drip_carries_the_request_out_and_trickles_the_answer(sim, session):
+    """Every single read gets a byte quickly; only the whole answer is slow."""
+    sim.drip_next('create_session', interval=0.05)
+    raw = socket.create_connection((sim.api_url.split('//')[1].split(':')[0], int(sim.api_url.rsplit(':', 1)[1])))
+    body = json.dumps(SESSION_BODY).encode()
+    head = ('POST /checkout-sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n'
+            'Content-Length: %d\r\n' % len(body)) + ''.join('%s: %s\r\n' % h for h in auth(idem='drip').items())
+    raw.sendall(head.encode() + b'\r\n' + body)
+    raw.settimeout(1.0)
+    started, chunks = time.monotonic(), []
+    while True:
+        chunk = raw.recv(1024)
+        if not chunk:
+            break
+        assert len(chunk) <= 2, 'the answer came in one piece: %r' % chunk
+        chunks.append(chunk)
+    raw.close()
+    answer = b''.join(chunks)
+    assert answer.startswith(b'HTTP/1.1 201 ') and b'"sessionId"' in answer
+    assert time.monotonic() - started > 0.05 * len(answer) * 0.5
+    assert len(sim.sessions) == 2  # carried out, like any other request
+
+
+def test_garbled_answer_after_the_request_was_carried_out(sim, session):
+    sim.garble_next('create_session')
+    r = call('POST', sim.api_url + '/checkout-sessions', SESSION_BODY, auth(idem='garbled'))
+    assert r.status == 201 and not r.body.startswith(b'{')
+    assert len(sim.sessions) == 2
+
+
 def test_stop_is_fast_while_a_request_sleeps(receiver):
     s = Simulator(credentials=CREDS)
     url = s.start()
