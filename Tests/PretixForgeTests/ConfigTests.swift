@@ -46,6 +46,12 @@ struct ConfigTests {
         (config(replacing: ["http_timeout_seconds": "0"]), "noderails.http_timeout_seconds", "out of range"),
         (config(replacing: ["tolerance_seconds": "99999"]), "webhook.tolerance_seconds", "out of range"),
         (config(replacing: ["timestamp_unit": "\"us\""]), "webhook.timestamp_unit", "not one of the accepted values"),
+        (config(replacing: ["confirm_on": "\"captured\""]), "webhook.confirm_on", "expected an array of event names"),
+        (config(replacing: ["confirm_on": "[\"authorised\", \"captured\"]"]), "webhook.confirm_on", "'authorised' is not a NodeRails event"),
+        (config(replacing: ["confirm_on": "[\"captured\", 1]"]), "webhook.confirm_on", "an integer is not a NodeRails event"),
+        (config(replacing: ["confirm_on": "[\"captured\", \"captured\"]"]), "webhook.confirm_on", "listed twice"),
+        (config(replacing: ["confirm_on": "[\"authorized\"]"]), "webhook.confirm_on", "\"captured\" must be listed"),
+        (config(replacing: ["confirm_on": "[]"]), "webhook.confirm_on", "\"captured\" must be listed"),
         (config(appending: "\nwebhook_secret = \"whsec_abc\"\n"), "branding.webhook_secret", "secrets are never part of the config"),
         (config(replacing: ["author": "\"nr_live_sk_123\""]), "package.author", "looks like a NodeRails credential"),
         (config(appending: "\n[credentials]\n"), "credentials", "unknown table"),
@@ -75,6 +81,30 @@ struct ConfigTests {
         if !fragment.contains("TOML") {
             #expect(matching.contains { $0.keyPath == keyPath && $0.location.line != nil }, "key path \(keyPath) with a line in: \(found)")
         }
+    }
+
+    @Test(arguments: [
+        ("", "('authorized', 'captured')"),
+        ("[\"captured\", \"authorized\"]", "('authorized', 'captured')"),
+        ("[\"captured\"]", "('captured',)"),
+    ])
+    func confirmOnChoosesTheConfirmingEvents(_ value: String, _ rendered: String) throws {
+        let config = try ConfigLoader.load(source: config(replacing: ["confirm_on": value]), file: "forge.toml", baseDirectory: nil)
+        #expect(config.webhook.confirmOn.contains(.captured))
+        #expect(config.webhook.confirmOn.contains(.authorized) == rendered.contains("authorized"))
+        let tree = try Pipeline.render(config)
+        let conf = String(decoding: try #require(tree.files["pretix_noderails/conf.py"]), as: UTF8.self)
+        #expect(conf.contains("CONFIRM_ON = \(rendered)\n"), "\(conf)")
+    }
+
+    @Test func confirmOnErrorNamesFileLineKeyAndFix() {
+        let found = diagnostics(of: config(replacing: ["confirm_on": "[\"authorized\"]"]))
+        #expect(found.count == 1)
+        let text = found.first?.description ?? ""
+        let line = ConfigLoader.defaultSource.split(separator: "\n", omittingEmptySubsequences: false)
+            .firstIndex { $0.hasPrefix("confirm_on =") }.map { $0 + 1 }
+        #expect(line != nil && text.hasPrefix("forge.toml:\(line!)"), "\(text)")
+        #expect(text.contains("webhook.confirm_on") && text.contains("fix: write confirm_on = [\"authorized\", \"captured\"]"), "\(text)")
     }
 
     @Test func everyProblemIsReportedAtOnce() {

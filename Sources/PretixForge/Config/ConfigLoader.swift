@@ -71,7 +71,7 @@ enum ConfigSchema {
                      "homepage", "pretix_min_version"]),
         ("provider", ["identifier", "verbose_name", "public_name", "webhook_path"]),
         ("noderails", ["api_base_url", "payment_ui_url", "currency", "poll_interval_seconds", "http_timeout_seconds"]),
-        ("webhook", ["signature_payload", "timestamp_unit", "tolerance_seconds"]),
+        ("webhook", ["signature_payload", "timestamp_unit", "tolerance_seconds", "confirm_on"]),
         ("branding", ["logo", "accent_color", "text_color"] + ForgeConfig.Branding.textKeys),
     ]
 
@@ -264,8 +264,40 @@ final class ConfigReader {
         let payload = choice("webhook.signature_payload", default: ForgeConfig.SignaturePayload.timestampDotBody)
         let unit = choice("webhook.timestamp_unit", default: ForgeConfig.TimestampUnit.milliseconds)
         let tolerance = integer("webhook.tolerance_seconds", default: 300, range: 30...3600)
-        guard let payload, let unit, let tolerance else { return nil }
-        return .init(signaturePayload: payload, timestampUnit: unit, toleranceSeconds: tolerance)
+        let confirmOn = readConfirmOn()
+        guard let payload, let unit, let tolerance, let confirmOn else { return nil }
+        return .init(signaturePayload: payload, timestampUnit: unit, toleranceSeconds: tolerance, confirmOn: confirmOn)
+    }
+
+    /// `confirm_on = ["authorized", "captured"]` (the default, the plugin spec's behaviour) or
+    /// `["captured"]`. "captured" is always required: it is the moment the money is taken.
+    private func readConfirmOn() -> [ForgeConfig.ConfirmEvent]? {
+        let key = "webhook.confirm_on"
+        let fix = "write confirm_on = [\"authorized\", \"captured\"] (confirm on the customer's approval, the default) "
+            + "or [\"captured\"] (confirm only once the funds are taken)"
+        guard let raw = value(key) else { return ForgeConfig.ConfirmEvent.allCases }
+        guard let array = raw.array else {
+            report(key, "expected an array of event names, found \(typeName(raw))", fix: fix)
+            return nil
+        }
+        var events: [ForgeConfig.ConfirmEvent] = []
+        for index in 0..<array.count {
+            guard let name = array[index].string, let event = ForgeConfig.ConfirmEvent(rawValue: name) else {
+                let shown = array[index].string.map { "'\($0)'" } ?? typeName(array[index])
+                report(key, "\(shown) is not a NodeRails event this key accepts (\"authorized\" or \"captured\")", fix: fix)
+                return nil
+            }
+            guard !events.contains(event) else {
+                report(key, "'\(name)' is listed twice", fix: fix)
+                return nil
+            }
+            events.append(event)
+        }
+        guard events.contains(.captured) else {
+            report(key, "\"captured\" must be listed: a payment whose funds were taken is always confirmed", fix: fix)
+            return nil
+        }
+        return events.sorted()
     }
 
     private func readBranding() -> ForgeConfig.Branding? {

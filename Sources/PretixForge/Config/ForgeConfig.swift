@@ -49,10 +49,23 @@ public struct ForgeConfig: Sendable, Equatable {
         case seconds = "s"
     }
 
+    /// NodeRails events that may confirm a payment. NodeRails' contract calls "authorized" the
+    /// customer's approval to pull the money and "captured" the moment the funds are taken.
+    public enum ConfirmEvent: String, Sendable, CaseIterable, Comparable {
+        case authorized
+        case captured
+
+        public static func < (lhs: Self, rhs: Self) -> Bool {
+            allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+        }
+    }
+
     public struct Webhook: Sendable, Equatable {
         public var signaturePayload: SignaturePayload
         public var timestampUnit: TimestampUnit
         public var toleranceSeconds: Int
+        /// Sorted, without duplicates, always containing `.captured`.
+        public var confirmOn: [ConfirmEvent]
     }
 
     /// Customer-facing look and words. Every text carries its translations by language code

@@ -100,6 +100,8 @@ enum TemplateContext {
                 "signature_payload": webhook.signaturePayload.rawValue,
                 "timestamp_unit": webhook.timestampUnit.rawValue,
                 "tolerance_seconds": String(webhook.toleranceSeconds),
+                // A Python tuple of the validated event names, e.g. ('authorized', 'captured').
+                "confirm_on": pythonTuple(webhook.confirmOn.map(\.rawValue)),
             ],
             "branding": brandingContext(config.branding),
         ]
@@ -134,6 +136,12 @@ enum TemplateContext {
             }
         }
         return names
+    }
+
+    /// ('a', 'b') or ('a',): a Python tuple literal of validated plain names (no escaping needed).
+    static func pythonTuple(_ names: [String]) -> String {
+        let items = names.map { "'\($0)'" }
+        return "(" + items.joined(separator: ", ") + (items.count == 1 ? ",)" : ")")
     }
 
     /// scheme://host[:port] of a validated URL, the form CSP and postMessage compare.
