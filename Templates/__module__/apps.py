@@ -1,6 +1,6 @@
 from django.utils.translation import gettext_lazy
 
-from . import __version__
+from .conf import IDENTIFIER, MODULE, PRETIX_MIN_VERSION, VERSION
 from .texts import AUTHOR, SUMMARY, VERBOSE_NAME
 
 try:
@@ -11,7 +11,7 @@ except ImportError:  # pragma: no cover - only without pretix, where this module
 
 class PluginApp(PluginConfig):
     default = True
-    name = '<% package.module %>'
+    name = MODULE
     verbose_name = VERBOSE_NAME
 
     class PretixPluginMeta:
@@ -19,12 +19,12 @@ class PluginApp(PluginConfig):
         author = AUTHOR
         description = SUMMARY
         visible = True
-        version = __version__
+        version = VERSION
         category = 'PAYMENT'
-        compatibility = 'pretix>=<% package.pretix_min_version %>'
+        compatibility = 'pretix>=' + PRETIX_MIN_VERSION
         settings_links = [
             ((gettext_lazy('Payment'), VERBOSE_NAME), 'control:event.settings.payment.provider',
-             {'provider': '<% provider.identifier %>'}),
+             {'provider': IDENTIFIER}),
         ]
         navigation_links = []
 

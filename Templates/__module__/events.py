@@ -12,19 +12,26 @@ from decimal import Decimal
 from typing import Any, Optional
 
 from .client import parse_amount, parse_int
+from .conf import CONFIRM_ON
 
 ACTION_CONFIRM = 'confirm'
 ACTION_REFUND = 'refund'
 ACTION_FAIL = 'fail'
+# The customer's approval when the plugin is configured to wait for the capture: logged only.
+ACTION_APPROVAL = 'approval'
 ACTION_IGNORE = 'ignore'
+
+# The customer approved the payment; the funds are not taken yet ([webhook] confirm_on).
+APPROVAL_EVENT_TYPES = frozenset({'payment.authorized', 'payment_intent.authorized', 'checkout_session.completed'})
+_APPROVAL_ACTION = ACTION_CONFIRM if 'authorized' in CONFIRM_ON else ACTION_APPROVAL
 
 # NodeRails documents both the payment.* and the payment_intent.* spelling.
 _ACTIONS = {
-    'payment.authorized': ACTION_CONFIRM,
+    'payment.authorized': _APPROVAL_ACTION,
     'payment.captured': ACTION_CONFIRM,
-    'payment_intent.authorized': ACTION_CONFIRM,
+    'payment_intent.authorized': _APPROVAL_ACTION,
     'payment_intent.captured': ACTION_CONFIRM,
-    'checkout_session.completed': ACTION_CONFIRM,
+    'checkout_session.completed': _APPROVAL_ACTION,
     'payment.refunded': ACTION_REFUND,
     'payment_intent.refunded': ACTION_REFUND,
     'payment.failed': ACTION_FAIL,

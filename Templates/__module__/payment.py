@@ -1,17 +1,19 @@
 """pretix payment provider for NodeRails hosted crypto checkout.
 
-Flow: checkout_prepare creates a NodeRails checkout session and keeps its id in the
-customer's session; the confirm page embeds the hosted checkout; execute_payment
-re-verifies the session server-side before confirming. The webhook (views.py) confirms
-the same payment independently, so whichever arrives first wins and the other is a no-op.
-A session paid but never turned into an order is refunded after a grace period (unclaimed.py).
+Flow: checkout_prepare creates a NodeRails checkout session for what the cart still owes and
+keeps its id in the customer's session; the confirm page embeds the hosted checkout; Place
+order binds the session to the new payment (signals.bind_checkout_to_new_order); execute_payment
+re-verifies the session server-side before confirming. The webhook (views.py) confirms the same
+payment independently, so whichever arrives first wins and the other is a no-op. A session paid
+but never turned into an order is refunded after a grace period (unclaimed.py).
+
+This module holds pretix's provider hooks only; the money rules they apply are in settlement.py.
 """
 
 import hashlib
 import json
 import logging
 import re
-import uuid
 from collections import OrderedDict
 from decimal import Decimal
 from typing import Optional
@@ -21,30 +23,34 @@ from django import forms
 from django.conf import settings as django_settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.template.loader import get_template
 from django.templatetags.static import static
 from django.utils.translation import gettext_lazy as _
 from i18nfield.strings import LazyI18nString
 from pretix.base.forms import SecretKeySettingsField
-from pretix.base.models import Event, Order, OrderPayment, OrderRefund, Quota
+from pretix.base.models import Event, Order, OrderPayment, OrderRefund, TaxRule
 from pretix.base.payment import BasePaymentProvider, PaymentException
 from pretix.base.services.locking import LockTimeoutException
-from pretix.helpers.database import OF_SELF
 from pretix.multidomain.urlreverse import build_absolute_uri, eventreverse
 
+from . import conf, settlement
 from .client import (
-    API_BASE_URL,
-    HTTP_TIMEOUT_SECONDS,
+    NodeRailsBadResponse,
     NodeRailsClient,
     NodeRailsError,
+    NodeRailsNotSent,
     NodeRailsRequestRejected,
-    NodeRailsTimeout,
-    PublicSession,
     format_amount,
 )
-from .models import NodeRailsReference
+from .conf import (
+    API_BASE_URL,
+    CURRENCY,
+    IDENTIFIER,
+    MODULE,
+    PAYMENT_UI_URL,
+    POLL_INTERVAL_SECONDS,
+)
 from .texts import (
     CONFIRM_HEADING,
     CONFIRM_INSTRUCTIONS,
@@ -56,27 +62,21 @@ from .texts import (
     VERBOSE_NAME,
     WAITING_MESSAGE,
 )
-from .unclaimed import STATE_FAILED, claim_checkout, remember_checkout
+from .unclaimed import STATE_FAILED, remember_checkout
 
 logger = logging.getLogger(__name__)
-
-# Rendered from the forge config; organisers may override both URLs per event.
-IDENTIFIER = '<% provider.identifier %>'
-PAYMENT_UI_URL = '<% noderails.payment_ui_url %>'
-CURRENCY = '<% noderails.currency %>'
-POLL_INTERVAL_MS = <% noderails.poll_interval_ms %>
-MODULE = '<% package.module %>'
 
 # Namespaced by module so two NodeRails-based plugins (or two renders of this one)
 # never read each other's checkout state.
 SESSION_KEY = MODULE + ':checkout'
-LOG_ACTION = 'pretix.plugins.' + MODULE + '.event'
 
-# Keys of OrderPayment.info_data we own. shred_payment_info keeps only the NodeRails
-# references needed for refunds and reconciliation; the tx hash is dropped because it
-# links the order to the customer's wallet on a public chain.
-INFO_KEYS = ('session_id', 'payment_intent_id', 'tx_hash', 'chain_id', 'status', 'amount', 'currency', 'testmode')
+# shred_payment_info keeps only the NodeRails references needed for refunds and
+# reconciliation; the tx hash is dropped because it links the order to the customer's
+# wallet on a public chain.
 SHRED_KEEP = ('session_id', 'payment_intent_id', 'status', 'amount', 'currency', 'testmode')
+
+# A cart whose checkout expired gets a new one; this many in a row at most before giving up.
+MAX_SESSION_REPLACEMENTS = 5
 
 _CURRENCY_RE = re.compile(r'^[A-Z]{3}$')
 _LOCAL_HOSTS = ('localhost', '127.0.0.1', '::1')
@@ -125,12 +125,6 @@ def get_checkout_state(request: HttpRequest, event: Event) -> Optional[dict]:
 
 def clear_checkout_state(request: HttpRequest) -> None:
     request.session.pop(SESSION_KEY, None)
-
-
-def refund_idempotency_key(intent_id: str, refund: OrderRefund) -> str:
-    # Derived, not random: a retried execute_refund for the same OrderRefund must not
-    # refund twice. The intent id makes it unique across events and pretix instances.
-    return '%s:refund:%s:%s' % (MODULE, intent_id, refund.full_id)
 
 
 class NodeRailsPayment(BasePaymentProvider):
@@ -216,7 +210,8 @@ class NodeRailsPayment(BasePaymentProvider):
 
     def client(self, testmode: bool) -> NodeRailsClient:
         app_id, api_key, _secret = self.credentials(testmode)
-        return NodeRailsClient(app_id, api_key, base_url=self.api_base_url, timeout=HTTP_TIMEOUT_SECONDS)
+        # Read at call time (not imported): the real-pretix tests shrink it for timeout tests.
+        return NodeRailsClient(app_id, api_key, base_url=self.api_base_url, timeout=conf.HTTP_TIMEOUT_SECONDS)
 
     def _configured(self, testmode: bool) -> bool:
         return all(self.credentials(testmode))
@@ -257,26 +252,68 @@ class NodeRailsPayment(BasePaymentProvider):
         })
 
     def checkout_prepare(self, request, cart):
-        cart_ref = 'cart-' + hashlib.sha256(_cart_id(request).encode()).hexdigest()[:16]
-        if not self._start_session(request, cart['total'], cart_ref, order=None, payment=None):
+        due = self.cart_amount_due(request)
+        if due <= 0:
+            # Gift cards cover the order; pretix needs no payment method for the rest.
+            messages.error(request, _('Nothing is left to pay for this order with this payment method.'))
+            return False
+        ref = 'cart-' + hashlib.sha256(_cart_id(request).encode()).hexdigest()[:16]
+        if not self._start_session(request, due, ref, order=None, payment=None):
             return False
         # pretix does not call checkout_prepare again when the cart changes afterwards; the
         # fingerprint lets payment_is_valid_session send the customer back for a new session
         # instead of embedding a checkout for the old amount.
-        request.session[SESSION_KEY] = dict(request.session[SESSION_KEY], cart=cart_fingerprint(cart['positions']))
+        request.session[SESSION_KEY] = dict(request.session[SESSION_KEY], cart=self.cart_fingerprint(request, due))
         return True
 
+    def cart_amount_due(self, request) -> Decimal:
+        """What the cart leaves for this method, computed as pretix's payment step does.
+
+        The cart's positions and fees with this method chosen after the gift cards already in
+        the cart (so a payment fee is charged on the rest only), minus what those gift cards
+        take. The same computation when the checkout is prepared and when it is checked.
+        """
+        # Imported here: presale views import the payment provider registry at load time.
+        from pretix.base.services.cart import get_fees
+        from pretix.presale.views import get_cart, get_cart_invoice_address
+        from pretix.presale.views.cart import cart_session
+
+        positions = list(get_cart(request))
+        multi_use = [p for p in cart_session(request).get('payments', []) if p.get('multi_use_supported')]
+        this_method = {'provider': self.identifier, 'multi_use_supported': False, 'min_value': None,
+                       'max_value': None, 'info_data': {}}
+        try:
+            fees = get_fees(event=self.event, request=request, invoice_address=get_cart_invoice_address(request),
+                            payments=multi_use + [this_method], positions=positions)
+        except TaxRule.SaleNotAllowed:
+            fees = []  # as pretix's payment step: the order will be refused later
+        total = sum(p.price for p in positions) + sum(f.value for f in fees)
+        return settlement.amount_due(total, multi_use)
+
+    def cart_fingerprint(self, request, due: Decimal) -> str:
+        """Identifies a cart's contents and what it owes, to notice a cart changed after its session.
+
+        Prices before pretix's rounding correction: the correction is recomputed in memory on
+        every cart view, so the rounded price of a line depends on when it is read.
+        """
+        from pretix.presale.views import get_cart
+
+        lines = sorted('%s:%s' % (p.pk, p.price - p.price_includes_rounding_correction) for p in get_cart(request))
+        return hashlib.sha256(('|'.join(lines) + '|due:%s' % due).encode()).hexdigest()
+
     def payment_prepare(self, request, payment):
-        if not self._start_session(request, payment.amount, payment.order.code, order=payment.order, payment=payment):
+        if not self._start_session(request, payment.amount, '%s-%s' % (payment.order.code, payment.pk),
+                                   order=payment.order, payment=payment):
             return False
         # The order exists already (a retry or a change of method on the order page), so the
         # session is bound to its payment now: a customer who pays and closes the tab without
         # confirming is still settled by the webhook or the reconciliation task. The state
         # stays "created", which pretix's confirm step requires.
-        session_id = request.session[SESSION_KEY]['session_id']
-        self._link(session_id, payment)
-        payment.info_data = dict(payment.info_data, session_id=session_id)
-        payment.save(update_fields=['info'])
+        if settlement.bind_checkout(request.session[SESSION_KEY]['session_id'], payment) is not None:
+            clear_checkout_state(request)
+            messages.error(request, _('This crypto checkout was already used for another payment. '
+                                      'Please choose the payment method again.'))
+            return False
         return True
 
     def _start_session(self, request, amount: Decimal, ref: str, order, payment):
@@ -286,31 +323,16 @@ class NodeRailsPayment(BasePaymentProvider):
         customer pays inside the embedded checkout on the confirm page.
         """
         testmode = order.testmode if order else self.event.testmode
-        metadata = {
-            'organizer': self.event.organizer.slug,
-            'event': self.event.slug,
-            'order': order.code if order else '',
-            'payment': str(payment.pk) if payment else '',
-        }
         try:
-            session = self.client(testmode).create_checkout_session(
-                amount=amount, currency=self.event.currency,
-                reference='%s/%s/%s' % (self.event.organizer.slug, self.event.slug, ref),
-                metadata=metadata, idempotency_key=str(uuid.uuid4()),
-                currency_places=currency_places(self.event.currency),
-            )
+            session_id = self._create_session(amount, ref, order, payment, testmode)
         except NodeRailsError as exc:
             logger.warning('NodeRails checkout session could not be created: %s', exc)
             messages.error(request, _('The crypto payment service is currently unavailable. '
                                       'Please try again in a few minutes or choose another payment method.'))
             return False
-        if order is None:
-            # Before the order exists nothing else ties this session to this event: a
-            # paid one that is never placed is found and refunded through this record.
-            remember_checkout(self.event, session.session_id, amount, testmode)
         request.session[SESSION_KEY] = {
             'event': self.event.pk,
-            'session_id': session.session_id,
+            'session_id': session_id,
             'amount': format_amount(amount, currency_places(self.event.currency)),
             'currency': self.event.currency,
             'testmode': bool(testmode),
@@ -318,16 +340,48 @@ class NodeRailsPayment(BasePaymentProvider):
         }
         return True
 
+    def _create_session(self, amount: Decimal, ref: str, order, payment, testmode: bool) -> str:
+        """The session's id. The same cart (or payment) and amount send the same Idempotency-Key, so
+        a create that is retried, or a customer choosing the method again, gets the same session
+        back and can never pay twice; a returned session that can no longer be paid (expired,
+        failed) is replaced by a new one, under a key naming the one it replaces."""
+        client = self.client(testmode)
+        replaces = ''
+        for _attempt in range(MAX_SESSION_REPLACEMENTS + 1):
+            session = client.create_checkout_session(
+                amount=amount, currency=self.event.currency,
+                reference='%s/%s/%s' % (self.event.organizer.slug, self.event.slug, ref),
+                metadata={
+                    'organizer': self.event.organizer.slug,
+                    'event': self.event.slug,
+                    'order': order.code if order else '',
+                    'payment': str(payment.pk) if payment else '',
+                },
+                idempotency_key=settlement.checkout_session_key(self.event, ref, amount, testmode, replaces),
+                currency_places=currency_places(self.event.currency),
+            )
+            if order is not None:
+                return session.session_id  # one key per payment; a new attempt is a new payment
+            # Before the order exists nothing else ties this session to this event: a paid one
+            # that is never placed is found and refunded through this record.
+            if remember_checkout(self.event, session.session_id, amount, testmode):
+                return session.session_id
+            if not client.get_public_session(session.session_id).has_failed:
+                return session.session_id
+            replaces = session.session_id
+        raise NodeRailsBadResponse('NodeRails keeps returning checkout sessions that cannot be paid.')
+
     def payment_is_valid_session(self, request):
-        # Imported here like _cart_id: presale views import the provider registry at load time.
         from pretix.presale.views import get_cart
 
         state = get_checkout_state(request, self.event)
         if state is None:
             return False
-        # Once the order is placed the cart is empty: execute_payment checks the amount then.
-        positions = get_cart(request) if state.get('payment') is None else None
-        return not positions or state.get('cart') == cart_fingerprint(positions)
+        if state.get('payment') is not None or not get_cart(request):
+            # Started on the order page, or the order is placed (its cart is empty):
+            # execute_payment checks the amount against the payment then.
+            return True
+        return state.get('cart') == self.cart_fingerprint(request, self.cart_amount_due(request))
 
     def checkout_confirm_render(self, request, order: Order = None, info_data: dict = None) -> str:
         state = get_checkout_state(request, self.event)
@@ -341,11 +395,13 @@ class NodeRailsPayment(BasePaymentProvider):
             'payment_ui_origin': origin_of(self.payment_ui_url),
             'status_url': eventreverse(self.event, 'plugins:%s:status' % MODULE),
             'change_url': self._change_url(request, order),
-            'poll_interval_ms': POLL_INTERVAL_MS,
+            'poll_interval_ms': POLL_INTERVAL_SECONDS * 1000,
             'public_name': self.public_name,
             'testmode': state.get('testmode'),
             'texts': branded_texts(),
             'logo_url': static('%s/%s' % (MODULE, LOGO_FILE)) if LOGO_FILE else '',
+            'stylesheet_url': static('%s/checkout.css' % MODULE),
+            'script_url': static('%s/checkout.js' % MODULE),
         }
         return get_template('%s/checkout_payment_confirm.html' % MODULE).render(ctx)
 
@@ -365,18 +421,18 @@ class NodeRailsPayment(BasePaymentProvider):
         state = get_checkout_state(request, self.event) if request is not None else None
         if not state:
             raise PaymentException(_('We could not find your crypto checkout. Please choose the payment method again.'))
-        if bool(state.get('testmode')) != bool(payment.order.testmode):
-            clear_checkout_state(request)
-            raise PaymentException(_('Your crypto checkout does not belong to this order. Please try again.'))
-        if state.get('payment') not in (None, payment.pk):
-            # Started for another payment of this order (e.g. a second browser tab).
+        if bool(state.get('testmode')) != bool(payment.order.testmode) or state.get('payment') not in (None, payment.pk):
+            # Another mode, or started for another payment of this order (a second browser tab).
             clear_checkout_state(request)
             raise PaymentException(_('Your crypto checkout does not belong to this order. Please try again.'))
         session_id = state['session_id']
-        self._bind_checkout(request, session_id, payment)
+        lost_to = settlement.bind_checkout(session_id, payment)
+        if lost_to is not None:
+            clear_checkout_state(request)
+            self._refuse_checkout(payment, session_id, lost_to)
         # Pending before NodeRails is asked: if this worker dies or times out while asking,
         # the payment is still found by the reconciliation task instead of staying "created".
-        self._mark_pending(payment, session_id)
+        settlement.mark_pending(payment)
         try:
             public = self.client(payment.order.testmode).get_public_session(session_id)
         except NodeRailsError as exc:
@@ -385,148 +441,60 @@ class NodeRailsPayment(BasePaymentProvider):
                 'We could not verify your crypto payment right now. If you completed it, your order will be '
                 'marked as paid automatically as soon as the payment service confirms it.'
             ))
-        return self._settle_from_session(request, payment, public)
+        try:
+            settled = settlement.settle(payment, settlement.Report.from_session(public))
+        except LockTimeoutException:
+            # Rolled back to pending: the webhook or the reconciliation confirms it; the
+            # customer must not pay again.
+            raise PaymentException(_('We are still processing your payment. Your order will be marked as paid '
+                                     'in a few minutes.'))
+        if settled.code != settlement.STILL_OPEN:
+            clear_checkout_state(request)
+        self._report_to_customer(settled)
 
-    def _bind_checkout(self, request, session_id: str, payment: OrderPayment) -> None:
-        """Bind the cart's session to this payment, unless its refund has begun.
-
-        The claim and the reference commit together, under the payment's and the checkout's
-        row locks, so that either Place order or the unclaimed-payment refund wins, never
-        both (unclaimed.py).
-        """
-        with transaction.atomic():
-            OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
-            lost_to = claim_checkout(session_id, self.event)
-            if lost_to is None:
-                self._link(session_id, payment)
-        if lost_to is None:
-            return
-        clear_checkout_state(request)
+    def _refuse_checkout(self, payment: OrderPayment, session_id: str, lost_to: str) -> None:
         payment.fail(log_data={'problem': 'checkout_' + lost_to, 'session_id': session_id})
+        if lost_to == 'reference_conflict':
+            raise PaymentException(_('This crypto checkout was already used for another payment. '
+                                     'Please choose the payment method again.'))
         if lost_to == STATE_FAILED:
             raise PaymentException(_('Your crypto payment could not be assigned to this order in time. Please '
                                      'contact the event organizer, who can check and refund it.'))
         raise PaymentException(_('Your crypto payment has been refunded to you because the order was not '
                                  'placed in time. Please pay again or choose another payment method.'))
 
-    def _settle_from_session(self, request, payment: OrderPayment, public: PublicSession):
-        if public.has_failed:
-            clear_checkout_state(request)
-            payment.fail(info=self._info(payment, public), log_data={'session_status': public.status})
-            raise PaymentException(_('Your crypto payment was not completed. Please try again or choose '
-                                     'another payment method.'))
-        if not public.is_paid:
-            self._mark_pending(payment, public.session_id, public)
+    @staticmethod
+    def _report_to_customer(settled: 'settlement.Settled') -> None:
+        """Nothing when the payment is confirmed; otherwise a PaymentException pretix shows."""
+        if settled.code in (settlement.CONFIRMED, settlement.ALREADY_CONFIRMED):
+            return
+        if settled.code == settlement.CONFIRMED_NOT_PAID:
+            raise PaymentException(settled.detail)  # pretix's contract: its quota message
+        if settled.code == settlement.STILL_OPEN:
             raise PaymentException(_(
                 'Your crypto payment has not been confirmed yet. If you completed it in your wallet, your order '
                 'will be marked as paid automatically once the payment is confirmed.'
             ))
-        problem = amount_problem(payment, public.amount, public.currency)
-        if problem:
-            clear_checkout_state(request)
-            payment.order.log_action(LOG_ACTION, data={'problem': problem, 'session_id': public.session_id,
-                                                       'amount': str(public.amount), 'currency': public.currency})
-            payment.fail(info=self._info(payment, public), log_data={'problem': problem})
-            raise PaymentException(_('The amount paid does not match your order. Please contact the event '
-                                     'organizer, who can check and refund your payment.'))
-        if public.payment_intent_id:
-            self._link(public.payment_intent_id, payment)
-        payment.info_data = self._info(payment, public)
-        clear_checkout_state(request)
-        self._confirm(payment)
-        return None
-
-    def _confirm(self, payment: OrderPayment) -> None:
-        try:
-            payment.confirm()
-        except Quota.QuotaExceededException as exc:
-            # pretix's contract: show the quota message. The payment itself is confirmed.
-            raise PaymentException(str(exc))
-        except LockTimeoutException:
-            # The webhook will confirm it; the customer should not pay again.
-            self._mark_pending(payment, payment.info_data.get('session_id'))
-            raise PaymentException(_('We are still processing your payment. Your order will be marked as paid '
-                                     'in a few minutes.'))
-
-    def _mark_pending(self, payment: OrderPayment, session_id: str, public: PublicSession = None) -> None:
-        with transaction.atomic():
-            locked = OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
-            if locked.state not in (OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING):
-                return  # settled meanwhile (webhook, reconciliation): nothing to record
-            info = self._info(locked, public)
-            info['session_id'] = session_id
-            locked.info_data = info
-            locked.state = OrderPayment.PAYMENT_STATE_PENDING
-            locked.save(update_fields=['info', 'state'])
-        payment.refresh_from_db()
-
-    def _info(self, payment: OrderPayment, public: Optional[PublicSession]) -> dict:
-        info = {k: v for k, v in payment.info_data.items() if k in INFO_KEYS}
-        info['testmode'] = bool(payment.order.testmode)
-        if public is not None:
-            info.update({
-                'session_id': public.session_id,
-                'payment_intent_id': public.payment_intent_id or info.get('payment_intent_id'),
-                'tx_hash': public.tx_hash or info.get('tx_hash'),
-                'chain_id': public.chain_id if public.chain_id is not None else info.get('chain_id'),
-                'status': public.status,
-                'amount': str(public.amount) if public.amount is not None else None,
-                'currency': public.currency,
-            })
-        return info
-
-    def _link(self, reference: str, payment: OrderPayment) -> None:
-        """Bind a NodeRails id to this payment, once: a paid session can pay one order only."""
-        try:
-            with transaction.atomic():
-                # The payment row first, as the webhook does. PostgreSQL checks the new row's
-                # foreign key at commit with a share lock on the payment; a webhook holding the
-                # payment while inserting the same reference would otherwise deadlock with us.
-                OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
-                ref, created = NodeRailsReference.objects.get_or_create(
-                    reference=reference, defaults={'order': payment.order, 'payment': payment},
-                )
-        except IntegrityError:
-            ref, created = NodeRailsReference.objects.get(reference=reference), False
-        if not created and ref.payment_id != payment.pk:
+        if settled.code == 'reference_conflict':
             raise PaymentException(_('This crypto checkout was already used for another payment. '
                                      'Please choose the payment method again.'))
+        if settled.code in settlement.PROBLEMS:
+            raise PaymentException(_('The amount paid does not match your order. Please contact the event '
+                                     'organizer, who can check and refund your payment.'))
+        raise PaymentException(_('Your crypto payment was not completed. Please try again or choose '
+                                 'another payment method.'))
 
     def reconcile(self, payment: OrderPayment) -> str:
         """Settle an open payment from NodeRails' view of its session (periodic task).
 
         Covers a webhook that never arrived. Raises NodeRailsError when NodeRails cannot
-        be asked; the next run tries again.
+        be asked, LockTimeoutException when the order cannot be locked; the next run tries again.
         """
         session_id = payment.info_data.get('session_id')
         if not session_id:
             return 'no_session'
         public = self.client(payment.order.testmode).get_public_session(session_id)
-        with transaction.atomic():
-            locked = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=payment.pk)
-            if locked.state not in (OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING):
-                return 'settled'
-            if public.has_failed:
-                locked.fail(info=self._info(locked, public), log_data={'session_status': public.status})
-                return 'failed'
-            if not public.is_paid:
-                return 'open'
-            problem = amount_problem(locked, public.amount, public.currency)
-            if problem:
-                locked.order.log_action(LOG_ACTION, data={'problem': problem, 'session_id': public.session_id})
-                locked.fail(info=self._info(locked, public), log_data={'problem': problem})
-                return problem
-            if public.payment_intent_id:
-                try:
-                    self._link(public.payment_intent_id, locked)
-                except PaymentException:
-                    return 'reference_conflict'
-            locked.info_data = self._info(locked, public)
-            try:
-                locked.confirm()
-            except Quota.QuotaExceededException:
-                pass  # confirmed, order stays unpaid; pretix informs the organiser
-        return 'confirmed'
+        return settlement.settle(payment, settlement.Report.from_session(public)).code
 
     # -- customer and backend views -----------------------------------------------------------
 
@@ -569,7 +537,7 @@ class NodeRailsPayment(BasePaymentProvider):
         kept['_shredded'] = True
         obj.info_data = kept
         obj.save(update_fields=['info'])
-        for entry in obj.order.all_logentries().filter(action_type=LOG_ACTION).exclude(shredded=True):
+        for entry in obj.order.all_logentries().filter(action_type=settlement.LOG_ACTION).exclude(shredded=True):
             _shred_log_entry(entry)
 
     # -- refunds ---------------------------------------------------------------------------
@@ -585,94 +553,43 @@ class NodeRailsPayment(BasePaymentProvider):
         if not intent_id:
             raise PaymentException(_('This payment cannot be refunded automatically because NodeRails did not '
                                      'report a payment intent for it.'))
-        self._claim_refund(refund, intent_id)
+        if not settlement.claim_refund(refund, intent_id):
+            raise PaymentException(_('This payment has already been refunded (or a refund of it is in '
+                                     'progress). Please reload the order to see the current state.'))
         try:
-            result = self.client(refund.order.testmode).refund_payment_intent(
-                intent_id, amount=refund.amount, reason='pretix refund %s' % refund.full_id,
-                idempotency_key=refund_idempotency_key(intent_id, refund),
-                currency_places=currency_places(self.event.currency),
-            )
+            result = self._send_refund(refund, intent_id)
         except NodeRailsRequestRejected as exc:
             raise PaymentException(_('NodeRails rejected the refund: {message}').format(message=exc.message))
-        except NodeRailsTimeout:
-            # NodeRails may have carried the refund out. Failing it would invite a second
-            # refund under a new Idempotency-Key; leave it open instead (pretix shows it as
-            # "saved, not yet fully executed") for the payment.refunded webhook to complete.
-            logger.warning('NodeRails refund %s timed out; left open for its webhook', refund.full_id)
-            refund.info_data = dict(refund.info_data, status='UNKNOWN')
-            refund.save(update_fields=['info'])
-            return
-        except NodeRailsError:
+        except NodeRailsNotSent:
             raise PaymentException(_('NodeRails could not be reached. Please try the refund again later.'))
-        self._record_refund(refund, intent_id, result)
+        except NodeRailsError as exc:
+            # Sent, but no clear answer: it may have been carried out.
+            logger.warning('NodeRails refund %s has no clear outcome (%s); left open', refund.full_id, exc)
+            settlement.leave_refund_open(refund, exc.message)
+            return
+        settlement.record_refund(refund, result)
 
-    def _claim_refund(self, refund: OrderRefund, intent_id: str) -> None:
-        """Reserve the refund's amount on its payment before NodeRails is asked.
+    def resend_refund(self, refund: OrderRefund) -> str:
+        """Ask NodeRails again about a refund whose outcome is unknown (periodic task).
 
-        Two refunds requested at once (a double click, two organisers) both pass pretix's
-        refundable-amount check. Serialised on the payment row, the second one sees the
-        first one's claim and is refused here instead of sending NodeRails a second refund.
-        The claim commits before the NodeRails call, so no lock is held while it runs, and a
-        retry of the same OrderRefund passes its own claim and resends the same key.
+        The same request with the same Idempotency-Key: NodeRails answers with the refund it
+        made, or makes it now if it never got it. Raises NodeRailsError when there is still no
+        clear answer.
         """
-        with transaction.atomic():
-            locked = OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=refund.payment_id)
-            others = OrderRefund.objects.filter(payment=locked).exclude(pk=refund.pk)
-            claimed = sum((r.amount for r in others if _claims_payment(r)), Decimal('0.00'))
-            if claimed + refund.amount > locked.amount:
-                raise PaymentException(_('This payment has already been refunded (or a refund of it is in '
-                                         'progress). Please reload the order to see the current state.'))
-            refund.info_data = dict(refund.info_data, payment_intent_id=intent_id,
-                                    idempotency_key=refund_idempotency_key(intent_id, refund))
-            refund.save(update_fields=['info'])
+        try:
+            result = self._send_refund(refund, refund.info_data['payment_intent_id'])
+        except NodeRailsRequestRejected as exc:
+            settlement.reject_refund(refund, exc.message)
+            return 'rejected'
+        settlement.record_refund(refund, result)
+        return 'recorded'
 
-    def _record_refund(self, refund: OrderRefund, intent_id: str, result) -> None:
-        """Store NodeRails' answer; done, or in transit until the payment.refunded webhook."""
-        with transaction.atomic():
-            # The webhook may have settled this refund while NodeRails was answering us;
-            # done() twice would log the refund twice.
-            locked = OrderRefund.objects.select_for_update(of=OF_SELF).select_related('order', 'payment').get(
-                pk=refund.pk)
-            locked.info_data = dict(locked.info_data, refund_id=result.refund_id, status=result.status,
-                                    payment_intent_id=intent_id)
-            if locked.state not in (OrderRefund.REFUND_STATE_CREATED, OrderRefund.REFUND_STATE_TRANSIT):
-                locked.save(update_fields=['info'])
-            elif result.status == 'COMPLETED':
-                locked.save(update_fields=['info'])
-                locked.done()
-            else:
-                # Settled on-chain later; the payment.refunded webhook marks it done.
-                locked.state = OrderRefund.REFUND_STATE_TRANSIT
-                locked.save(update_fields=['info', 'state'])
-        refund.refresh_from_db()
-
-
-def _claims_payment(refund: OrderRefund) -> bool:
-    """Whether a refund takes money from its payment: sent to NodeRails (claimed), on its
-    way, done, or reported by NodeRails itself (external)."""
-    if refund.state == OrderRefund.REFUND_STATE_CREATED:
-        return bool(refund.info_data.get('idempotency_key'))
-    return refund.state in (OrderRefund.REFUND_STATE_TRANSIT, OrderRefund.REFUND_STATE_DONE,
-                            OrderRefund.REFUND_STATE_EXTERNAL)
-
-
-def cart_fingerprint(positions) -> str:
-    """Identifies a cart's contents and prices, to notice a cart changed after its session."""
-    items = sorted('%s:%s' % (p.pk, p.price) for p in positions)
-    return hashlib.sha256('|'.join(items).encode()).hexdigest()
-
-
-def amount_problem(payment: OrderPayment, amount: Optional[Decimal], currency: Optional[str]) -> Optional[str]:
-    """Why NodeRails' amount/currency cannot confirm ``payment``; None when they match."""
-    expected_currency = payment.order.event.currency.upper()
-    if amount is None or not currency:
-        return 'amount_missing'
-    if currency.upper() != expected_currency:
-        return 'currency_mismatch'
-    # Exact comparison (12.5 == 12.50 as Decimals): no rounding in the payer's favour.
-    if amount != payment.amount:
-        return 'amount_mismatch'
-    return None
+    def _send_refund(self, refund: OrderRefund, intent_id: str):
+        return self.client(refund.order.testmode).refund_payment_intent(
+            intent_id, amount=refund.amount, reason='pretix refund %s' % refund.full_id,
+            idempotency_key=settlement.refund_key(intent_id, refund),
+            currency_places=currency_places(self.event.currency),
+        )
 
 
 def _validate_currency(value: str) -> None:

@@ -43,9 +43,11 @@ class FakeNodeRails(ThreadingHTTPServer):
     def url(self):
         return 'http://127.0.0.1:%d' % self.server_address[1]
 
-    def reply(self, status=200, body=None, *, raw=None, delay=0.0, headers=None):
+    def reply(self, status=200, body=None, *, raw=None, delay=0.0, headers=None, drip=0.0, drop=False):
+        """Script the next answer. drip: send the whole response one byte per ``drip`` seconds;
+        drop: read the request, then close the connection without answering."""
         payload = raw if raw is not None else json.dumps(body if body is not None else {}).encode('utf-8')
-        self.replies.append((status, payload, delay, headers or {}))
+        self.replies.append((status, payload, delay, headers or {}, drip, drop))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -53,10 +55,17 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(length) if length else b''
         self.server.requests.append(Recorded(self.command, self.path, self.headers, body))
-        status, payload, delay, headers = self.server.replies.pop(0) if self.server.replies else (200, b'{}', 0, {})
+        reply = self.server.replies.pop(0) if self.server.replies else (200, b'{}', 0, {}, 0.0, False)
+        status, payload, delay, headers, drip, drop = reply
         if delay:
             time.sleep(delay)
+        if drop:
+            self.close_connection = True
+            return
         try:
+            if drip:
+                self._drip(status, payload, drip)
+                return
             self.send_response(status)
             self.send_header('Content-Type', 'application/json')
             self.send_header('Content-Length', str(len(payload)))
@@ -66,6 +75,13 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timeout tests)
+
+    def _drip(self, status, payload, interval):
+        head = 'HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n' % (status, len(payload))
+        for byte in head.encode('ascii') + payload:
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(interval)
 
     do_GET = do_POST = do_PUT = do_DELETE = _handle
 
@@ -305,14 +321,35 @@ def test_timeout_is_unavailable_and_bounded(server):
     assert time.monotonic() - started < 0.9
 
 
-def test_connection_refused_is_unavailable():
+def test_timeout_covers_the_whole_call_not_each_read(server):
+    """An upstream that answers one byte at a time never lets a single read time out; the
+    deadline of the call cuts it off all the same."""
+    api = nr.NodeRailsClient(APP_ID, API_KEY, base_url=server.url, timeout=1.0)
+    server.reply(200, PUBLIC_REPLY, drip=0.1)  # about 30 s for the whole answer
+    started = time.monotonic()
+    with pytest.raises(nr.NodeRailsTimeout):
+        api.get_public_session('cs_abc')
+    assert time.monotonic() - started < 5
+
+
+def test_connection_refused_is_not_sent():
     sock = socket.socket()
     sock.bind(('127.0.0.1', 0))
     port = sock.getsockname()[1]
     sock.close()  # nothing listens on this port any more
     api = nr.NodeRailsClient(APP_ID, API_KEY, base_url='http://127.0.0.1:%d' % port, timeout=1)
-    with pytest.raises(nr.NodeRailsUnavailable):
+    with pytest.raises(nr.NodeRailsNotSent):
         api.get_public_session('cs_abc')
+
+
+def test_connection_dropped_after_sending_may_have_been_carried_out(server, api):
+    """NodeRails got the request and the connection broke before its answer: unavailable, but not
+    NodeRailsNotSent, so callers treat the outcome as unknown."""
+    server.reply(drop=True)
+    with pytest.raises(nr.NodeRailsUnavailable) as info:
+        api.refund_payment_intent('pi_1', amount=Decimal('1'), reason='r', idempotency_key='k')
+    assert not isinstance(info.value, (nr.NodeRailsNotSent, nr.NodeRailsTimeout))
+    assert len(server.requests) == 1
 
 
 @pytest.mark.parametrize('raw', [b'not json', b'[1, 2]', b'"string"', b'\xff\xfe', b''])

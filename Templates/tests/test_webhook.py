@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from <% package.module %> import webhook
+from <% package.module %> import conf, webhook
 
 VECTORS_PATH = Path(__file__).resolve().with_name('webhook-signatures.json')
 VECTORS = json.loads(VECTORS_PATH.read_text(encoding='utf-8'))['vectors']
@@ -23,9 +23,12 @@ REASONS = {
 }
 SECRET = 'whsec_unit-test-secret'
 BODY = b'{"id":"evt_test","type":"payment.captured","data":{"amount":"12.50"}}'
-UNIT_DIVISOR = {'ms': 1000, 's': 1}[webhook.TIMESTAMP_UNIT]
+UNIT_DIVISOR = {'ms': 1000, 's': 1}[conf.TIMESTAMP_UNIT]
 NOW = 1_700_000_000
-EDGE = webhook.TOLERANCE_SECONDS * UNIT_DIVISOR  # the tolerance in timestamp units
+EDGE = conf.TOLERANCE_SECONDS * UNIT_DIVISOR  # the tolerance in timestamp units
+# This plugin's signature settings, as views.py passes them.
+PLUGIN = {'payload_scheme': conf.SIGNATURE_PAYLOAD, 'timestamp_unit': conf.TIMESTAMP_UNIT,
+          'tolerance_seconds': conf.TOLERANCE_SECONDS}
 
 
 def raw_body(vector):
@@ -49,12 +52,12 @@ def stamp(seconds_from_now):
 
 
 def sign(timestamp, body=BODY):
-    return webhook.compute_signature(SECRET, body, timestamp)
+    return webhook.compute_signature(SECRET, body, timestamp, payload_scheme=conf.SIGNATURE_PAYLOAD)
 
 
 def check(signature, timestamp, body=BODY, now=NOW):
-    """Verify with the plugin's rendered defaults (scheme, unit, tolerance)."""
-    return webhook.verify_signature(SECRET, body, signature, timestamp, now)
+    """Verify with the plugin's rendered settings (scheme, unit, tolerance)."""
+    return webhook.verify_signature(SECRET, body, signature, timestamp, now, **PLUGIN)
 
 
 @pytest.mark.parametrize('vector', VECTORS, ids=[v['name'] for v in VECTORS])
@@ -83,17 +86,17 @@ def test_vector_file_is_well_formed():
 
 
 def test_rendered_configuration():
-    assert webhook.SIGNATURE_PAYLOAD in webhook.PAYLOAD_SCHEMES
-    assert webhook.TIMESTAMP_UNIT in ('ms', 's')
-    assert isinstance(webhook.TOLERANCE_SECONDS, int) and webhook.TOLERANCE_SECONDS >= 0
+    assert conf.SIGNATURE_PAYLOAD in webhook.PAYLOAD_SCHEMES
+    assert conf.TIMESTAMP_UNIT in ('ms', 's')
+    assert isinstance(conf.TOLERANCE_SECONDS, int) and conf.TOLERANCE_SECONDS >= 0
     assert webhook.SIGNATURE_HEADER == 'x-noderails-signature'
     assert webhook.TIMESTAMP_HEADER == 'x-noderails-timestamp'
 
 
-def test_defaults_follow_rendered_configuration():
+def test_plugin_settings_follow_rendered_configuration():
     timestamp = stamp(0)
     assert check(sign(timestamp), timestamp) == (True, 'ok')
-    other = 'body' if webhook.SIGNATURE_PAYLOAD == 'timestamp.body' else 'timestamp.body'
+    other = 'body' if conf.SIGNATURE_PAYLOAD == 'timestamp.body' else 'timestamp.body'
     foreign = webhook.compute_signature(SECRET, BODY, timestamp, payload_scheme=other)
     assert check(foreign, timestamp) == (False, 'signature_mismatch')
 
@@ -119,16 +122,16 @@ def test_replay_of_captured_delivery_goes_stale():
     timestamp = stamp(0)
     signature = sign(timestamp)
     assert check(signature, timestamp).accepted
-    later = NOW + webhook.TOLERANCE_SECONDS + 1
+    later = NOW + conf.TOLERANCE_SECONDS + 1
     assert check(signature, timestamp, now=later) == (False, 'stale_timestamp')
 
 
 def test_now_defaults_to_wall_clock(monkeypatch):
     monkeypatch.setattr(webhook.time, 'time', lambda: float(NOW))
     timestamp = stamp(0)
-    assert webhook.verify_signature(SECRET, BODY, sign(timestamp), timestamp).accepted
-    monkeypatch.setattr(webhook.time, 'time', lambda: float(NOW + 10 * webhook.TOLERANCE_SECONDS + 10))
-    assert webhook.verify_signature(SECRET, BODY, sign(timestamp), timestamp).reason == 'stale_timestamp'
+    assert webhook.verify_signature(SECRET, BODY, sign(timestamp), timestamp, **PLUGIN).accepted
+    monkeypatch.setattr(webhook.time, 'time', lambda: float(NOW + 10 * conf.TOLERANCE_SECONDS + 10))
+    assert webhook.verify_signature(SECRET, BODY, sign(timestamp), timestamp, **PLUGIN).reason == 'stale_timestamp'
 
 
 def test_signature_is_compared_in_constant_time(monkeypatch):
@@ -156,24 +159,24 @@ def test_compare_digest_not_reached_for_malformed_headers(monkeypatch):
 
 def test_compute_signature_matches_stdlib_hmac():
     timestamp = stamp(0)
-    payload = BODY if webhook.SIGNATURE_PAYLOAD == 'body' else f'{timestamp}.'.encode() + BODY
+    payload = BODY if conf.SIGNATURE_PAYLOAD == 'body' else f'{timestamp}.'.encode() + BODY
     assert sign(timestamp) == hmac.new(SECRET.encode(), payload, 'sha256').hexdigest()
 
 
 def test_str_body_is_refused():
     # A decoded body has already lost the exact bytes that were signed.
     with pytest.raises(TypeError):
-        webhook.verify_signature(SECRET, BODY.decode(), 'a' * 64, stamp(0), NOW)
+        webhook.verify_signature(SECRET, BODY.decode(), 'a' * 64, stamp(0), NOW, **PLUGIN)
 
 
 @pytest.mark.parametrize('secret', ['', None])
 def test_unconfigured_secret_is_refused(secret):
     # An empty HMAC key would let anyone forge deliveries.
     with pytest.raises(ValueError):
-        webhook.verify_signature(secret, BODY, 'a' * 64, stamp(0), NOW)
+        webhook.verify_signature(secret, BODY, 'a' * 64, stamp(0), NOW, **PLUGIN)
 
 
 @pytest.mark.parametrize('option', [{'payload_scheme': 'raw'}, {'timestamp_unit': 'us'}])
 def test_unknown_configuration_is_refused(option):
     with pytest.raises(ValueError):
-        webhook.verify_signature(SECRET, BODY, 'a' * 64, stamp(0), NOW, **option)
+        webhook.verify_signature(SECRET, BODY, 'a' * 64, stamp(0), NOW, **dict(PLUGIN, **option))

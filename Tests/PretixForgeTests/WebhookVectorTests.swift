@@ -173,7 +173,8 @@ struct WebhookVectorTests {
         let script = """
         import importlib.util, sys
         spec = importlib.util.spec_from_file_location('webhook', sys.argv[1]); m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
-        v = m.verify_signature('whsec_local-test', open(sys.argv[2], 'rb').read(), sys.argv[3], sys.argv[4], 1700000000.0)
+        v = m.verify_signature('whsec_local-test', open(sys.argv[2], 'rb').read(), sys.argv[3], sys.argv[4], 1700000000.0,
+                               payload_scheme='timestamp.body', timestamp_unit='ms', tolerance_seconds=300)
         print(v.accepted, v.reason)
         """
         let folder = try Repo.temporaryDirectory()

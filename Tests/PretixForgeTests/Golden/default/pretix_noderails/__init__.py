@@ -1,7 +1,7 @@
 """pretix-noderails: NodeRails crypto payments for pretix.
 
 Deliberately tiny: the unit tests import the Django-free modules of this package
-(client, events, webhook) without pretix or Django installed.
+(conf, client, events, webhook) without pretix or Django installed.
 """
 
-__version__ = '1.0.0'
+from .conf import VERSION as __version__  # noqa: F401 - pretix and pip read it here

@@ -7,19 +7,27 @@ so a change on NodeRails' side is a change here and in tests/test_client.py only
 No Django import: the unit tests exercise this module without pretix installed.
 """
 
+import contextvars
 import json
+import socket
+import threading
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Mapping, Optional
 from urllib.parse import quote
 
 import requests
-from urllib3.exceptions import HTTPError as Urllib3Error
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    HTTPError as Urllib3Error,
+    MaxRetryError,
+    NewConnectionError,
+)
 
-# Rendered from the forge config; organisers may override the URL per event.
-API_BASE_URL = 'https://api.noderails.com'
-HTTP_TIMEOUT_SECONDS = 10
-USER_AGENT = 'pretix-noderails/1.0.0'
+from .conf import API_BASE_URL, DISTRIBUTION, HTTP_TIMEOUT_SECONDS, VERSION
+
+USER_AGENT = '%s/%s' % (DISTRIBUTION, VERSION)
 
 # Checkout session states as NodeRails spells them.
 STATUS_OPEN = 'OPEN'
@@ -43,11 +51,16 @@ class NodeRailsError(Exception):
 
 
 class NodeRailsUnavailable(NodeRailsError):
-    """Timeout, connection failure or 5xx: worth retrying later."""
+    """Timeout, connection failure or 5xx: worth retrying later. Unless it is NodeRailsNotSent,
+    NodeRails may have carried the request out."""
 
 
 class NodeRailsTimeout(NodeRailsUnavailable):
     """The request was sent but NodeRails did not answer in time: it may have been carried out."""
+
+
+class NodeRailsNotSent(NodeRailsUnavailable):
+    """No connection to NodeRails was made, so nothing was sent: the request was certainly not carried out."""
 
 
 class NodeRailsRequestRejected(NodeRailsError):
@@ -138,7 +151,7 @@ class NodeRailsClient:
         self.api_key = api_key or ''
         self.base_url = (base_url or API_BASE_URL).rstrip('/')
         self.timeout = timeout
-        self.http = session or requests.Session()
+        self.http = session or new_http_session()
 
     # -- public API ---------------------------------------------------------------
 
@@ -209,22 +222,118 @@ class NodeRailsClient:
         if body is not None:
             headers['Content-Type'] = 'application/json'
             data = json.dumps(body, separators=(',', ':')).encode('utf-8')
-        try:
-            response = self.http.request(method, self.base_url + path, data=data, headers=headers,
-                                         timeout=self.timeout, allow_redirects=False, stream=True)
-            content = _read_capped(response)
-        except requests.ConnectTimeout as exc:
-            # Never connected, so nothing was sent.
-            raise NodeRailsUnavailable('NodeRails could not be reached in time.') from exc
-        except requests.Timeout as exc:
-            raise NodeRailsTimeout('NodeRails did not answer in time.') from exc
-        except requests.RequestException as exc:
-            raise NodeRailsUnavailable('NodeRails could not be reached.') from exc
-        except Urllib3Error as exc:
-            # Raised past requests, e.g. by pretix's guard against requests to private
-            # networks (ALLOW_HTTP_TO_PRIVATE_NETWORKS) when the API URL resolves to one.
-            raise NodeRailsUnavailable('NodeRails could not be reached: %s' % exc) from exc
+        with _Deadline(self.timeout) as deadline:
+            try:
+                response = self.http.request(method, self.base_url + path, data=data, headers=headers,
+                                             timeout=self.timeout, allow_redirects=False, stream=True)
+                content = _read_capped(response)
+            except requests.ConnectTimeout as exc:
+                raise NodeRailsNotSent('NodeRails could not be reached in time.') from exc
+            except requests.RequestException as exc:
+                raise _transport_error(exc, deadline) from exc
+            except Urllib3Error as exc:
+                # Raised past requests, e.g. by pretix's guard against requests to private
+                # networks (ALLOW_HTTP_TO_PRIVATE_NETWORKS) when the API URL resolves to one.
+                raise NodeRailsNotSent('NodeRails could not be reached: %s' % exc) from exc
+        if deadline.expired:
+            # The answer was cut off by the deadline, even if what arrived looks complete.
+            raise NodeRailsTimeout('NodeRails did not answer within %s s.' % self.timeout)
         return _decode(response.status_code, content)
+
+
+def _transport_error(exc: requests.RequestException, deadline: '_Deadline') -> NodeRailsError:
+    if deadline.expired or isinstance(exc, requests.Timeout):
+        return NodeRailsTimeout('NodeRails did not answer within %s s.' % deadline.seconds)
+    reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+    if isinstance(reason, NewConnectionError):
+        return NodeRailsNotSent('NodeRails could not be reached.')
+    return NodeRailsUnavailable('The connection to NodeRails broke off.')
+
+
+# -- the deadline of one call ---------------------------------------------------------------
+#
+# requests' timeout bounds each socket operation, not the call: an upstream sending one byte a
+# second keeps a worker forever. _Deadline bounds the whole call: when it passes, every
+# connection the call uses is shut down, which ends a read blocked on it at once. The
+# connection pools below tell the call in progress (a context variable) which connections it
+# took, so nothing else is touched, and pretix's own connection classes (its guard against
+# requests to private networks) stay in use.
+
+_CURRENT_DEADLINE = contextvars.ContextVar('noderails_call_deadline', default=None)
+# While a call runs past its deadline (still connecting when it passed), connections it opens
+# meanwhile are shut down at this pace.
+_SHUTDOWN_RECHECK_SECONDS = 0.05
+
+
+class _Deadline:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.expired = False
+        self._connections = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+
+    def __enter__(self) -> '_Deadline':
+        self._token = _CURRENT_DEADLINE.set(self)
+        threading.Thread(target=self._enforce, name='noderails-deadline', daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._done.set()
+        _CURRENT_DEADLINE.reset(self._token)
+
+    def watch(self, connection) -> None:
+        with self._lock:
+            self._connections.append(connection)
+
+    def _enforce(self) -> None:
+        if self._done.wait(self.seconds):
+            return
+        self.expired = True
+        while not self._done.is_set():
+            with self._lock:
+                sockets = [c.sock for c in self._connections if getattr(c, 'sock', None) is not None]
+            for sock in sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed already
+            self._done.wait(_SHUTDOWN_RECHECK_SECONDS)
+
+
+class _WatchedPoolMixin:
+    def _get_conn(self, timeout=None):
+        connection = super()._get_conn(timeout=timeout)
+        deadline = _CURRENT_DEADLINE.get()
+        if deadline is not None:
+            deadline.watch(connection)
+        return connection
+
+
+class _WatchedHTTPConnectionPool(_WatchedPoolMixin, HTTPConnectionPool):
+    pass
+
+
+class _WatchedHTTPSConnectionPool(_WatchedPoolMixin, HTTPSConnectionPool):
+    pass
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with connection pools that report their connections to the call's deadline."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            'http': _WatchedHTTPConnectionPool, 'https': _WatchedHTTPSConnectionPool,
+        }
+
+
+def new_http_session() -> requests.Session:
+    session = requests.Session()
+    adapter = _DeadlineAdapter()
+    session.mount('http://', adapter)
+    session.mount('https://', adapter)
+    return session
 
 
 def _segment(value: str) -> str:

@@ -54,4 +54,6 @@ class CartCheckout(models.Model):
     paid = models.DateTimeField(null=True, blank=True)
     refund_after = models.DateTimeField(null=True, blank=True)
     refund_attempts = models.PositiveIntegerField(default=0)
+    # Until when a run of the periodic task owns this checkout's refund (unclaimed.begin_refund).
+    refund_lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)

@@ -8,38 +8,40 @@ from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
 from pretix.base.middleware import add_to_response_csp
-from pretix.base.models import OrderPayment
+from pretix.base.models import OrderPayment, OrderRefund
+from pretix.base.notifications import ParametrizedOrderNotificationType
+from pretix.base.services.locking import LockTimeoutException
+from pretix.base.settings import GlobalSettingsObject
 from pretix.base.signals import (
     logentry_display,
+    order_placed,
     periodic_task,
+    register_notification_types,
     register_payment_providers,
 )
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import process_response
+from pretix.presale.signals import order_meta_from_request, process_response
 
-from . import unclaimed
+from . import settlement, unclaimed
 from .client import NodeRailsError, NodeRailsUnavailable
+from .conf import API_ORIGIN, IDENTIFIER, MODULE, PAYMENT_UI_ORIGIN
 from .models import ProcessedWebhookEvent
-from .payment import (
-    IDENTIFIER,
-    LOG_ACTION,
-    NodeRailsPayment,
-    currency_places,
-    origin_of,
-)
+from .payment import NodeRailsPayment, currency_places, get_checkout_state, origin_of
 
 logger = logging.getLogger(__name__)
-
-# Rendered origins, always allowed; an organiser's per-event override is added on top.
-PAYMENT_UI_ORIGIN = 'https://pay.noderails.com'
-API_ORIGIN = 'https://api.noderails.com'
 
 # Pending payments are re-checked for this long (NodeRails retries webhooks for ~1 day).
 RECONCILE_MAX_AGE = timedelta(days=3)
 # A younger payment is the webhook's to settle; asking NodeRails about every fresh payment
 # would only double its traffic.
 RECONCILE_MIN_AGE = timedelta(minutes=5)
+# Payments asked about per run. Each run goes on where the last one stopped (a cursor kept in
+# pretix's global settings), so every open payment is asked about within ceil(open / BATCH) runs.
 RECONCILE_BATCH = 50
+RECONCILE_CURSOR = MODULE + '_reconcile_cursor'
+# Refunds with an unknown outcome are asked about again for this long: well inside the time
+# NodeRails keeps an Idempotency-Key, so a re-sent refund is recognised, never made twice.
+REFUND_RECONCILE_MAX_AGE = timedelta(hours=12)
 # pretix runs periodic tasks every few minutes; the reconciliation asks NodeRails at most every
 # RECONCILE_INTERVAL_MINUTES, and waits longer after NodeRails was unavailable.
 RECONCILE_INTERVAL_MINUTES = 10
@@ -47,16 +49,19 @@ RECONCILE_BACKOFF_MINUTES = 30
 # Dedupe records only need to outlive NodeRails' retry schedule.
 PROCESSED_EVENT_RETENTION = timedelta(days=30)
 
+# The order's meta_info key carrying the cart's checkout session from Place order to order_placed.
+ORDER_META_KEY = MODULE + ':checkout_session'
+
 # Only pages that can show the embedded checkout need the extra CSP sources.
 _CHECKOUT_URL_NAMES = ('event.checkout', 'event.order.pay.confirm')
 
 
-@receiver(register_payment_providers, dispatch_uid='payment_pretix_noderails')
+@receiver(register_payment_providers, dispatch_uid='payment_' + MODULE)
 def register_payment_provider(sender, **kwargs):
     return NodeRailsPayment
 
 
-@receiver(process_response, dispatch_uid='payment_pretix_noderails_csp')
+@receiver(process_response, dispatch_uid='payment_%s_csp' % MODULE)
 def add_checkout_csp(sender, request=None, response=None, **kwargs):
     try:
         url_name = resolve(request.path_info).url_name
@@ -77,9 +82,91 @@ def add_checkout_csp(sender, request=None, response=None, **kwargs):
     return response
 
 
-@receiver(logentry_display, dispatch_uid='payment_pretix_noderails_logentry')
+# -- the order is placed: its payment gets the cart's checkout at once ----------------------------------
+#
+# The browser may never come back from Place order (tab closed while pretix's "placing your
+# order" page waits, network gone): binding the session when the order is created, in the same
+# transaction, lets the capture webhook and the reconciliation settle the payment, and keeps the
+# unclaimed-checkout refund away from it.
+
+
+@receiver(order_meta_from_request, dispatch_uid='payment_%s_order_meta' % MODULE)
+def remember_checkout_for_order(sender, request, **kwargs):
+    """Place order: hand the cart's checkout session to the order being created."""
+    state = get_checkout_state(request, sender)
+    if state is None or state.get('payment') is not None or not _chose_this_method(request):
+        return {}
+    return {ORDER_META_KEY: state['session_id']}
+
+
+def _chose_this_method(request) -> bool:
+    from pretix.presale.views.cart import cart_session
+    return any(p.get('provider') == IDENTIFIER for p in cart_session(request).get('payments', []))
+
+
+@receiver(order_placed, dispatch_uid='payment_%s_order_placed' % MODULE)
+def bind_checkout_to_new_order(sender, order, **kwargs):
+    session_id = order.meta_info_data.get(ORDER_META_KEY)
+    if not session_id:
+        return
+    payment = order.payments.filter(provider=IDENTIFIER, state=OrderPayment.PAYMENT_STATE_CREATED).first()
+    if payment is None:
+        return
+    lost_to = settlement.bind_checkout(session_id, payment)
+    if lost_to is not None:
+        # Its refund has begun: execute_payment tells the customer, if they come back.
+        logger.info('Checkout %s not bound to new order %s: %s', session_id, order.code, lost_to)
+
+
+# -- what the organiser sees ---------------------------------------------------------------------------
+
+
+@receiver(register_notification_types, dispatch_uid='payment_%s_notifications' % MODULE)
+def register_notifications(sender, **kwargs):
+    return (
+        ParametrizedOrderNotificationType(
+            sender, settlement.LOG_FAILED_AFTER_CONFIRMATION,
+            _('NodeRails reported a failure for a confirmed payment'),
+            _('NodeRails reported a failure for a confirmed payment of order {order.code}.'),
+        ),
+        ParametrizedOrderNotificationType(
+            sender, settlement.LOG_CONFIRMED_NOT_PAID,
+            _('NodeRails payment received, order not marked as paid'),
+            _('A NodeRails payment for order {order.code} arrived, but the order could not be marked as paid.'),
+        ),
+        ParametrizedOrderNotificationType(
+            sender, settlement.LOG_REFUND_UNCLEAR,
+            _('NodeRails refund without a clear answer'),
+            _('NodeRails gave no clear answer to a refund of order {order.code}; it stays in transit.'),
+        ),
+        ParametrizedOrderNotificationType(
+            sender, settlement.LOG_REFUND_REJECTED,
+            _('NodeRails refund rejected'),
+            _('NodeRails rejected a refund of order {order.code} that had no clear answer before.'),
+        ),
+    )
+
+
+_ORDER_LOG_TEXTS = {
+    settlement.LOG_FAILED_AFTER_CONFIRMATION: _(
+        'NodeRails reported the confirmed payment {local_id} as failed ({status}). The order was not changed; '
+        'please check the payment in the NodeRails dashboard.'),
+    settlement.LOG_CONFIRMED_NOT_PAID: _(
+        'The NodeRails payment {local_id} of {amount} arrived, but the order could not be marked as paid: '
+        '{message}'),
+    settlement.LOG_REFUND_UNCLEAR: _(
+        'NodeRails gave no clear answer to the refund {local_id} of {amount} ({reason}). It may have been '
+        'carried out, so it stays in transit until NodeRails reports it; please do not refund this amount again.'),
+    settlement.LOG_REFUND_REJECTED: _(
+        'NodeRails rejected the refund {local_id} of {amount} when asked again ({message}); it was not carried out.'),
+}
+
+
+@receiver(logentry_display, dispatch_uid='payment_%s_logentry' % MODULE)
 def render_log_entry(sender, logentry, **kwargs):
-    if logentry.action_type not in (LOG_ACTION, unclaimed.LOG_REFUNDED, unclaimed.LOG_REFUND_FAILED):
+    texts = dict(_ORDER_LOG_TEXTS, **{settlement.LOG_ACTION: None, unclaimed.LOG_REFUNDED: None,
+                                      unclaimed.LOG_REFUND_FAILED: None})
+    if logentry.action_type not in texts:
         return None
     try:
         data = json.loads(logentry.data or '{}')
@@ -87,7 +174,10 @@ def render_log_entry(sender, logentry, **kwargs):
         data = {}
     if not isinstance(data, dict):
         data = {}
-    if logentry.action_type != LOG_ACTION:
+    if logentry.action_type in _ORDER_LOG_TEXTS:
+        values = {k: data.get(k) or '?' for k in ('local_id', 'status', 'amount', 'message', 'reason')}
+        return _ORDER_LOG_TEXTS[logentry.action_type].format(**values)
+    if logentry.action_type != settlement.LOG_ACTION:
         return _render_unclaimed(logentry.action_type, data)
     problem = data.get('problem')
     event_type = data.get('type')
@@ -108,49 +198,90 @@ def _render_unclaimed(action_type, data):
              'dashboard.').format(**values)
 
 
-@receiver(periodic_task, dispatch_uid='payment_pretix_noderails_periodic')
+# -- the periodic task -----------------------------------------------------------------------------------
+
+
+@receiver(periodic_task, dispatch_uid='payment_%s_periodic' % MODULE)
 @scopes_disabled()
 @minimum_interval(minutes_after_success=RECONCILE_INTERVAL_MINUTES, minutes_after_error=RECONCILE_BACKOFF_MINUTES)
 def reconcile_pending_payments(sender, **kwargs):
     """Settle payments left open (customer placed the order before the payment was confirmed,
     paid from the order page and closed the tab, NodeRails was unreachable, or the worker died
-    while asking) in case their webhook never arrives; then refund checkouts that were paid
-    but never became an order (unclaimed.py)."""
+    while asking) in case their webhook never arrives; ask again about refunds NodeRails gave
+    no clear answer to; then refund checkouts that were paid but never became an order
+    (unclaimed.py)."""
     # First, so that a NodeRails outage (which ends the run below) does not postpone it.
     ProcessedWebhookEvent.objects.filter(processed__lt=now() - PROCESSED_EVENT_RETENTION).delete()
     unclaimed.delete_expired_bookkeeping()
     _reconcile_open_payments()
+    _reconcile_unclear_refunds()
     _refund_unclaimed_checkouts()
 
 
 def _reconcile_open_payments():
-    # "created" as well: a payment started from the order page holds its session from the
-    # start, and its customer may have paid and closed the tab without confirming.
+    # "created" as well: a payment bound to its session when its order was placed, or started
+    # from the order page, holds its session from the start and may have been paid meanwhile.
     unsettled = OrderPayment.objects.filter(
-        provider=IDENTIFIER, state__in=(OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING),
+        provider=IDENTIFIER, state__in=settlement.OPEN_PAYMENT_STATES,
         created__range=(now() - RECONCILE_MAX_AGE, now() - RECONCILE_MIN_AGE),
         # Only payments that got as far as a NodeRails session; abandoned ones would fill the batch.
         info__contains='"session_id"',
-    ).select_related('order', 'order__event').order_by('created')[:RECONCILE_BATCH]
-    for payment in unsettled:
+    ).select_related('order', 'order__event').order_by('pk')
+    cursor = GlobalSettingsObject().settings.get(RECONCILE_CURSOR, as_type=int, default=0)
+    batch = list(unsettled.filter(pk__gt=cursor)[:RECONCILE_BATCH])
+    if len(batch) < RECONCILE_BATCH:  # past the newest: go on with the oldest
+        batch += list(unsettled.filter(pk__lte=cursor)[:RECONCILE_BATCH - len(batch)])
+    visited = None
+    try:
+        for payment in batch:
+            _reconcile(payment)
+            visited = payment.pk
+    finally:
+        if visited is not None:
+            GlobalSettingsObject().settings.set(RECONCILE_CURSOR, visited)
+
+
+def _reconcile(payment):
+    try:
+        NodeRailsPayment(payment.order.event).reconcile(payment)
+    except NodeRailsUnavailable:
+        # NodeRails is down or slow: the rest of the batch would only wait for the same
+        # timeout. Raising makes minimum_interval back off for RECONCILE_BACKOFF_MINUTES.
+        logger.warning('NodeRails unavailable; reconciliation postponed at %s', payment.full_id)
+        raise
+    except NodeRailsError as exc:
+        logger.info('NodeRails reconciliation of %s postponed: %s', payment.full_id, exc)
+    except LockTimeoutException:
+        logger.info('Order of %s locked; reconciliation retried next run', payment.full_id)
+    except Exception:  # one broken payment must not stop the others
+        logger.exception('NodeRails reconciliation of %s failed', payment.full_id)
+
+
+def _reconcile_unclear_refunds():
+    candidates = OrderRefund.objects.filter(
+        provider=IDENTIFIER, state=OrderRefund.REFUND_STATE_TRANSIT,
+        created__range=(now() - REFUND_RECONCILE_MAX_AGE, now() - RECONCILE_MIN_AGE),
+        info__contains=settlement.REFUND_STATUS_UNKNOWN,
+    ).select_related('order', 'order__event', 'payment').order_by('pk')
+    for refund in candidates:
+        if not settlement.is_unclear(refund):
+            continue
         try:
-            NodeRailsPayment(payment.order.event).reconcile(payment)
+            NodeRailsPayment(refund.order.event).resend_refund(refund)
         except NodeRailsUnavailable:
-            # NodeRails is down or slow: the rest of the batch would only wait for the same
-            # timeout. Raising makes minimum_interval back off for RECONCILE_BACKOFF_MINUTES.
-            logger.warning('NodeRails unavailable; reconciliation postponed at %s', payment.full_id)
+            logger.warning('NodeRails unavailable; refund %s asked about again next run', refund.full_id)
             raise
         except NodeRailsError as exc:
-            logger.info('NodeRails reconciliation of %s postponed: %s', payment.full_id, exc)
-        except Exception:  # one broken payment must not stop the others
-            logger.exception('NodeRails reconciliation of %s failed', payment.full_id)
+            logger.info('NodeRails refund %s still without a clear answer: %s', refund.full_id, exc)
+        except Exception:  # one broken refund must not stop the others
+            logger.exception('Reconciliation of NodeRails refund %s failed', refund.full_id)
 
 
 def _refund_unclaimed_checkouts():
     for pk in unclaimed.due_checkouts():
         checkout = unclaimed.begin_refund(pk)
         if checkout is None:
-            continue  # Place order claimed it first
+            continue  # Place order claimed it first, or another run is refunding it
         client = NodeRailsPayment(checkout.event).client(checkout.testmode)
         try:
             unclaimed.refund(checkout, client, currency_places(checkout.currency))

@@ -17,7 +17,13 @@ cart gives up) has paid NodeRails without an order. Such money must not be kept 
 Claim and refund decide under the checkout's row lock, so exactly one of them wins. Once the
 task has decided to refund, the checkout can no longer be claimed, even when NodeRails is
 unreachable: a request that timed out may have been carried out, and confirming the order
-on top of a refund would lose the organiser the money.
+on top of a refund would lose the organiser the money. The order is created with the claim
+already made (signals.bind_checkout_to_new_order), so a customer whose browser never comes
+back after Place order is never refunded.
+
+A run of the task leases the checkout it refunds (refund_lease_until): another run, on another
+worker or overlapping in time, leaves it alone until the lease is over, so only one of them asks
+NodeRails. A run that died mid-call leaves a lease that simply runs out.
 """
 
 import logging
@@ -30,11 +36,10 @@ from django.utils.timezone import now
 from pretix.helpers.database import OF_SELF
 
 from .client import NodeRailsError, NodeRailsRequestRejected
+from .conf import HTTP_TIMEOUT_SECONDS, MODULE
 from .models import CartCheckout
 
 logger = logging.getLogger(__name__)
-
-MODULE = 'pretix_noderails'
 # Logged on the event (there is no order to log on); signals.render_log_entry shows them.
 LOG_REFUNDED = 'pretix.plugins.' + MODULE + '.unclaimed.refunded'
 LOG_REFUND_FAILED = 'pretix.plugins.' + MODULE + '.unclaimed.refund_failed'
@@ -57,6 +62,9 @@ DUE_STATES = (STATE_OPEN, STATE_REFUNDING)
 GRACE_MARGIN = timedelta(hours=1)
 # Refunds per task run; the rest waits for the next run.
 REFUND_BATCH = 20
+# How long a run owns a checkout it is refunding. Far longer than its NodeRails calls can take
+# (two, each cut off at HTTP_TIMEOUT_SECONDS), so a live run never loses it to another.
+REFUND_LEASE = timedelta(seconds=max(300, 10 * HTTP_TIMEOUT_SECONDS))
 # Started sessions that were never paid, and claimed ones, are only bookkeeping; refunded
 # and failed ones stay as the record of money sent back (or not).
 CHECKOUT_RETENTION = timedelta(days=30)
@@ -71,15 +79,18 @@ def grace_period(reservation_minutes) -> timedelta:
     return timedelta(minutes=minutes) + GRACE_MARGIN
 
 
-def refund_idempotency_key(intent_id: str) -> str:
-    # Derived from the intent, not random: a retried or concurrent run sends the same key
-    # and NodeRails answers with the same refund instead of refunding twice.
+def checkout_refund_key(intent_id: str) -> str:
+    # Derived from the intent, not random: a retried run sends the same key and NodeRails
+    # answers with the same refund instead of refunding twice.
     return '%s:unclaimed-refund:%s' % (MODULE, intent_id)
 
 
-def remember_checkout(event, session_id: str, amount: Decimal, testmode: bool) -> None:
-    CartCheckout.objects.create(session_id=session_id, event=event, testmode=bool(testmode),
-                                amount=amount, currency=event.currency)
+def remember_checkout(event, session_id: str, amount: Decimal, testmode: bool) -> bool:
+    """Record a session started for a cart; False when it was recorded before (NodeRails gives the
+    same cart and amount the same session back: the Idempotency-Key is derived from them)."""
+    _checkout, created = CartCheckout.objects.get_or_create(session_id=session_id, defaults={
+        'event': event, 'testmode': bool(testmode), 'amount': amount, 'currency': event.currency})
+    return created
 
 
 def lock_checkout(session_id: Optional[str], intent_id: Optional[str]) -> Optional[CartCheckout]:
@@ -145,19 +156,22 @@ def due_checkouts() -> list:
 
 
 def begin_refund(pk: int) -> Optional[CartCheckout]:
-    """Decide to refund, under the row lock Place order takes too; None if it was claimed first.
+    """Decide to refund and take the lease, under the row lock Place order takes too; None if it
+    was claimed first, or another run holds the lease.
 
-    Committed before NodeRails is asked, so no lock is held during the call. Two runs may
-    both get here for one checkout; they send the same Idempotency-Key.
+    Committed before NodeRails is asked, so no lock is held during the call.
     """
     with transaction.atomic():
         checkout = CartCheckout.objects.select_for_update(of=OF_SELF).select_related(
             'event', 'event__organizer').get(pk=pk)
         if checkout.state not in DUE_STATES:
             return None
+        if checkout.refund_lease_until is not None and checkout.refund_lease_until > now():
+            return None
         checkout.state = STATE_REFUNDING
         checkout.refund_attempts += 1
-        checkout.save(update_fields=['state', 'refund_attempts'])
+        checkout.refund_lease_until = now() + REFUND_LEASE
+        checkout.save(update_fields=['state', 'refund_attempts', 'refund_lease_until'])
     return checkout
 
 
@@ -174,7 +188,7 @@ def refund(checkout: CartCheckout, client, currency_places: int) -> str:
             intent_id, amount=checkout.amount, currency_places=currency_places,
             reason='pretix: paid checkout without an order (%s/%s)' % (
                 checkout.event.organizer.slug, checkout.event.slug),
-            idempotency_key=refund_idempotency_key(intent_id),
+            idempotency_key=checkout_refund_key(intent_id),
         )
     except NodeRailsRequestRejected as exc:
         _finish(checkout, STATE_FAILED, error=exc.message)
@@ -203,7 +217,8 @@ def _intent_of_session(checkout: CartCheckout, client) -> str:
 
 
 def _note_error(checkout: CartCheckout, message: str) -> None:
-    CartCheckout.objects.filter(pk=checkout.pk).update(last_error=message[:1000])
+    # The lease ends with the run: the next one retries with the same Idempotency-Key.
+    CartCheckout.objects.filter(pk=checkout.pk).update(last_error=message[:1000], refund_lease_until=None)
     logger.warning('Refund of unclaimed NodeRails checkout %s postponed: %s', checkout.session_id, message)
 
 
@@ -215,7 +230,8 @@ def _finish(checkout: CartCheckout, state: str, refund_id: str = '', error: str 
         locked.state = state
         locked.refund_id = refund_id or locked.refund_id
         locked.last_error = error[:1000]
-        locked.save(update_fields=['state', 'refund_id', 'last_error'])
+        locked.refund_lease_until = None
+        locked.save(update_fields=['state', 'refund_id', 'last_error', 'refund_lease_until'])
         locked.event.log_action(LOG_REFUNDED if state == STATE_REFUNDED else LOG_REFUND_FAILED, data={
             'session_id': locked.session_id, 'payment_intent_id': locked.payment_intent_id,
             'refund_id': locked.refund_id, 'amount': str(locked.amount), 'currency': locked.currency,

@@ -3,10 +3,11 @@ import re
 from django.urls import include, re_path
 from pretix.multidomain import event_url
 
+from .conf import WEBHOOK_PATH
 from .views import status, webhook
 
 event_patterns = [
-    re_path(r'^' + re.escape('noderails') + '/', include([
+    re_path(r'^' + re.escape(WEBHOOK_PATH) + '/', include([
         # NodeRails must reach the webhook even while the shop is offline or in test mode.
         event_url(r'^webhook/$', webhook, name='webhook', require_live=False),
         # Polled from the confirm page; test-mode checkouts of non-live shops poll it too.

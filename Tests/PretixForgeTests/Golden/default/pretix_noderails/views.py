@@ -5,38 +5,39 @@ it must be idempotent (NodeRails delivers up to 6 times), safe against replays, 
 never confirm an amount or currency other than the order's.
 """
 
-import json
 import logging
 import time
 from decimal import Decimal
 
-from django.core.cache import cache
+from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
-from pretix.base.models import OrderPayment, OrderRefund, Quota
+from pretix.base.models import OrderPayment
 from pretix.base.services.locking import LockTimeoutException
 from pretix.helpers.database import OF_SELF
 
-from . import events, unclaimed, webhook as signing
+from . import events, settlement, unclaimed, webhook as signing
 from .client import KNOWN_STATUSES, NodeRailsError
-from .models import NodeRailsReference, ProcessedWebhookEvent
-from .payment import (
-    LOG_ACTION,
+from .conf import (
     MODULE,
-    NodeRailsPayment,
-    amount_problem,
-    get_checkout_state,
+    POLL_INTERVAL_SECONDS,
+    SIGNATURE_PAYLOAD,
+    TIMESTAMP_UNIT,
+    TOLERANCE_SECONDS,
 )
+from .models import NodeRailsReference, ProcessedWebhookEvent
+from .payment import NodeRailsPayment, get_checkout_state
 
 logger = logging.getLogger(__name__)
 
 # NodeRails events are a few hundred bytes; anything near this is not one of them.
 MAX_BODY_BYTES = 64 * 1024
-POLL_INTERVAL_SECONDS = 3
 # A checkout page polls every POLL_INTERVAL_SECONDS; allow a few tabs, not a flood.
 STATUS_RATE_WINDOW_SECONDS = 60
 STATUS_RATE_LIMIT = max(30, 4 * STATUS_RATE_WINDOW_SECONDS // max(1, POLL_INTERVAL_SECONDS))
@@ -51,12 +52,9 @@ RETRY_AFTER_SECONDS = 10
 # SQLSTATE of PostgreSQL's lock_timeout.
 PG_LOCK_NOT_AVAILABLE = '55P03'
 
-CONFIRMABLE_STATES = (
-    OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING,
-    OrderPayment.PAYMENT_STATE_CANCELED, OrderPayment.PAYMENT_STATE_FAILED,
-)
-FAILABLE_STATES = (OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING)
-OPEN_REFUND_STATES = (OrderRefund.REFUND_STATE_CREATED, OrderRefund.REFUND_STATE_TRANSIT)
+# Without redis or memcached, pretix's cache is a DummyCache that keeps nothing: the status
+# cache and rate limit fall back to this worker process's memory (per process, not shared).
+_PROCESS_CACHE = LocMemCache(MODULE + ':status', {'MAX_ENTRIES': 10000})
 
 
 def _text(message: str, status: int = 200) -> HttpResponse:
@@ -162,8 +160,7 @@ def _verify(request, provider, body):
     for mode, secret in secrets:
         verdict = signing.verify_signature(
             secret, body, signature, timestamp, time.time(),
-            payload_scheme=signing.SIGNATURE_PAYLOAD, timestamp_unit=signing.TIMESTAMP_UNIT,
-            tolerance_seconds=signing.TOLERANCE_SECONDS,
+            payload_scheme=SIGNATURE_PAYLOAD, timestamp_unit=TIMESTAMP_UNIT, tolerance_seconds=TOLERANCE_SECONDS,
         )
         if verdict.accepted:
             return mode, None
@@ -186,12 +183,26 @@ def _apply(pretix_event, event, ref):
     if not _claim(pretix_event, event):
         return _text('Duplicate event, already processed')
     payment = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=ref.payment_id)
-    payment.order.log_action(LOG_ACTION, data=_log_data(event))
-    if event.action == events.ACTION_CONFIRM:
-        return _confirm(payment, event)
+    payment.order.log_action(settlement.LOG_ACTION, data=_log_data(event))
     if event.action == events.ACTION_REFUND:
-        return _refund(payment, event)
-    return _fail(payment, event)
+        return _text(settlement.apply_refund_event(payment, event))
+    if event.action == events.ACTION_APPROVAL:
+        # [webhook] confirm_on = ["captured"]: the approval is on the order's log, the capture confirms.
+        return _text('Approval logged; waiting for the capture')
+    outcome = settlement.PAID if event.action == events.ACTION_CONFIRM else settlement.FAILED
+    settled = settlement.settle(payment, settlement.Report.from_event(event, outcome))
+    # Authentic events are answered 200 whatever their effect: redelivering them would not change it.
+    return _text(_ANSWERS.get(settled.code) or 'Not confirmed: %s' % settled.code)
+
+
+_ANSWERS = {
+    settlement.CONFIRMED: 'Payment confirmed',
+    settlement.CONFIRMED_NOT_PAID: 'Payment confirmed; the order could not be marked as paid',
+    settlement.ALREADY_CONFIRMED: 'Payment already confirmed',
+    settlement.NOT_OPEN: 'Payment not open, event ignored',
+    settlement.FAILED_NOW: 'Payment failed',
+    settlement.FAILED_AFTER_CONFIRMATION: 'Failure of a confirmed payment logged for the organiser',
+}
 
 
 def _apply_unclaimed(pretix_event, event, testmode):
@@ -235,103 +246,6 @@ def _claim(pretix_event, event) -> bool:
     return True
 
 
-def _confirm(payment, event):
-    if payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED:
-        return _text('Payment already confirmed')
-    if payment.state not in CONFIRMABLE_STATES:
-        return _text('Payment not confirmable in state %s' % payment.state)
-    problem = amount_problem(payment, event.amount, event.currency) or _link_intent(payment, event)
-    if problem:
-        # Authentic but wrong: keep the money question with a human, and answer 200 so
-        # NodeRails does not redeliver something that will never match.
-        payment.order.log_action(LOG_ACTION, data=dict(_log_data(event), problem=problem))
-        logger.warning('NodeRails %s for %s not confirmed: %s', event.event_id, payment.full_id, problem)
-        return _text('Not confirmed: %s' % problem)
-    payment.info_data = _merged_info(payment, event)
-    try:
-        payment.confirm()
-    except Quota.QuotaExceededException:
-        # As pretix's own providers do: the payment stays confirmed, the order unpaid, and
-        # pretix tells the organiser. Retrying would not change the quota.
-        pass
-    return _text('Payment confirmed')
-
-
-def _link_intent(payment, event):
-    """Bind the intent id to this payment; a problem code if it belongs to another one."""
-    if not event.payment_intent_id:
-        return None
-    try:
-        with transaction.atomic():
-            ref, _created = NodeRailsReference.objects.get_or_create(
-                reference=event.payment_intent_id, defaults={'order': payment.order, 'payment': payment})
-    except IntegrityError:
-        ref = NodeRailsReference.objects.get(reference=event.payment_intent_id)
-    return None if ref.payment_id == payment.pk else 'reference_conflict'
-
-
-def _refund(payment, event):
-    refund = _find_refund(payment, event)
-    if refund is not None:
-        refund.info_data = dict(refund.info_data, refund_id=event.refund_id or refund.info_data.get('refund_id'),
-                                status=event.status or 'COMPLETED')
-        refund.save(update_fields=['info'])
-        refund.done()
-        return _text('Refund done')
-    if event.refund_id and _refund_recorded(payment, event.refund_id):
-        # Settled already: NodeRails answered COMPLETED to the refund call, or this is the
-        # other spelling (payment.* / payment_intent.*) of an event applied before. Another
-        # external refund would count the same money twice.
-        return _text('Refund already recorded')
-    if event.amount is None or event.amount <= 0 or (event.currency or '') != payment.order.event.currency.upper():
-        return _text('Refund without usable amount, logged only')
-    # Started in the NodeRails dashboard: pretix shows it to the organiser as external.
-    payment.create_external_refund(amount=event.amount, info=json.dumps({
-        'refund_id': event.refund_id, 'payment_intent_id': event.payment_intent_id, 'status': event.status,
-    }))
-    return _text('External refund recorded')
-
-
-def _refund_recorded(payment, refund_id) -> bool:
-    settled = OrderRefund.objects.filter(
-        payment=payment, state__in=(OrderRefund.REFUND_STATE_DONE, OrderRefund.REFUND_STATE_EXTERNAL))
-    return any(r.info_data.get('refund_id') == refund_id for r in settled)
-
-
-def _find_refund(payment, event):
-    """Our open OrderRefund for this event: by refund id, else the only one of that amount."""
-    candidates = list(OrderRefund.objects.select_for_update(of=OF_SELF).filter(
-        payment=payment, state__in=OPEN_REFUND_STATES))
-    if event.refund_id:
-        for refund in candidates:
-            if refund.info_data.get('refund_id') == event.refund_id:
-                return refund
-        # Only refunds whose NodeRails id we never learned may match by amount.
-        candidates = [r for r in candidates if not r.info_data.get('refund_id')]
-    same_amount = [r for r in candidates if event.amount is not None and r.amount == event.amount]
-    return same_amount[0] if len(same_amount) == 1 else None
-
-
-def _fail(payment, event):
-    if payment.state not in FAILABLE_STATES:
-        return _text('Payment not failable in state %s' % payment.state)
-    payment.fail(info=_merged_info(payment, event), log_data={'type': event.type, 'status': event.status})
-    return _text('Payment failed')
-
-
-def _merged_info(payment, event) -> dict:
-    info = dict(payment.info_data)
-    updates = {
-        'payment_intent_id': event.payment_intent_id,
-        'session_id': event.checkout_session_id,
-        'tx_hash': event.tx_hash,
-        'chain_id': event.chain_id,
-        'status': event.status,
-    }
-    info.update({k: v for k, v in updates.items() if v is not None})
-    return info
-
-
 def _log_data(event) -> dict:
     return {
         'event_id': event.event_id, 'type': event.type, 'status': event.status,
@@ -359,7 +273,14 @@ def status(request, *args, **kwargs):
     return JsonResponse(answer, status=code)
 
 
+def status_cache():
+    """pretix's cache when it has a real one (redis or memcached), else this process's memory."""
+    shared = caches['default']
+    return _PROCESS_CACHE if isinstance(shared, DummyCache) else shared
+
+
 def _session_status(pretix_event, state) -> dict:
+    cache = status_cache()
     key = '%s:status:%s' % (MODULE, state['session_id'])
     cached = cache.get(key)
     if cached is not None:
@@ -391,7 +312,8 @@ def _matches_state(public, state) -> bool:
 
 
 def _over_rate_limit(request) -> bool:
-    """Fixed-window counter per browser session, in pretix's configured cache."""
+    """Fixed-window counter per browser session, in status_cache()."""
+    cache = status_cache()
     session_key = request.session.session_key or request.META.get('REMOTE_ADDR', '')
     key = '%s:status-rate:%s:%d' % (MODULE, session_key, int(time.time() // STATUS_RATE_WINDOW_SECONDS))
     if cache.add(key, 1, STATUS_RATE_WINDOW_SECONDS * 2):

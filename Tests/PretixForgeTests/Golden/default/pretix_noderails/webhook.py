@@ -1,7 +1,9 @@
 """HMAC-SHA256 verification of NodeRails webhooks.
 
-Standard library only, and no Django import: the webhook view uses this module, but so
-do the unit tests and pretix-forge's vector harness, which run without pretix installed.
+Standard library only, and no import of Django or of this package: the webhook view uses
+this module, but so do the unit tests and pretix-forge's vector harness, which load it alone.
+So it holds no configuration either: callers pass the signature scheme, timestamp unit and
+tolerance (the plugin's own come from conf.py).
 
 The order of checks and the reason codes are a contract shared with pretix-forge's
 Tests/Vectors/webhook-signatures.json (copied to tests/webhook-signatures.json); the
@@ -13,12 +15,6 @@ import hmac
 import re
 import time
 from typing import NamedTuple, Optional, Union
-
-# Rendered from the forge config. The code below branches on them at run time instead of
-# being templated, so every variant is the same, tested source.
-SIGNATURE_PAYLOAD = 'timestamp.body'
-TIMESTAMP_UNIT = 'ms'
-TOLERANCE_SECONDS = 300
 
 # Lower-case, as Django's request.headers lookup is case-insensitive anyway.
 SIGNATURE_HEADER = 'x-noderails-signature'
@@ -54,7 +50,7 @@ class Verdict(NamedTuple):
     reason: str
 
 
-def compute_signature(secret: str, body: Body, timestamp: Optional[Union[str, int]], *, payload_scheme: str = SIGNATURE_PAYLOAD) -> str:
+def compute_signature(secret: str, body: Body, timestamp: Optional[Union[str, int]], *, payload_scheme: str) -> str:
     """Lower-case hex HMAC-SHA256 a sender would put in SIGNATURE_HEADER.
 
     ``timestamp`` is the exact text that is signed (no trimming here); it is ignored
@@ -72,9 +68,9 @@ def verify_signature(
     timestamp: Optional[str],
     now: Optional[float] = None,
     *,
-    payload_scheme: str = SIGNATURE_PAYLOAD,
-    timestamp_unit: str = TIMESTAMP_UNIT,
-    tolerance_seconds: int = TOLERANCE_SECONDS,
+    payload_scheme: str,
+    timestamp_unit: str,
+    tolerance_seconds: int,
 ) -> Verdict:
     """Check a delivery's headers against its raw body; the first failing check wins.
 

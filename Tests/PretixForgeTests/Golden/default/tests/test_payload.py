@@ -9,7 +9,10 @@ from decimal import Decimal
 
 import pytest
 
-from pretix_noderails import events
+from pretix_noderails import conf, events
+
+# [webhook] confirm_on: the customer's approval confirms, or is only logged until the capture.
+APPROVAL = events.ACTION_CONFIRM if 'authorized' in conf.CONFIRM_ON else events.ACTION_APPROVAL
 
 CONTRACT_EXAMPLE = {
     'id': 'evt_1', 'type': 'payment.captured', 'createdAt': '2025-01-15T10:30:00.000Z',
@@ -39,11 +42,11 @@ def test_contract_example():
 
 
 @pytest.mark.parametrize('event_type, action', [
-    ('payment.authorized', events.ACTION_CONFIRM),
+    ('payment.authorized', APPROVAL),
     ('payment.captured', events.ACTION_CONFIRM),
-    ('payment_intent.authorized', events.ACTION_CONFIRM),
+    ('payment_intent.authorized', APPROVAL),
     ('payment_intent.captured', events.ACTION_CONFIRM),
-    ('checkout_session.completed', events.ACTION_CONFIRM),
+    ('checkout_session.completed', APPROVAL),
     ('payment.refunded', events.ACTION_REFUND),
     ('payment_intent.refunded', events.ACTION_REFUND),
     ('payment.failed', events.ACTION_FAIL),

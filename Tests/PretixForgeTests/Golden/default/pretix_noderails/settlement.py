@@ -1,0 +1,441 @@
+"""The money rules of the NodeRails payment, in one place.
+
+What a cart still owes after gift cards, whether NodeRails' amount may confirm a payment,
+binding a NodeRails id to a payment, what a payment remembers of NodeRails, confirming and
+failing, and how refunds are claimed and settled. payment.py (pretix's provider hooks),
+views.py (the webhook), signals.py (the periodic tasks) and unclaimed.py only gather what
+NodeRails said and call these functions, so each rule holds the same on every path.
+"""
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Iterable, Optional
+
+from django.db import IntegrityError, transaction
+from pretix.base.models import OrderPayment, OrderRefund, Quota
+from pretix.helpers.database import OF_SELF
+
+from . import unclaimed
+from .conf import MODULE
+from .models import NodeRailsReference
+
+logger = logging.getLogger(__name__)
+
+# Every NodeRails event is logged on its order with this action (signals.render_log_entry).
+LOG_ACTION = 'pretix.plugins.' + MODULE + '.event'
+# Situations the organiser must look at; pretix can e-mail them (signals.register_notifications).
+LOG_FAILED_AFTER_CONFIRMATION = 'pretix.plugins.' + MODULE + '.failed_after_confirmation'
+LOG_CONFIRMED_NOT_PAID = 'pretix.plugins.' + MODULE + '.confirmed_not_paid'
+LOG_REFUND_UNCLEAR = 'pretix.plugins.' + MODULE + '.refund_unclear'
+LOG_REFUND_REJECTED = 'pretix.plugins.' + MODULE + '.refund_rejected'
+
+OPEN_PAYMENT_STATES = (OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING)
+# A capture may still settle a payment pretix gave up on: crypto can arrive late.
+CONFIRMABLE_STATES = OPEN_PAYMENT_STATES + (OrderPayment.PAYMENT_STATE_CANCELED, OrderPayment.PAYMENT_STATE_FAILED)
+FAILABLE_STATES = OPEN_PAYMENT_STATES
+OPEN_REFUND_STATES = (OrderRefund.REFUND_STATE_CREATED, OrderRefund.REFUND_STATE_TRANSIT)
+# Refunds that take money from their payment (pretix's own refunded_amount counts the open ones too).
+REFUND_CLAIMING_STATES = OPEN_REFUND_STATES + (OrderRefund.REFUND_STATE_DONE, OrderRefund.REFUND_STATE_EXTERNAL)
+
+# Keys of OrderPayment.info_data we own.
+INFO_KEYS = ('session_id', 'payment_intent_id', 'tx_hash', 'chain_id', 'status', 'amount', 'currency', 'testmode')
+# What a refund's info holds while NodeRails' answer to it is unknown (timeout, 5xx, ...).
+REFUND_STATUS_UNKNOWN = 'UNKNOWN'
+
+PAID, FAILED, OPEN = 'paid', 'failed', 'open'
+
+# Outcomes of settle(), for the callers to word for their audience.
+CONFIRMED = 'confirmed'
+CONFIRMED_NOT_PAID = 'confirmed_not_paid'
+ALREADY_CONFIRMED = 'already_confirmed'
+NOT_OPEN = 'not_open'
+FAILED_NOW = 'failed'
+FAILED_AFTER_CONFIRMATION = 'failed_after_confirmation'
+STILL_OPEN = 'open'
+PROBLEMS = ('amount_missing', 'currency_mismatch', 'amount_mismatch', 'reference_conflict')
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What settle() did: one of the outcomes above (or a problem), and pretix's message if any."""
+
+    code: str
+    detail: str = ''
+
+
+@dataclass(frozen=True)
+class Report:
+    """What NodeRails says about one payment, from its public session or from a webhook event."""
+
+    outcome: str  # PAID, FAILED or OPEN
+    status: Optional[str] = None  # NodeRails' own word: PAID, CAPTURED, EXPIRED, ...
+    amount: Optional[Decimal] = None
+    currency: Optional[str] = None
+    session_id: Optional[str] = None
+    payment_intent_id: Optional[str] = None
+    tx_hash: Optional[str] = None
+    chain_id: Optional[int] = None
+
+    @classmethod
+    def from_session(cls, public) -> 'Report':
+        outcome = PAID if public.is_paid else FAILED if public.has_failed else OPEN
+        return cls(outcome, public.status, public.amount, public.currency, public.session_id,
+                   public.payment_intent_id, public.tx_hash, public.chain_id)
+
+    @classmethod
+    def from_event(cls, event, outcome: str) -> 'Report':
+        return cls(outcome, event.status, event.amount, event.currency, event.checkout_session_id,
+                   event.payment_intent_id, event.tx_hash, event.chain_id)
+
+
+# -- what is due ------------------------------------------------------------------------------------
+
+
+def amount_due(total: Decimal, multi_use_payments: Iterable[dict]) -> Decimal:
+    """What is left for this provider of a cart ``total`` (payment fees included) after the
+    multi-use payments already in the cart (gift cards), each taking what it may.
+
+    The same walk over the payments as pretix's own (pretix.base.services.cart.get_fees,
+    CartMixin.current_selected_payments) and its PayPal plugin (paypal2 views.XHRView).
+    """
+    remaining = total
+    for payment in multi_use_payments:
+        if payment.get('min_value') and remaining < Decimal(payment['min_value']):
+            continue
+        taken = remaining
+        if payment.get('max_value') and taken > Decimal(payment['max_value']):
+            taken = Decimal(payment['max_value'])
+        remaining -= taken
+    return max(remaining, Decimal('0.00'))
+
+
+def amount_problem(payment: OrderPayment, amount: Optional[Decimal], currency: Optional[str]) -> Optional[str]:
+    """Why NodeRails' amount/currency cannot confirm ``payment``; None when they match."""
+    if amount is None or not currency:
+        return 'amount_missing'
+    if currency.upper() != payment.order.event.currency.upper():
+        return 'currency_mismatch'
+    # Exact comparison (12.5 == 12.50 as Decimals): no rounding in the payer's favour.
+    if amount != payment.amount:
+        return 'amount_mismatch'
+    return None
+
+
+# -- Idempotency-Keys: derived, never random, so a retry can never act twice -------------------------
+
+
+def checkout_session_key(event, ref: str, amount: Decimal, testmode: bool, replaces: str) -> str:
+    """For creating a checkout session: the same cart (or payment) and amount always send the same
+    key, so a retried create gets NodeRails' first session back instead of a second one.
+    ``replaces`` names a session of the same cart that can no longer be paid (expired, failed),
+    '' for the first."""
+    material = '|'.join((MODULE, str(event.pk), ref, str(amount), event.currency, str(bool(testmode)), replaces))
+    return '%s:checkout:%s' % (MODULE, hashlib.sha256(material.encode()).hexdigest()[:40])
+
+
+def refund_key(intent_id: str, refund: OrderRefund) -> str:
+    """For refunding an OrderRefund: a retried or re-sent refund is the same refund at NodeRails.
+    The intent id makes it unique across events and pretix instances."""
+    return '%s:refund:%s:%s' % (MODULE, intent_id, refund.full_id)
+
+
+# -- what a payment remembers ------------------------------------------------------------------------
+
+
+def merge_info(payment: OrderPayment, report: Optional[Report] = None, **extra) -> dict:
+    """The payment's info with what ``report`` adds; what the report leaves out is kept."""
+    info = {k: v for k, v in payment.info_data.items() if k in INFO_KEYS}
+    info['testmode'] = bool(payment.order.testmode)
+    if report is not None:
+        news = {
+            'session_id': report.session_id, 'payment_intent_id': report.payment_intent_id,
+            'tx_hash': report.tx_hash, 'chain_id': report.chain_id, 'status': report.status,
+            'amount': str(report.amount) if report.amount is not None else None, 'currency': report.currency,
+        }
+        info.update({k: v for k, v in news.items() if v is not None})
+    info.update(extra)
+    return info
+
+
+def link(reference: str, payment: OrderPayment) -> bool:
+    """Bind a NodeRails id (session or intent) to ``payment``, once: a paid session can pay one
+    order only. False when the id is bound to another payment already."""
+    try:
+        with transaction.atomic():
+            # The payment row first, as the webhook does. PostgreSQL checks the new row's
+            # foreign key at commit with a share lock on the payment; a webhook holding the
+            # payment while inserting the same reference would otherwise deadlock with us.
+            OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
+            ref, _created = NodeRailsReference.objects.get_or_create(
+                reference=reference, defaults={'order': payment.order, 'payment': payment})
+    except IntegrityError:
+        ref = NodeRailsReference.objects.get(reference=reference)
+    return ref.payment_id == payment.pk
+
+
+def bind_checkout(session_id: str, payment: OrderPayment) -> Optional[str]:
+    """Bind the cart's checkout session to the order's payment; None when bound.
+
+    Otherwise the reason it cannot be: the unclaimed-payment refund has begun for it (the
+    checkout's state, see unclaimed.py) or 'reference_conflict'. The claim and the binding
+    commit together, under the payment's and the checkout's row locks, so either Place order or
+    the refund wins, never both. Idempotent: called when the order is created and again when
+    the customer's browser confirms.
+    """
+    with transaction.atomic():
+        locked = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=payment.pk)
+        lost_to = unclaimed.claim_checkout(session_id, locked.order.event)
+        if lost_to is not None:
+            return lost_to
+        if not link(session_id, locked):
+            return 'reference_conflict'
+        if locked.info_data.get('session_id') != session_id:
+            locked.info_data = merge_info(locked, session_id=session_id)
+            locked.save(update_fields=['info'])
+    payment.refresh_from_db()
+    return None
+
+
+def mark_pending(payment: OrderPayment, report: Optional[Report] = None) -> None:
+    """Pending, so the reconciliation finds it; nothing changes once it is settled."""
+    with transaction.atomic():
+        locked = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=payment.pk)
+        if locked.state in OPEN_PAYMENT_STATES:
+            locked.info_data = merge_info(locked, report)
+            locked.state = OrderPayment.PAYMENT_STATE_PENDING
+            locked.save(update_fields=['info', 'state'])
+    payment.refresh_from_db()
+
+
+# -- settling a payment ------------------------------------------------------------------------------
+
+
+def settle(payment: OrderPayment, report: Report) -> Settled:
+    """Apply NodeRails' report to the payment under its row lock.
+
+    Raises LockTimeoutException when pretix cannot lock the order's quotas to mark it paid:
+    everything here is rolled back then (the payment is pending again), for the webhook's
+    redelivery or the reconciliation to finish.
+    """
+    with transaction.atomic():
+        locked = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order', 'order__event').get(
+            pk=payment.pk)
+        if report.outcome == PAID:
+            outcome = _settle_paid(locked, report)
+        elif report.outcome == FAILED:
+            outcome = _settle_failed(locked, report)
+        else:
+            outcome = _settle_open(locked, report)
+    payment.refresh_from_db()
+    return outcome
+
+
+def _settle_paid(payment: OrderPayment, report: Report) -> Settled:
+    if payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED:
+        return Settled(ALREADY_CONFIRMED)
+    if payment.state not in CONFIRMABLE_STATES:
+        return Settled(NOT_OPEN)
+    problem = amount_problem(payment, report.amount, report.currency)
+    if problem is None and report.payment_intent_id and not link(report.payment_intent_id, payment):
+        problem = 'reference_conflict'
+    if problem:
+        # Authentic but wrong: the money question goes to a human. Failing the payment keeps
+        # it from being confirmed by a later report of the same session.
+        payment.order.log_action(LOG_ACTION, data={
+            'problem': problem, 'session_id': report.session_id, 'payment_intent_id': report.payment_intent_id,
+            'amount': str(report.amount) if report.amount is not None else None, 'currency': report.currency,
+        })
+        logger.warning('NodeRails payment %s not confirmed: %s', payment.full_id, problem)
+        payment.fail(info=merge_info(payment, report), log_data={'problem': problem})
+        return Settled(problem)
+    payment.info_data = merge_info(payment, report)
+    return _confirm(payment)
+
+
+def _confirm(payment: OrderPayment) -> Settled:
+    """payment.confirm() where its two halves cannot come apart.
+
+    pretix commits the payment's new state before it locks the quotas to mark the order paid;
+    inside our transaction a lock timeout rolls back both. A sold-out quota leaves the payment
+    confirmed and the order unpaid, as pretix intends (the money did arrive), and is logged
+    here: pretix's own log entry for it is rolled back inside confirm().
+    """
+    try:
+        payment.confirm()
+    except Quota.QuotaExceededException as exc:
+        payment.order.log_action(LOG_CONFIRMED_NOT_PAID, data={
+            'local_id': payment.local_id, 'amount': str(payment.amount), 'message': str(exc)})
+        return Settled(CONFIRMED_NOT_PAID, str(exc))
+    return Settled(CONFIRMED)
+
+
+def _settle_failed(payment: OrderPayment, report: Report) -> Settled:
+    if payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED:
+        # A failure after the money was reported taken contradicts it: someone must look.
+        payment.order.log_action(LOG_FAILED_AFTER_CONFIRMATION, data={
+            'local_id': payment.local_id, 'status': report.status, 'session_id': report.session_id,
+            'payment_intent_id': report.payment_intent_id,
+        })
+        return Settled(FAILED_AFTER_CONFIRMATION)
+    if payment.state not in FAILABLE_STATES:
+        return Settled(NOT_OPEN)
+    payment.fail(info=merge_info(payment, report), log_data={'status': report.status})
+    return Settled(FAILED_NOW)
+
+
+def _settle_open(payment: OrderPayment, report: Report) -> Settled:
+    if payment.state not in OPEN_PAYMENT_STATES:
+        return Settled(NOT_OPEN)
+    # Recorded, state kept: a "created" payment must stay so for pretix's confirm step, in
+    # case its customer comes back to it.
+    payment.info_data = merge_info(payment, report)
+    payment.save(update_fields=['info'])
+    return Settled(STILL_OPEN)
+
+
+# -- refunds -----------------------------------------------------------------------------------------
+
+
+def claim_refund(refund: OrderRefund, intent_id: str) -> bool:
+    """Reserve the refund's amount on its payment before NodeRails is asked; False when the
+    payment has no such amount left.
+
+    Two refunds requested at once (a double click, two organisers) both pass pretix's
+    refundable-amount check. Serialised on the payment row, the second one sees the first
+    one's claim. The claim commits before the NodeRails call, so no lock is held while it
+    runs, and a retry of the same OrderRefund passes its own claim and resends the same key.
+    """
+    with transaction.atomic():
+        locked = OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=refund.payment_id)
+        others = OrderRefund.objects.filter(payment=locked).exclude(pk=refund.pk)
+        claimed = sum((r.amount for r in others if _claims_payment(r)), Decimal('0.00'))
+        if claimed + refund.amount > locked.amount:
+            return False
+        refund.info_data = dict(refund.info_data, payment_intent_id=intent_id,
+                                idempotency_key=refund_key(intent_id, refund))
+        refund.save(update_fields=['info'])
+    return True
+
+
+def _claims_payment(refund: OrderRefund) -> bool:
+    if refund.state == OrderRefund.REFUND_STATE_CREATED:
+        return bool(refund.info_data.get('idempotency_key'))  # sent to NodeRails, or about to be
+    return refund.state in REFUND_CLAIMING_STATES
+
+
+def record_refund(refund: OrderRefund, result) -> None:
+    """Store NodeRails' answer to a refund: done, or in transit until the payment.refunded webhook."""
+    with transaction.atomic():
+        # The webhook may have settled this refund while NodeRails was answering us;
+        # done() twice would log the refund twice.
+        locked = OrderRefund.objects.select_for_update(of=OF_SELF).select_related('order', 'payment').get(
+            pk=refund.pk)
+        locked.info_data = dict(locked.info_data, refund_id=result.refund_id, status=result.status)
+        if locked.state not in OPEN_REFUND_STATES:
+            locked.save(update_fields=['info'])
+        elif result.status == 'COMPLETED':
+            locked.save(update_fields=['info'])
+            locked.done()
+        else:
+            locked.state = OrderRefund.REFUND_STATE_TRANSIT
+            locked.save(update_fields=['info', 'state'])
+    refund.refresh_from_db()
+
+
+def leave_refund_open(refund: OrderRefund, reason: str) -> None:
+    """NodeRails may have carried the refund out (timeout, broken connection, 5xx, unreadable
+    answer). Failing it would invite a second refund of money that may be on its way, so it
+    stays in transit, counted by pretix as refunded, until the payment.refunded webhook or the
+    reconciliation (which re-sends it with the same Idempotency-Key) settles it. The organiser
+    is told so on the order."""
+    with transaction.atomic():
+        locked = OrderRefund.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=refund.pk)
+        if locked.state not in OPEN_REFUND_STATES:
+            return
+        locked.info_data = dict(locked.info_data, status=REFUND_STATUS_UNKNOWN)
+        locked.state = OrderRefund.REFUND_STATE_TRANSIT
+        locked.save(update_fields=['info', 'state'])
+        locked.order.log_action(LOG_REFUND_UNCLEAR, data={
+            'local_id': locked.local_id, 'amount': str(locked.amount), 'reason': reason,
+            'payment_intent_id': locked.info_data.get('payment_intent_id'),
+        })
+    refund.refresh_from_db()
+
+
+def reject_refund(refund: OrderRefund, message: str) -> None:
+    """NodeRails refused a refund it was asked again (by the reconciliation): it never happened."""
+    with transaction.atomic():
+        locked = OrderRefund.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=refund.pk)
+        if locked.state not in OPEN_REFUND_STATES:
+            return
+        locked.info_data = dict(locked.info_data, status='REJECTED', error=message[:500])
+        locked.state = OrderRefund.REFUND_STATE_FAILED
+        locked.save(update_fields=['info', 'state'])
+        locked.order.log_action(LOG_REFUND_REJECTED, data={
+            'local_id': locked.local_id, 'amount': str(locked.amount), 'message': message[:500]})
+    refund.refresh_from_db()
+
+
+def is_unclear(refund: OrderRefund) -> bool:
+    return refund.state == OrderRefund.REFUND_STATE_TRANSIT and not refund.info_data.get('refund_id') \
+        and refund.info_data.get('status') == REFUND_STATUS_UNKNOWN
+
+
+def apply_refund_event(payment: OrderPayment, event) -> str:
+    """A payment.refunded event on a row-locked payment; returns what happened, for the response.
+
+    Ours (an open OrderRefund) is marked done. One pretix does not know yet (made in the
+    NodeRails dashboard) is recorded as external, for the part of it not already covered by
+    refunds pretix has: both event spellings and redeliveries of one refund count once.
+    """
+    refund = _matching_open_refund(payment, event)
+    if refund is not None:
+        refund.info_data = dict(refund.info_data, refund_id=event.refund_id or refund.info_data.get('refund_id'),
+                                status=event.status or 'COMPLETED')
+        refund.save(update_fields=['info'])
+        refund.done()
+        return 'Refund done'
+    if event.refund_id and _refund_known(payment, event.refund_id):
+        return 'Refund already recorded'
+    if event.amount is None or event.amount <= 0 or (event.currency or '') != payment.order.event.currency.upper():
+        return 'Refund without usable amount, logged only'
+    uncovered = min(event.amount, payment.amount - _refunded(payment))
+    if uncovered <= 0:
+        return 'Refund already covered by recorded refunds'
+    payment.create_external_refund(amount=uncovered, info=json.dumps({
+        'refund_id': event.refund_id, 'payment_intent_id': event.payment_intent_id, 'status': event.status,
+        'reported_amount': str(event.amount),
+    }))
+    return 'External refund recorded'
+
+
+def _matching_open_refund(payment: OrderPayment, event) -> Optional[OrderRefund]:
+    """Our open refund this event is about: by refund id; without one, the only open refund on the
+    payment (or the only one of the event's amount)."""
+    candidates = list(OrderRefund.objects.select_for_update(of=OF_SELF).filter(
+        payment=payment, state__in=OPEN_REFUND_STATES))
+    if event.refund_id:
+        for refund in candidates:
+            if refund.info_data.get('refund_id') == event.refund_id:
+                return refund
+        # Only refunds whose NodeRails id we never learned may match otherwise.
+        candidates = [r for r in candidates if not r.info_data.get('refund_id')]
+        same_amount = [r for r in candidates if event.amount is not None and r.amount == event.amount]
+        return same_amount[0] if len(same_amount) == 1 else None
+    if len(candidates) == 1:
+        return candidates[0]
+    same_amount = [r for r in candidates if event.amount is not None and r.amount == event.amount]
+    return same_amount[0] if len(same_amount) == 1 else None
+
+
+def _refund_known(payment: OrderPayment, refund_id: str) -> bool:
+    return any(r.info_data.get('refund_id') == refund_id
+               for r in OrderRefund.objects.filter(payment=payment, state__in=REFUND_CLAIMING_STATES))
+
+
+def _refunded(payment: OrderPayment) -> Decimal:
+    return sum((r.amount for r in OrderRefund.objects.filter(payment=payment, state__in=REFUND_CLAIMING_STATES)),
+               Decimal('0.00'))
