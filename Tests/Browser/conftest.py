@@ -285,11 +285,11 @@ def shop(transactional_db, pretix_url):
 def sim(shop):
     """The NodeRails simulator: API and hosted checkout on two ports; webhooks over real HTTP to pretix."""
     from noderails_sim import Simulator
-    webhook = plugin('webhook')
+    conf = plugin('conf')
     s = Simulator(
         credentials={LIVE.app_id: LIVE.api_key}, separate_ui=True,
         webhook_url=shop.webhook_url, webhook_secret=LIVE.secret,
-        signature_scheme=webhook.SIGNATURE_PAYLOAD, timestamp_unit=webhook.TIMESTAMP_UNIT,
+        signature_scheme=conf.SIGNATURE_PAYLOAD, timestamp_unit=conf.TIMESTAMP_UNIT,
     )
     s.start()
     yield s

@@ -58,9 +58,14 @@ class Shopper:
 
     # -- the shop ----------------------------------------------------------------------------
 
-    def to_payment_step(self, email='buyer@example.org'):
-        """Event page -> one ticket into the cart -> checkout -> contact details -> payment step."""
+    def to_payment_step(self, email='buyer@example.org', quantities=None):
+        """Event page -> products into the cart (one ticket, or {item: count} typed into the shop's
+        quantity fields) -> checkout -> contact details -> payment step."""
         self.d.get(self.shop.url)
+        for item, count in (quantities or {}).items():
+            field = self.css('input[name="item_%d"]' % item.pk)
+            field.clear()
+            field.send_keys(str(count))
         self.click_when_ready('#btn-add-to-cart')
         self.click_when_ready('form.checkout-button-primary button[type="submit"]', timeout=20)
         self.wait_url('/checkout/questions/')

@@ -14,6 +14,7 @@ import struct
 import subprocess
 import tarfile
 import time
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -136,6 +137,36 @@ def test_customer_pays_in_the_embedded_checkout_and_the_order_is_paid(shopper, s
     # Place order re-verified the session server-side, with the live credentials.
     verify = sim.requests_for('get_session')
     assert verify and verify[-1].path == '/checkout-sessions/public/' + sid
+
+
+def test_customer_pays_for_two_identical_tickets_and_another_item(shopper, sim):
+    """The cart real shops sell: two tickets of one kind plus another product. The confirm page shows
+    the checkout for the whole cart (it used to send such carts back to the payment step), and
+    one payment of 30.00 pays the order."""
+    shop = shopper.shop
+    with scopes_disabled():
+        workshop = shop.event.items.create(name='Workshop', default_price=Decimal('5.00'), active=True)
+        shop.quota.items.add(workshop)
+    shopper.to_payment_step(quantities={shop.item: 2, workshop: 1})
+    shopper.choose_method(PUBLIC_NAME)
+    sid = shopper.wait_checkout_ready()
+    with shopper.in_checkout():
+        assert 'Pay 30.00 USD' in shopper.css('h1').text
+    shopper.pay_in_checkout()
+    shopper.wait_place_order_enabled()
+    shopper.click_place_order()
+    shopper.wait(lambda: shopper.d.find_elements(By.CSS_SELECTOR, '.textbubble-success'),
+                 message="the order page's status badge")
+    shopper.screenshot('order-paid-cart.png')
+
+    order, payments = latest_order(shop)
+    assert order.status == 'p' and order.total == Decimal('30.00')
+    with scopes_disabled():
+        assert sorted((p.item.name, p.price) for p in order.positions.all()) == [
+            ('Conference ticket', PRICE), ('Conference ticket', PRICE), ('Workshop', Decimal('5.00'))]
+    assert [(p.provider, p.state, p.amount) for p in payments] == [('noderails', 'confirmed', Decimal('30.00'))]
+    assert payments[0].info_data['session_id'] == sid
+    assert len(sim.sessions) == 1
 
 
 # -- 2 ------------------------------------------------------------------------------------------------

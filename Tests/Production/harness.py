@@ -254,8 +254,7 @@ class Stack:
 
     def _simulator(self):
         from noderails_sim import Simulator
-        webhook = _plugin_const('webhook', 'SIGNATURE_PAYLOAD', 'timestamp.body'), \
-            _plugin_const('webhook', 'TIMESTAMP_UNIT', 'ms')
+        webhook = _rendered('SIGNATURE_PAYLOAD'), _rendered('TIMESTAMP_UNIT')
         sim = Simulator(credentials={LIVE.app_id: LIVE.api_key}, webhook_secret=LIVE.secret, separate_ui=True,
                         webhook_url='http://127.0.0.1:9/unset', signature_scheme=webhook[0],
                         timestamp_unit=webhook[1])
@@ -315,12 +314,16 @@ def _plugin_models():
     return importlib.import_module(MODULE + '.models')
 
 
-def _plugin_const(sub, name, default):
+def _rendered(name):
+    """A value rendered from the forge config: conf.py holds them all (older builds kept the
+    signature settings in webhook.py)."""
     import importlib
-    try:
-        return getattr(importlib.import_module('%s.%s' % (MODULE, sub)), name)
-    except Exception:
-        return default
+    for sub in ('conf', 'webhook'):
+        try:
+            return getattr(importlib.import_module('%s.%s' % (MODULE, sub)), name)
+        except (ImportError, AttributeError):
+            continue
+    raise AssertionError('%s renders no %s' % (MODULE, name))
 
 
 def create_shop(sim):

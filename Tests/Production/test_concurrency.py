@@ -48,7 +48,7 @@ def test_twenty_concurrent_deliveries_confirm_once(stack):
         assert payment.state == 'confirmed' and order.status == 'p'
         assert action_count(order, CONFIRMED_ACTION) == 1
         assert action_count(order, PAID_ACTION) == 1
-        assert action_count(order, plugin('payment').LOG_ACTION) == 1
+        assert action_count(order, plugin('settlement').LOG_ACTION) == 1
         assert _processed(document['id']) == 1
 
 
@@ -66,7 +66,7 @@ def test_both_spellings_at_once_confirm_once(stack):
         assert payment.state == 'confirmed'
         assert action_count(order, CONFIRMED_ACTION) == 1
         assert action_count(order, PAID_ACTION) == 1
-        assert action_count(order, plugin('payment').LOG_ACTION) == 2  # one per NodeRails event
+        assert action_count(order, plugin('settlement').LOG_ACTION) == 2  # one per NodeRails event
 
 
 def test_webhook_and_execute_payment_race_confirm_once(stack):

@@ -14,7 +14,7 @@ import pytest
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
-from conftest import plugin
+from conftest import execute_payment, plugin
 from harness import CONFIRMED_ACTION, HERE, PAID_ACTION, action_count, connect, lock_waiters, wait_until
 
 
@@ -36,7 +36,7 @@ def _assert_untouched(order, payment, event_id):
         order.refresh_from_db()
         assert payment.state == 'pending' and order.status == 'n'
         assert action_count(order, CONFIRMED_ACTION) == 0
-        assert action_count(order, plugin('payment').LOG_ACTION) == 0
+        assert action_count(order, plugin('settlement').LOG_ACTION) == 0
         assert _processed(event_id) == 0, 'the dedupe record must roll back with the work'
 
 
@@ -68,6 +68,45 @@ def test_lock_timeout_answers_503_in_time_and_retry_confirms(stack):
     _assert_untouched(order, payment, document['id'])
     retry = stack.sim.deliver('payment.captured', sid, document=document, times=1, url=stack.workers[2].webhook_url)
     assert retry[0].ok, (retry[0].status, retry[0].response_body)
+    _assert_confirmed_once(order, payment)
+
+
+def _hold_event_lock(stack, event):
+    """pretix's exclusive advisory lock on the event, as a large order being placed takes it: marking
+    another order paid waits for it (pretix.base.services.locking.lock_objects) and gives up after
+    LOCK_ACQUISITION_TIMEOUT."""
+    from pretix.base.services.locking import pg_lock_key
+    conn = connect(stack)
+    with conn.cursor() as cursor:
+        cursor.execute('SELECT pg_advisory_xact_lock(%s)', [pg_lock_key(event)])
+    return conn
+
+
+def test_lock_timeout_while_the_customer_confirms_a_late_payment_leaves_it_pending(stack):
+    """The order expired while the crypto payment was on its way; accepting the late payment takes
+    pretix's lock, which another transaction holds. The customer's confirmation must not leave a
+    confirmed payment on an unpaid order (pretix commits the payment before it asks for the lock):
+    the payment stays pending, and the capture webhook marks the order paid once the lock is free."""
+    from pretix.base.payment import PaymentException
+    order, payment, sid = stack.pending_order(state='created')
+    stack.sim.mark_paid(sid)
+    with scopes_disabled():
+        order.status, order.expires = 'e', now() - timedelta(minutes=5)
+        order.save(update_fields=['status', 'expires'])
+    holder = _hold_event_lock(stack, stack.shop.event)
+    try:
+        with scopes_disabled(), pytest.raises(PaymentException, match='still processing'):
+            execute_payment(stack, payment.pk, sid)
+    finally:
+        holder.rollback()
+        holder.close()
+    with scopes_disabled():
+        payment.refresh_from_db()
+        order.refresh_from_db()
+        assert payment.state == 'pending' and order.status == 'e', (payment.state, order.status)
+        assert action_count(order, CONFIRMED_ACTION) == 0
+    delivery = stack.sim.deliver('payment.captured', sid, times=1, url=stack.workers[0].webhook_url)[0]
+    assert delivery.ok and b'Payment confirmed' in delivery.response_body, delivery.response_body
     _assert_confirmed_once(order, payment)
 
 

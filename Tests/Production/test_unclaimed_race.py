@@ -238,7 +238,7 @@ def _outcome(stack, sid, order, payment, customer_result, task_result):
         assert customer_result.get('ok'), customer_result
         return 'order'
     assert len(calls) == 1, 'nobody won, or refunded twice: %s' % (state,)
-    assert calls[0].header('Idempotency-Key') == unclaimed.refund_idempotency_key(intent), calls[0].headers
+    assert calls[0].header('Idempotency-Key') == unclaimed.checkout_refund_key(intent), calls[0].headers
     assert len(refunds) == 1, refunds
     assert checkout.state in ('refunding', 'refunded'), state
     # "pending" would be wrong too: the reconciliation would confirm it later.

@@ -103,19 +103,22 @@ def sim():
         credentials={LIVE.app_id: LIVE.api_key, TEST.app_id: TEST.api_key},
         webhook_url='http://testserver' + WEBHOOK_URL_PATH, webhook_secret=LIVE.secret,
         webhook_secrets={TEST.app_id: TEST.secret}, separate_ui=True, webhook_sender=DjangoClientSender(),
-        signature_scheme=_module_const('webhook', 'SIGNATURE_PAYLOAD', 'timestamp.body'),
-        timestamp_unit=_module_const('webhook', 'TIMESTAMP_UNIT', 'ms'),
+        signature_scheme=rendered('SIGNATURE_PAYLOAD'), timestamp_unit=rendered('TIMESTAMP_UNIT'),
     )
     s.start()
     yield s
     s.stop()
 
 
-def _module_const(sub, name, default):
-    try:
-        return getattr(plugin(sub), name)
-    except Exception:
-        return default
+def rendered(name, module=None):
+    """A value rendered from the forge config: conf.py holds them all (older builds kept the signature
+    settings in webhook.py)."""
+    for sub in ('conf', 'webhook'):
+        try:
+            return getattr(importlib.import_module((module or MODULE) + '.' + sub), name)
+        except (ImportError, AttributeError):
+            continue
+    raise AssertionError('%s renders no %s' % (module or MODULE, name))
 
 
 @pytest.fixture
@@ -139,8 +142,11 @@ def http_timeout(monkeypatch):
     The value is a rendered config constant, not an HTTP mock: the plugin still makes real
     requests that really time out."""
     def set_timeout(seconds):
-        for sub in ('payment', 'client'):
-            mod = plugin(sub)
+        for sub in ('conf', 'payment', 'client'):
+            try:
+                mod = plugin(sub)
+            except ImportError:
+                continue
             if hasattr(mod, 'HTTP_TIMEOUT_SECONDS'):
                 monkeypatch.setattr(mod, 'HTTP_TIMEOUT_SECONDS', seconds)
     return set_timeout
@@ -163,6 +169,39 @@ class Customer:
     def add_to_cart(self, count=1):
         r = self.client.post(self.url('/cart/add'), {'item_%d' % self.shop.item.pk: str(count)})
         assert r.status_code == 302, r.status_code
+        return r
+
+    def add_items(self, items, voucher=None):
+        """The shop's add-to-cart form with several products at once: {item: count}, optionally a voucher
+        code. Fails with pretix's message when the cart refuses them."""
+        data = {'item_%d' % item.pk: str(count) for item, count in items.items()}
+        if voucher:
+            data['_voucher_code'] = voucher
+        r = self.client.post(self.url('/cart/add'), data)
+        assert r.status_code == 302, r.status_code
+        problems = [m for m in self.messages(self.follow(r)) if 'cart' not in m.lower() or 'not' in m.lower()]
+        assert not problems, problems
+        return r
+
+    def cart_positions(self):
+        """This customer's cart positions (pretix keeps the cart id in the session, per event)."""
+        from pretix.base.models import CartPosition
+        cart_id = self.client.session.get('current_cart_event_%d' % self.shop.event.pk)
+        with scopes_disabled():
+            return list(CartPosition.objects.filter(cart_id=cart_id, event=self.shop.event).order_by('pk'))
+
+    def choose_addons(self, selection):
+        """The add-on step: {cart position: {add-on item: count}}."""
+        data = {'cp_%d_item_%d' % (pos.pk, item.pk): str(count)
+                for pos, chosen in selection.items() for item, count in chosen.items()}
+        r = self.client.post(self.url('/checkout/addons/'), data)
+        assert r.status_code == 302 and '/checkout/addons/' not in r['Location'], self.messages(self.follow(r))
+        return r
+
+    def use_gift_card(self, code):
+        """Pay part (or all) of the order with a gift card on the payment step, as pretix offers it."""
+        r = self.client.post(self.url('/checkout/payment/'), {'payment': 'giftcard', 'payment_giftcard-code': code})
+        assert r.status_code == 302, self.messages(r)
         return r
 
     def questions(self, email='buyer@example.org'):

@@ -25,6 +25,7 @@ from realpretix import (
     WEBHOOK_SEGMENT,
     Customer,
     DjangoClientSender,
+    rendered,
 )
 
 SECOND_MODULE = os.environ.get('REALPRETIX_SECOND_MODULE', '')
@@ -85,13 +86,12 @@ class Variant:
         return mod.NodeRailsReference, mod.ProcessedWebhookEvent
 
     def make_simulator(self):
-        webhook = self.plugin('webhook')
         return Simulator(
             credentials={self.live.app_id: self.live.api_key, self.test.app_id: self.test.api_key},
             webhook_url=self.webhook_url, webhook_secret=self.live.secret,
             webhook_secrets={self.test.app_id: self.test.secret}, separate_ui=True,
-            webhook_sender=DjangoClientSender(), signature_scheme=webhook.SIGNATURE_PAYLOAD,
-            timestamp_unit=webhook.TIMESTAMP_UNIT,
+            webhook_sender=DjangoClientSender(), signature_scheme=rendered('SIGNATURE_PAYLOAD', self.module),
+            timestamp_unit=rendered('TIMESTAMP_UNIT', self.module),
         )
 
     def configure(self, event, sim):

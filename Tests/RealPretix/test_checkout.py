@@ -171,7 +171,7 @@ def test_paid_amount_mismatch_is_not_confirmed(customer, sim):
         order.refresh_from_db()
         assert order.status == 'n' and order.payments.get().state != 'confirmed'
         from realpretix import plugin as p
-        assert order.all_logentries().filter(action_type=p('payment').LOG_ACTION).exists()
+        assert order.all_logentries().filter(action_type=p('settlement').LOG_ACTION).exists()
     assert customer.messages(r)
 
 

@@ -8,7 +8,7 @@ attempt; a later webhook settles the original payment).
 import time
 
 import pytest
-from realpretix import age_for_reconciliation, plugin, run_periodic_tasks
+from realpretix import age_for_reconciliation, plugin, run_periodic_tasks, wait_for
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -148,10 +148,13 @@ def test_placing_order_twice_does_not_create_second_session(customer, sim):
         assert Order.objects.count() == 1
 
 
-def test_client_module_timeout_constant_is_used(customer, sim):
-    """Guard for the outage tests: the plugin reads the rendered timeout when it builds its client."""
-    mods = [plugin(m) for m in ('payment', 'client')]
-    assert any(hasattr(m, 'HTTP_TIMEOUT_SECONDS') for m in mods)
+def test_client_uses_the_rendered_timeout_read_at_call_time(customer, sim, http_timeout):
+    """Guard for the outage tests: the client the provider builds carries conf.HTTP_TIMEOUT_SECONDS,
+    read when it is built, so http_timeout() really shortens it."""
+    provider = plugin('payment').NodeRailsPayment(customer.shop.event)
+    assert provider.client(False).timeout == plugin('conf').HTTP_TIMEOUT_SECONDS == 10
+    http_timeout(TIMEOUT)
+    assert provider.client(False).timeout == TIMEOUT
 
 
 def _pending_order_paid_without_webhook(customer, sim):
@@ -181,3 +184,116 @@ def test_fresh_pending_payment_is_left_to_its_webhook(customer, sim):
     with scopes_disabled():
         order.refresh_from_db()
         assert order.status == 'n' and order.payments.get().state == 'pending'
+
+
+# -- the whole call has one deadline ------------------------------------------------------------------
+
+
+def test_dripping_upstream_is_cut_off_at_the_deadline(customer, sim, http_timeout):
+    """NodeRails answers, one byte at a time: no single read ever waits long, the whole answer would
+    take over a minute. The plugin's timeout is the call's: the customer hears back at the deadline."""
+    http_timeout(TIMEOUT)
+    customer.add_to_cart()
+    customer.questions()
+    sim.drip_next('create_session', interval=0.3)
+    started = time.monotonic()
+    r = customer.choose_payment()
+    elapsed = time.monotonic() - started
+    assert elapsed < GAVE_UP, 'the worker waited %.1fs for a dripping answer' % elapsed
+    _payment_step_error(customer, r)
+    assert customer.state is None
+
+
+# -- Idempotency-Key of the checkout session: derived from the cart and the amount -----------------------
+
+
+def test_retried_checkout_creation_gets_the_first_session_back(customer, sim, http_timeout):
+    """NodeRails created the session but its answer came after the deadline; the customer tries again.
+    The same cart and amount send the same Idempotency-Key: NodeRails returns the session it made
+    instead of opening a second one."""
+    http_timeout(TIMEOUT)
+    customer.add_to_cart(count=2)
+    customer.questions()
+    sim.delay_next('create_session', 2.5)
+    _payment_step_error(customer, customer.choose_payment())
+    assert wait_for(lambda: len(sim.sessions) == 1, timeout=10), 'NodeRails never made the first session'
+    r = customer.choose_payment()
+    assert r.status_code == 302 and r['Location'].endswith('/checkout/confirm/'), customer.messages(customer.follow(r))
+    first, second = sim.requests_for('create_session')
+    assert first.header('Idempotency-Key') == second.header('Idempotency-Key')
+    assert len(sim.sessions) == 1 and customer.state['session_id'] in sim.sessions
+    assert customer.confirm_page().status_code == 200
+
+
+def test_choosing_the_method_again_keeps_the_checkout_until_it_can_no_longer_be_paid(customer, sim):
+    """Back to the payment step and the same method again: the same checkout, so nothing can be paid
+    twice. Once it expired, a new one for the same amount."""
+    customer.to_confirm()
+    first = customer.state['session_id']
+    customer.choose_payment()
+    assert customer.state['session_id'] == first and len(sim.sessions) == 1
+    sim.expire(first)
+    customer.choose_payment()
+    second = customer.state['session_id']
+    assert second != first and sim.session(second)['status'] == 'OPEN'
+    assert '/checkout/%s"' % second in customer.confirm_page().content.decode()
+    customer.choose_payment()
+    assert customer.state['session_id'] == second and len(sim.sessions) == 2
+    sim.mark_paid(second)
+    r, order = customer.place_order()
+    customer.follow(r)
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == 'p'
+
+
+# -- reconciliation reaches every open payment -----------------------------------------------------------
+
+
+def test_reconciliation_reaches_every_open_payment_within_bounded_runs(configured, sim):
+    """More open payments than one run asks about, the oldest never paid: the newest, paid but with
+    its webhook lost, is still settled within ceil(open / batch) runs."""
+    from realpretix import LIVE, make_order
+    batch = plugin('signals').RECONCILE_BATCH
+    payments = []
+    for _ in range(batch + 10):
+        session = sim.create_session('12.50', app_id=LIVE.app_id)
+        _order, payment = make_order(configured, state='pending')
+        payment.info_data = {'session_id': session['sessionId']}
+        payment.save(update_fields=['info'])
+        payments.append(payment)
+    newest = payments[-1]
+    sim.mark_paid(newest.info_data['session_id'])
+    age_for_reconciliation(*payments)
+    for _ in range(-(-len(payments) // batch)):
+        run_periodic_tasks()
+    with scopes_disabled():
+        newest.refresh_from_db()
+        assert newest.state == 'confirmed' and newest.order.status == 'p'
+        assert all(p.state == 'pending' for p in type(newest).objects.filter(pk__in=[p.pk for p in payments[:-1]]))
+
+
+# -- the status poll's cache and rate limit, without redis or memcached -----------------------------------
+
+
+def test_status_poll_cache_and_rate_limit_hold_without_a_shared_cache(customer, sim, settings):
+    """pretix without redis or memcached runs on a cache that keeps nothing (pretix.settings:
+    CustomDummyCache). Polls must still be served from a cache and limited, per worker process."""
+    import re
+    settings.CACHES = {'default': {'BACKEND': 'pretix.helpers.cache.CustomDummyCache'}}
+    views = plugin('views')
+    customer.to_confirm()
+    status_url = re.search(r'data-status-url="([^"]+)"', customer.confirm_page().content.decode()).group(1)
+    if hasattr(views, 'status_cache'):
+        views.status_cache().clear()  # the per-process fallback outlives a test
+    started = time.monotonic()
+    codes = []
+    # A fixed window per minute: a run crossing a minute boundary may need up to twice the limit.
+    while 429 not in codes and len(codes) < 2 * views.STATUS_RATE_LIMIT + 2:
+        codes.append(customer.client.get(status_url).status_code)
+    elapsed = time.monotonic() - started
+    assert 429 in codes, 'no rate limit after %d polls' % len(codes)
+    assert set(codes[:views.STATUS_RATE_LIMIT]) == {200}
+    upstream = len(sim.requests_for('get_session'))
+    assert upstream <= 2 + elapsed / views.STATUS_CACHE_SECONDS, '%d polls cost %d NodeRails calls in %.1fs' % (
+        len(codes), upstream, elapsed)

@@ -1,7 +1,10 @@
 """Refunds started with pretix's normal refund button, settled through NodeRails."""
 
+from datetime import timedelta
+from decimal import Decimal
+
 import pytest
-from realpretix import EVENT, LIVE, ORG, wait_for
+from realpretix import EVENT, LIVE, ORG, plugin, run_periodic_tasks, setting_key, wait_for
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -120,17 +123,27 @@ def test_refund_rejected_by_noderails_is_shown_to_organiser(paid, sim, admin):
     assert sim.refunds == {}
 
 
-def test_refund_while_noderails_down_fails_cleanly(paid, sim, admin):
+def test_refund_while_noderails_is_unreachable_fails_cleanly(paid, sim, admin):
+    """Nothing reached NodeRails (no connection): a clear outcome, so the refund fails and the organiser
+    may try again; nothing was sent."""
     order, payment, intent = paid
-    sim.fail_next('refund', status=503)
+    with scopes_disabled():
+        order.event.settings.set(setting_key('api_base_url'), 'http://127.0.0.1:%d' % _closed_port())
     r = refund_via_backend(admin, order, payment, '5.00')
     assert r.status_code == 302
     with scopes_disabled():
-        assert order.refunds.get().state in ('failed', 'created')
+        assert order.refunds.get().state == 'failed'
         order.refresh_from_db()
         payment.refresh_from_db()
         assert order.status == 'p' and payment.state == 'confirmed'
-    assert sim.refunds == {}
+    assert sim.requests_for('refund') == [] and sim.refunds == {}
+
+
+def _closed_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def test_refund_started_in_noderails_dashboard_is_recorded_as_external(paid, sim):
@@ -160,3 +173,119 @@ def test_refund_timeout_is_not_reported_failed_and_settles_once(paid, sim, admin
     with scopes_disabled():
         states = sorted(r.state for r in order.refunds.all())
     assert states == ['done'], states
+
+
+# -- no clear answer: the refund stays open, is never offered twice, and settles once ---------------------
+
+# What the refund call meets, and whether NodeRails carried the refund out meanwhile.
+UNCLEAR = {
+    'timeout': lambda sim: sim.delay_next('refund', 2.5),    # carried out, answered after the deadline
+    'dropped_after_sending': lambda sim: sim.drop_next('refund'),  # connection closed, nothing answered
+    '5xx': lambda sim: sim.fail_next('refund', status=502),
+    'unreadable_2xx': lambda sim: sim.garble_next('refund'),  # carried out, body not JSON
+}
+
+
+def _log_texts(order, action):
+    with scopes_disabled():
+        return [str(e.display()) for e in order.all_logentries().filter(action_type=action)]
+
+
+@pytest.mark.parametrize('outcome', list(UNCLEAR))
+def test_refund_without_a_clear_answer_stays_in_transit_and_settles_once(paid, sim, admin, http_timeout, outcome):
+    order, payment, intent = paid
+    http_timeout(1.0)
+    UNCLEAR[outcome](sim)
+    refund_via_backend(admin, order, payment, '5.00')
+    settlement = plugin('settlement')
+    with scopes_disabled():
+        refund = order.refunds.get()
+        assert refund.state == 'transit', 'a refund of unknown outcome must stay open, not %s' % refund.state
+        payment.refresh_from_db()
+        assert payment.refunded_amount == Decimal('5.00')
+    # The organiser is told, on the order, and pretix can notify about it.
+    [text] = _log_texts(order, settlement.LOG_REFUND_UNCLEAR)
+    assert '5.00' in text and 'do not refund this amount again' in text, text
+    from pretix.base.notifications import get_all_notification_types
+    assert settlement.LOG_REFUND_UNCLEAR in get_all_notification_types(order.event)
+    # pretix does not offer the money on its way a second time.
+    refund_via_backend(admin, order, payment, '12.50')
+    with scopes_disabled():
+        assert order.refunds.count() == 1
+    assert len(sim.requests_for('refund')) == 1
+
+    # The reconciliation asks again with the same Idempotency-Key: NodeRails answers with the refund
+    # it made (or makes it now, if it never got it); the webhook then completes it. One refund, once.
+    sim.clear_faults()
+    assert wait_for(lambda: outcome not in ('timeout',) or len(sim.refunds) == 1, timeout=10)
+    with scopes_disabled():
+        order.refunds.update(created=refund.created - timedelta(minutes=10))
+    run_periodic_tasks()
+    calls = sim.requests_for('refund')
+    assert len(calls) == 2 and len({c.header('Idempotency-Key') for c in calls}) == 1
+    [nr_refund] = sim.refunds.values()
+    with scopes_disabled():
+        refund.refresh_from_db()
+        assert refund.state == 'transit' and refund.info_data['refund_id'] == nr_refund.refund_id
+    sim.complete_refund(nr_refund.refund_id)
+    with scopes_disabled():
+        assert sorted(r.state for r in order.refunds.all()) == ['done']
+        payment.refresh_from_db()
+        assert payment.refunded_amount == Decimal('5.00')
+
+
+def test_refund_rejected_when_asked_again_is_marked_failed(paid, sim, admin):
+    """Asked again with the same Idempotency-Key, NodeRails refuses: it never carried the refund out."""
+    order, payment, intent = paid
+    sim.fail_next('refund', status=503)
+    refund_via_backend(admin, order, payment, '5.00')
+    with scopes_disabled():
+        refund = order.refunds.get()
+        order.refunds.update(created=refund.created - timedelta(minutes=10))
+    sim.fail_next('refund', status=409, message='Refund window closed.')
+    run_periodic_tasks()
+    with scopes_disabled():
+        refund.refresh_from_db()
+        assert refund.state == 'failed'
+    [text] = _log_texts(order, plugin('settlement').LOG_REFUND_REJECTED)
+    assert 'Refund window closed.' in text
+    assert sim.refunds == {}
+
+
+def test_refunded_event_without_refund_id_settles_the_one_open_refund(paid, sim, admin):
+    """NodeRails reports the refund without its id (and with the intent's amount): it is the one refund
+    pretix has open on that payment, not a second, external one."""
+    order, payment, intent = paid
+    refund_via_backend(admin, order, payment, '5.00')
+    with scopes_disabled():
+        assert order.refunds.get().state == 'transit'
+    [d] = sim.deliver('payment.refunded', payment.info_data['session_id'])
+    assert d.status == 200, d.response_body
+    assert b'refundId' not in d.request_body
+    with scopes_disabled():
+        assert [(r.state, r.amount) for r in order.refunds.all()] == [('done', Decimal('5.00'))]
+
+
+@pytest.mark.parametrize('ours', ['done', 'transit'])
+def test_dashboard_refund_is_recorded_once_for_the_part_not_yet_refunded(paid, sim, admin, ours):
+    """A refund of the whole payment made in the NodeRails dashboard after pretix refunded 5.00: pretix
+    records the 7.50 it did not know about, once, across both event spellings and redeliveries."""
+    order, payment, intent = paid
+    if ours == 'done':
+        sim.configure(refund_status='COMPLETED')
+    refund_via_backend(admin, order, payment, '5.00')
+    with scopes_disabled():
+        assert order.refunds.get().state == ours
+    sid = payment.info_data['session_id']
+    for event_type in ('payment.refunded', 'payment_intent.refunded'):
+        for d in sim.deliver(event_type, sid, refund_id='rf_dashboard', amount='12.50', times=2):
+            assert d.status == 200, d.response_body
+    with scopes_disabled():
+        external = [r.amount for r in order.refunds.filter(state='external')]
+    assert external == [Decimal('7.50')], external
+    if ours == 'transit':
+        [nr_refund] = sim.refunds.values()
+        sim.complete_refund(nr_refund.refund_id)
+    with scopes_disabled():
+        assert sorted(r.state for r in order.refunds.all()) == ['done', 'external']
+        assert sum(r.amount for r in order.refunds.all()) == payment.amount

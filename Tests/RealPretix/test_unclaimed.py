@@ -102,7 +102,7 @@ def test_refunded_once_after_grace_period_and_logged(customer, paid_without_orde
     [call] = sim.requests_for('refund')
     intent = sim.session(sid)['paymentIntentId']
     assert call.path == '/payments/intents/%s/refund' % intent
-    assert call.header('Idempotency-Key') == plugin('unclaimed').refund_idempotency_key(intent)
+    assert call.header('Idempotency-Key') == plugin('unclaimed').checkout_refund_key(intent)
     assert (call.header('x-app-id'), call.header('x-api-key')) == (LIVE.app_id, LIVE.api_key)
     assert call.json['amount'] == '12.50'
     [refund] = sim.refunds.values()
@@ -205,7 +205,7 @@ def test_refund_webhook_settles_a_refund_whose_answer_was_lost(customer, paid_wi
     intent = sim.session(sid)['paymentIntentId']
     refund = plugin('client').NodeRailsClient(LIVE.app_id, LIVE.api_key, base_url=sim.api_url).refund_payment_intent(
         intent, amount=_checkout(sid).amount, reason='manual',
-        idempotency_key=plugin('unclaimed').refund_idempotency_key(intent))
+        idempotency_key=plugin('unclaimed').checkout_refund_key(intent))
     [d] = sim.deliver('payment.refunded', sid, refund_id=refund.refund_id)
     assert d.status == 200 and b'recorded' in d.response_body, d.response_body
     checkout = _checkout(sid)
@@ -262,3 +262,49 @@ def test_bookkeeping_of_old_unpaid_and_claimed_checkouts_is_deleted(customer, pa
     with scopes_disabled():
         assert not _checkouts().filter(session_id=unpaid).exists()
         assert _checkouts().filter(session_id=paid_without_order, state='open').exists()
+
+
+# -- two runs of the periodic task at once -----------------------------------------------------------------
+
+
+def _refund_in_progress(sid):
+    """Run A of the periodic task has decided to refund the checkout and is waiting for NodeRails."""
+    with scopes_disabled():
+        checkout = plugin('unclaimed').begin_refund(_checkout(sid).pk)
+    assert checkout is not None and checkout.state == 'refunding'
+    return checkout
+
+
+def _finish_refund(checkout):
+    with scopes_disabled():
+        client = plugin('payment').NodeRailsPayment(checkout.event).client(checkout.testmode)
+        return plugin('unclaimed').refund(checkout, client, 2)
+
+
+def test_overlapping_runs_ask_noderails_once(customer, paid_without_order, sim):
+    """Run B starts while run A is still asking NodeRails (another worker, or a slow A): B leaves the
+    checkout to A instead of sending the same refund again."""
+    sid = paid_without_order
+    _make_due(sid)
+    first = _refund_in_progress(sid)
+    run_periodic_tasks()  # run B
+    assert sim.requests_for('refund') == [], 'a second run asked NodeRails while the first one was'
+    assert _finish_refund(first) == 'refunded'
+    run_periodic_tasks()
+    assert len(sim.requests_for('refund')) == 1 and len(sim.refunds) == 1
+    assert _checkout(sid).state == 'refunded'
+    assert len(_refund_log(customer.shop.event)) == 1
+
+
+def test_run_that_died_mid_refund_is_taken_over_once_its_lease_is_over(customer, paid_without_order, sim):
+    sid = paid_without_order
+    _make_due(sid)
+    _refund_in_progress(sid)  # ... and that worker is killed before NodeRails answers
+    run_periodic_tasks()
+    assert sim.requests_for('refund') == []
+    with scopes_disabled():
+        _checkouts().filter(session_id=sid).update(refund_lease_until=now() - timedelta(seconds=1))
+    run_periodic_tasks()
+    assert len(sim.requests_for('refund')) == 1 and len(sim.refunds) == 1
+    checkout = _checkout(sid)
+    assert checkout.state == 'refunded' and checkout.refund_attempts == 2

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from realpretix import IDENTIFIER, LIVE, MODULE, ORG, TEST, WEBHOOK_URL_PATH, plugin, setting_key
+from realpretix import rendered as rendered_value
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
@@ -25,7 +26,7 @@ def _reload(order, payment):
 
 def _plugin_log(order):
     with scopes_disabled():
-        return list(order.all_logentries().filter(action_type=plugin('payment').LOG_ACTION))
+        return list(order.all_logentries().filter(action_type=plugin('settlement').LOG_ACTION))
 
 
 def _confirmations(order):
@@ -53,9 +54,8 @@ def test_valid_capture_confirms_payment_and_order(pending, sim, event_type):
 
 def test_signature_follows_the_rendered_scheme(pending, sim):
     """Only the signature scheme / timestamp unit the plugin was rendered with is accepted."""
-    webhook = plugin('webhook')
     order, payment, sid = pending
-    rendered = (webhook.SIGNATURE_PAYLOAD, webhook.TIMESTAMP_UNIT)
+    rendered = (rendered_value('SIGNATURE_PAYLOAD'), rendered_value('TIMESTAMP_UNIT'))
     others = [(s, u) for s in ('timestamp.body', 'body') for u in ('ms', 's') if (s, u) != rendered]
     before = _snapshot(order, payment)
     for scheme, unit in others:
