@@ -54,7 +54,7 @@ PG_LOCK_NOT_AVAILABLE = '55P03'
 
 # Without redis or memcached, pretix's cache is a DummyCache that keeps nothing: the status
 # cache and rate limit fall back to this worker process's memory (per process, not shared).
-_PROCESS_CACHE = LocMemCache(MODULE + ':status', {'MAX_ENTRIES': 10000})
+_PROCESS_CACHE = LocMemCache(MODULE + ':status', {'OPTIONS': {'MAX_ENTRIES': 10000}})
 
 
 def _text(message: str, status: int = 200) -> HttpResponse:

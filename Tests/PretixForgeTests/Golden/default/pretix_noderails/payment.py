@@ -62,7 +62,7 @@ from .texts import (
     VERBOSE_NAME,
     WAITING_MESSAGE,
 )
-from .unclaimed import STATE_FAILED, remember_checkout
+from .unclaimed import REUSABLE_STATES, STATE_FAILED, remember_checkout
 
 logger = logging.getLogger(__name__)
 
@@ -302,8 +302,7 @@ class NodeRailsPayment(BasePaymentProvider):
         return hashlib.sha256(('|'.join(lines) + '|due:%s' % due).encode()).hexdigest()
 
     def payment_prepare(self, request, payment):
-        if not self._start_session(request, payment.amount, '%s-%s' % (payment.order.code, payment.pk),
-                                   order=payment.order, payment=payment):
+        if not self._start_session(request, payment.amount, payment.order.code, order=payment.order, payment=payment):
             return False
         # The order exists already (a retry or a change of method on the order page), so the
         # session is bound to its payment now: a customer who pays and closes the tab without
@@ -346,6 +345,8 @@ class NodeRailsPayment(BasePaymentProvider):
         back and can never pay twice; a returned session that can no longer be paid (expired,
         failed) is replaced by a new one, under a key naming the one it replaces."""
         client = self.client(testmode)
+        # Each payment of an order is its own attempt; a cart has one checkout per amount.
+        key_ref = '%s-%s' % (ref, payment.pk) if payment is not None else ref
         replaces = ''
         for _attempt in range(MAX_SESSION_REPLACEMENTS + 1):
             session = client.create_checkout_session(
@@ -357,18 +358,19 @@ class NodeRailsPayment(BasePaymentProvider):
                     'order': order.code if order else '',
                     'payment': str(payment.pk) if payment else '',
                 },
-                idempotency_key=settlement.checkout_session_key(self.event, ref, amount, testmode, replaces),
+                idempotency_key=settlement.checkout_session_key(self.event, key_ref, amount, testmode, replaces),
                 currency_places=currency_places(self.event.currency),
             )
             if order is not None:
                 return session.session_id  # one key per payment; a new attempt is a new payment
             # Before the order exists nothing else ties this session to this event: a paid one
             # that is never placed is found and refunded through this record.
-            if remember_checkout(self.event, session.session_id, amount, testmode):
+            earlier = remember_checkout(self.event, session.session_id, amount, testmode)
+            if earlier is None:
                 return session.session_id
-            if not client.get_public_session(session.session_id).has_failed:
+            if earlier in REUSABLE_STATES and not client.get_public_session(session.session_id).has_failed:
                 return session.session_id
-            replaces = session.session_id
+            replaces = session.session_id  # expired, failed, or refunded for want of an order
         raise NodeRailsBadResponse('NodeRails keeps returning checkout sessions that cannot be paid.')
 
     def payment_is_valid_session(self, request):

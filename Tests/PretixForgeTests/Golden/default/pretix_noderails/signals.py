@@ -2,6 +2,7 @@ import json
 import logging
 from datetime import timedelta
 
+from django.db import DatabaseError
 from django.dispatch import receiver
 from django.urls import resolve
 from django.utils.timezone import now
@@ -112,7 +113,13 @@ def bind_checkout_to_new_order(sender, order, **kwargs):
     payment = order.payments.filter(provider=IDENTIFIER, state=OrderPayment.PAYMENT_STATE_CREATED).first()
     if payment is None:
         return
-    lost_to = settlement.bind_checkout(session_id, payment)
+    try:
+        lost_to = settlement.bind_checkout(session_id, payment)
+    except DatabaseError:
+        # Rolled back to bind_checkout's savepoint: the order is still placed, and execute_payment
+        # binds the session when the customer's browser arrives.
+        logger.exception('Checkout %s could not be bound to new order %s', session_id, order.code)
+        return
     if lost_to is not None:
         # Its refund has begun: execute_payment tells the customer, if they come back.
         logger.info('Checkout %s not bound to new order %s: %s', session_id, order.code, lost_to)

@@ -51,6 +51,8 @@ STATE_REFUNDING = 'refunding'  # the task decided to refund; NodeRails has not c
 STATE_REFUNDED = 'refunded'    # NodeRails accepted the refund
 STATE_FAILED = 'failed'        # NodeRails refused the refund: left to the organiser
 CLAIMABLE_STATES = (STATE_STARTED, STATE_OPEN, STATE_CLAIMED)
+# A cart may keep using its session in these: not paid yet, or paid and waiting for Place order.
+REUSABLE_STATES = (STATE_STARTED, STATE_OPEN)
 DUE_STATES = (STATE_OPEN, STATE_REFUNDING)
 
 # How long after the capture webhook a customer may still place the order, on top of the
@@ -85,12 +87,13 @@ def checkout_refund_key(intent_id: str) -> str:
     return '%s:unclaimed-refund:%s' % (MODULE, intent_id)
 
 
-def remember_checkout(event, session_id: str, amount: Decimal, testmode: bool) -> bool:
-    """Record a session started for a cart; False when it was recorded before (NodeRails gives the
-    same cart and amount the same session back: the Idempotency-Key is derived from them)."""
-    _checkout, created = CartCheckout.objects.get_or_create(session_id=session_id, defaults={
+def remember_checkout(event, session_id: str, amount: Decimal, testmode: bool) -> Optional[str]:
+    """Record a session started for a cart. None when it is new; else the state of the record made
+    before: NodeRails gives the same cart and amount the same session back (the Idempotency-Key is
+    derived from them), which may be in use still (REUSABLE_STATES) or not."""
+    checkout, created = CartCheckout.objects.get_or_create(session_id=session_id, defaults={
         'event': event, 'testmode': bool(testmode), 'amount': amount, 'currency': event.currency})
-    return created
+    return None if created else checkout.state
 
 
 def lock_checkout(session_id: Optional[str], intent_id: Optional[str]) -> Optional[CartCheckout]:
