@@ -308,3 +308,24 @@ def test_run_that_died_mid_refund_is_taken_over_once_its_lease_is_over(customer,
     assert len(sim.requests_for('refund')) == 1 and len(sim.refunds) == 1
     checkout = _checkout(sid)
     assert checkout.state == 'refunded' and checkout.refund_attempts == 2
+
+
+def test_choosing_the_method_again_after_the_refund_gives_a_new_checkout(customer, paid_without_order, sim):
+    """The same cart and amount send the same Idempotency-Key, so NodeRails answers with the refunded
+    session: the plugin must not show that one again (its Place order could only fail)."""
+    sid = paid_without_order
+    _make_due(sid)
+    run_periodic_tasks()
+    assert _checkout(sid).state == 'refunded'
+    r = customer.choose_payment()
+    assert r.status_code == 302 and r['Location'].endswith('/checkout/confirm/')
+    new = customer.state['session_id']
+    assert new != sid and sim.session(new)['status'] == 'OPEN'
+    assert _checkout(new).state == 'started'
+    sim.mark_paid(new)
+    r, order = customer.place_order()
+    customer.follow(r)
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == 'p' and order.payments.get().info_data['session_id'] == new
+    assert len(sim.refunds) == 1
