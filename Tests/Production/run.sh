@@ -4,7 +4,7 @@
 # Starts one throwaway PostgreSQL cluster (with_postgres.py; 127.0.0.1, own port, deleted afterwards),
 # runs the real-pretix suite (Tests/RealPretix/run.sh, unchanged) against it, then the production
 # suite (this directory: several pretix worker processes, concurrency, crashes, reconciliation).
-#   PRETIX_VENV          venv with pretix==2026.8.0 and Tests/Production/requirements.txt (default /work/scratch/venv-pretix)
+#   PRETIX_VENV          venv with pretix==2026.8.0 and Tests/Production/requirements.txt (default .venvs/pretix, made by `make deps`)
 #   REALPRETIX_PLUGIN    optional sdist/wheel/directory of the plugin to (re)install into PRETIX_VENV first
 #   REALPRETIX_SRC       optional rendered plugin tree that shadows the installed copy's code (PYTHONPATH)
 #   REALPRETIX_RENDER=1  render the current Templates/ with .build/debug/pretix-forge and use it as REALPRETIX_SRC

@@ -1,7 +1,7 @@
 # Sourced by Tests/RealPretix/run.sh and Tests/Production/run.sh (POSIX sh, set -e): puts the
 # plugin under test into place from the REALPRETIX_* variables both scripts document.
 # Expects ROOT (the repository); sets VENV and, for a rendered or given source tree, PYTHONPATH.
-VENV=${PRETIX_VENV:-/work/scratch/venv-pretix}
+VENV=${PRETIX_VENV:-$ROOT/.venvs/pretix}
 if [ -n "$REALPRETIX_PLUGIN" ]; then
     "$VENV/bin/pip" install -q --no-deps --force-reinstall "$REALPRETIX_PLUGIN"
 fi
