@@ -10,7 +10,7 @@ into ``PaymentException(str(e))``; their webhooks swallow it and answer 200.
 from datetime import timedelta
 
 import pytest
-from realpretix import make_order
+from realpretix import make_order, plugin
 from django.test import RequestFactory
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
@@ -52,8 +52,10 @@ def test_webhook_after_sellout_confirms_payment_not_order(late, sim):
         assert payment.state == 'confirmed', 'money was received: the payment is confirmed'
         assert order.status == 'e', 'the order must not become paid over an exhausted quota'
         # pretix's own 'pretix.event.order.quotaexceeded' entry is written inside confirm()'s atomic
-        # block and rolled back with the exception, for built-in providers too; the organiser sees a
-        # confirmed payment on an expired order and decides (refund or re-activate).
+        # block and rolled back with the exception, for built-in providers too. The plugin logs it
+        # itself (and pretix can notify the organiser), who decides: refund or re-activate.
+        [entry] = order.all_logentries().filter(action_type=plugin('settlement').LOG_CONFIRMED_NOT_PAID)
+        assert 'could not be marked as paid' in str(entry.display()) and 'no longer available' in str(entry.display())
     # redelivery does not change that
     sim.deliver('payment.captured', sid, times=2)
     with scopes_disabled():
@@ -68,7 +70,6 @@ def test_execute_payment_after_sellout_raises_quota_message(late, sim, customer)
     order, payment, sid = late
     request = RequestFactory().get('/')
     request.session = customer.client.session
-    from realpretix import plugin
     request.session[plugin('payment').SESSION_KEY] = {
         'event': order.event.pk, 'session_id': sid, 'amount': '12.50', 'currency': 'USD',
         'testmode': False, 'payment': payment.pk}
