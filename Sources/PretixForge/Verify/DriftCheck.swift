@@ -8,6 +8,8 @@ public struct DriftReport: Sendable, CustomStringConvertible {
         /// On disk, not part of the expected output.
         case unexpected(String)
         case changed(String, diff: String?)
+        /// A wheel that strict zip readers refuse or read differently from pip.
+        case unreadable(String)
     }
 
     public var subject: String
@@ -26,6 +28,7 @@ public struct DriftReport: Sendable, CustomStringConvertible {
             case .changed(let path, let diff):
                 text += "  changed:  \(path)\n"
                 if let diff { text += diff.split(separator: "\n", omittingEmptySubsequences: false).map { "    " + $0 }.joined(separator: "\n") + "\n" }
+            case .unreadable(let problem): text += "  invalid:  \(problem)\n"
             }
         }
         text += "to repair: \(repairCommand)\n"
@@ -81,12 +84,21 @@ public enum DriftCheck {
     }
 
     /// Compares a released file with the artifact of the same name built now; archives that
-    /// differ are opened so the report names the members.
+    /// differ are opened so the report names the members. Any wheel, built here or elsewhere,
+    /// must also pass the strict zip reading of `ZipConformance`.
     public static func compareArtifact(path: String, expected: Distribution, repairCommand: String) throws(ForgeError) -> DriftReport {
         let name = URL(fileURLWithPath: path).lastPathComponent
         guard let actual = FileManager.default.contents(atPath: path) else {
             throw ForgeError("cannot read the file", at: SourceLocation(file: path))
         }
+        var report = compareBytes(name: name, path: path, actual: actual, expected: expected, repairCommand: repairCommand)
+        if name.hasSuffix(".whl") {
+            report.changes = ZipConformance.problems(in: actual).map { .unreadable($0) } + report.changes
+        }
+        return report
+    }
+
+    private static func compareBytes(name: String, path: String, actual: Data, expected: Distribution, repairCommand: String) -> DriftReport {
         guard let want = expected.files.first(where: { $0.name == name })?.data else {
             let names = expected.files.map(\.name).joined(separator: ", ")
             return DriftReport(subject: path, changes: [.unexpected(name)],
