@@ -286,8 +286,19 @@ final class ConfigReader {
                 textsValid = false
             }
         }
-        guard let accent, let text, let logo, textsValid else { return nil }
+        guard let accent, let text, let logo, textsValid, legible(accent: accent, text: text) else { return nil }
         return .init(logo: logo, accentColor: accent, textColor: text, texts: texts)
+    }
+
+    /// Reports every colour pair of the stylesheet that WCAG 2.2 AA would fail.
+    private func legible(accent: String, text: String) -> Bool {
+        let shortfalls = BrandContrast.shortfalls(accent: accent, text: text)
+        for shortfall in shortfalls {
+            let name = shortfall.key.split(separator: ".").last.map(String.init) ?? shortfall.key
+            report(shortfall.key, shortfall.message,
+                   fix: "use \(name) = \"\(shortfall.suggestion)\" (the nearest lightness that passes), or choose another pair")
+        }
+        return shortfalls.isEmpty
     }
 
     /// `{ en = "…", de = "…" }`: every language code valid, "en" and "de" present.
