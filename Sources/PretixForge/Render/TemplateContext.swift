@@ -102,6 +102,9 @@ enum TemplateContext {
                 "tolerance_seconds": String(webhook.toleranceSeconds),
             ],
             "branding": brandingContext(config.branding),
+            "repository": [
+                "forge_repository": config.repository.forgeRepository,
+            ],
         ]
     }
 
