@@ -75,15 +75,17 @@ struct PackagingTests {
         #expect(leftovers == ["dist"], "staging folders must be cleaned up: \(leftovers)")
     }
 
-    @Test func updateKeepsUnrelatedFilesAndReplaceDoesNot() throws {
+    @Test func updateKeepsUnrelatedFilesAndCreateNeverReplaces() throws {
         let folder = try Repo.temporaryDirectory().appendingPathComponent("out")
         try AtomicOutput.update(folder.path, with: ["keep.txt": Data("k".utf8)])
         try AtomicOutput.update(folder.path, with: ["new.txt": Data("n".utf8)])
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt"])
-        #expect(throws: ForgeError.self) { try AtomicOutput.replaceDirectory(folder.path, with: ["only.txt": Data()], marker: "pretixplugin.toml") }
-        try AtomicOutput.update(folder.path, with: ["pretixplugin.toml": Data()])
-        try AtomicOutput.replaceDirectory(folder.path, with: ["only.txt": Data("o".utf8)], marker: "pretixplugin.toml")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["only.txt"])
+        // A folder with contents that appeared meanwhile is never replaced by a new tree.
+        #expect(throws: ForgeError.self) { try AtomicOutput.createDirectory(folder.path, with: ["only.txt": Data()]) }
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt"])
+        let fresh = folder.deletingLastPathComponent().appendingPathComponent("fresh")
+        try AtomicOutput.createDirectory(fresh.path, with: ["only.txt": Data("o".utf8)])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fresh.path) == ["only.txt"])
     }
 }
 

@@ -15,12 +15,17 @@ public struct DriftReport: Sendable, CustomStringConvertible {
     public var subject: String
     public var changes: [Change]
     public var repairCommand: String
+    /// Said before the differences: what explains them (another forge version, a changed config).
+    public var notes: [String] = []
+    /// Said after them, not counted as drift: files the tree holds that pretix-forge does not manage.
+    public var information: [String] = []
 
     public var isClean: Bool { changes.isEmpty }
 
     public var description: String {
-        guard !isClean else { return "\(subject): up to date\n" }
-        var text = "\(subject): \(changes.count) difference\(changes.count == 1 ? "" : "s") from what the config produces\n"
+        var text = notes.map { "\(subject): \($0)\n" }.joined()
+        guard !isClean else { return text + "\(subject): up to date\n" + information.joined() }
+        text += "\(subject): \(changes.count) difference\(changes.count == 1 ? "" : "s") from what the config produces\n"
         for change in changes {
             switch change {
             case .missing(let path): text += "  removed:  \(path) (the config produces it)\n"
@@ -32,7 +37,7 @@ public struct DriftReport: Sendable, CustomStringConvertible {
             }
         }
         text += "to repair: \(repairCommand)\n"
-        return text
+        return text + information.joined()
     }
 }
 
@@ -105,6 +110,30 @@ public enum DriftCheck {
                                repairCommand: "\(repairCommand)  (the config produces \(names))")
         }
         guard want != actual else { return DriftReport(subject: path, changes: [], repairCommand: repairCommand) }
+        var report = compareArchives(name: name, want: want, actual: actual, subject: path, repairCommand: repairCommand)
+        if let builtBy = forgeVersion(ofArtifact: actual, name: name), builtBy != Pipeline.toolVersion {
+            report.notes.insert("built by pretix-forge \(builtBy); this is pretix-forge \(Pipeline.toolVersion). Differences may come "
+                                + "from the forge version: check with pretix-forge \(builtBy), or rebuild with \(Pipeline.toolVersion).", at: 0)
+        }
+        return report
+    }
+
+    /// The forge version an sdist or wheel records: the wheel's `Generator:` line, the sdist's manifest.
+    static func forgeVersion(ofArtifact data: Data, name: String) -> String? {
+        guard name.hasSuffix(".whl") || name.hasSuffix(".tar.gz"), let members = try? ArchiveReader.members(of: data) else { return nil }
+        if name.hasSuffix(".whl") {
+            guard let wheel = members.first(where: { $0.key.hasSuffix(".dist-info/WHEEL") })?.value else { return nil }
+            let prefix = "Generator: pretix-forge "
+            return String(decoding: wheel, as: UTF8.self).split(separator: "\n")
+                .first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces) }
+        }
+        let manifestName = members.keys.first { $0.split(separator: "/").count == 2 && $0.hasSuffix("/" + TreeManifest.fileName) }
+        guard let manifestName, let data = members[manifestName] else { return nil }
+        return (try? TreeManifest.decode(data, file: manifestName))?.forgeVersion
+    }
+
+    private static func compareArchives(name: String, want: Data, actual: Data, subject path: String,
+                                        repairCommand: String) -> DriftReport {
         guard name != "SHA256SUMS",
               let wantMembers = try? ArchiveReader.members(of: want),
               let haveMembers = try? ArchiveReader.members(of: actual) else {
