@@ -132,7 +132,7 @@ public enum Pipeline {
             try AtomicOutput.createDirectory(directory, with: files)
             return GenerateResult(directory: directory, summary: "generated \(name): \(tree.files.count) files in \(directory)", messages: messages)
         }
-        if previous == nil && !session.isEffectivelyEmpty && !adopt {
+        if previous == nil && !session.isEffectivelyEmpty(apart: sources) && !adopt {
             let legacy = FileManager.default.fileExists(atPath: URL(fileURLWithPath: directory).appendingPathComponent(PluginRenderer.treeMarker).path)
             throw ForgeError("the folder holds files but no \(TreeManifest.fileName), so pretix-forge cannot tell which of them it wrote"
                              + (legacy ? " (it looks like a tree from an earlier pretix-forge, which kept no manifest)" : ""),

@@ -31,10 +31,15 @@ public final class TreeSession {
         }
     }
 
-    /// The folder holds nothing but possibly a git repository: `git init` then `generate`.
-    public var isEffectivelyEmpty: Bool {
+    /// The folder holds nothing but a git repository and this run's own config and overlay:
+    /// `git init`, `pretix-forge init forge.toml`, then `generate --config forge.toml --out .`.
+    public func isEffectivelyEmpty(apart sources: TreeSources) -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        return names.allSatisfy { $0 == ".git" }
+        let inputs = [sources.configPath, sources.templatesPath].compactMap { path -> String? in
+            guard let path, case .inTree(let relative) = TreeSources.origin(of: path, in: directory) else { return nil }
+            return relative.split(separator: "/").first.map(String.init)
+        }
+        return names.allSatisfy { $0 == ".git" || inputs.contains($0) }
     }
 
     /// The config and overlay to use: those given on the command line, else those the manifest
