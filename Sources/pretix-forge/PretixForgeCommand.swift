@@ -239,7 +239,7 @@ struct OverlayUpdateCommand: ParsableCommand {
         let git = try OverlayUpdate.gitExecutable()
         let session = try TreeSession(directory: tree)
         if let note = session.recoveryNote { printToStandardError([note]) }
-        let manifestPath = URL(fileURLWithPath: tree).appendingPathComponent(TreeManifest.fileName).path
+        let manifestPath = session.join(TreeManifest.fileName)
         guard let manifest = session.manifest, manifest.overlay != nil else {
             throw ForgeError(session.manifest == nil ? "no \(TreeManifest.fileName): nothing records what the overlay was written against"
                                                      : "the tree was generated without an overlay",

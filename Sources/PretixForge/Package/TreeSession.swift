@@ -46,7 +46,7 @@ public final class TreeSession {
     /// records (paths inside the tree), so `check --tree .` in CI needs no arguments.
     public func sources(config explicitConfig: String?, templates explicitTemplates: String?) throws(ForgeError) -> TreeSources {
         var sources = TreeSources(configPath: explicitConfig, templatesPath: explicitTemplates)
-        let manifestPath = URL(fileURLWithPath: directory).appendingPathComponent(TreeManifest.fileName).path
+        let manifestPath = join(TreeManifest.fileName)
         if explicitConfig == nil, let manifest {
             switch manifest.config.origin {
             case .inTree(let path):
@@ -72,7 +72,8 @@ public final class TreeSession {
         return sources
     }
 
-    private func join(_ relative: String) -> String {
+    /// A path inside the tree, spelled from the folder as the user gave it.
+    public func join(_ relative: String) -> String {
         directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
     }
 }
