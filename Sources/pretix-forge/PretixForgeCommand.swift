@@ -194,7 +194,7 @@ struct Check: ParsableCommand {
             if let recorded = session.manifest {
                 printToStandardError(Pipeline.staleOverlayWarnings(recorded, tree: session.directory))
             }
-            reports.append(try TreeCheck.compare(
+            reports.append(TreeCheck.compare(
                 directory: session.directory, manifest: session.manifest, expected: expected, config: config, inputs: sources,
                 repairCommand: "pretix-forge generate\(configArgument) --out \(Pipeline.shellQuoted(session.directory))"))
         }

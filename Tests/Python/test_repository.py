@@ -2,6 +2,7 @@
 the files pretix-forge manages, refuses hand edits, survives SIGKILL, and `check --tree` tells
 managed drift from the maintainer's own files."""
 
+import hashlib
 import io
 import json
 import os
@@ -12,7 +13,6 @@ import subprocess
 import tarfile
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -350,8 +350,6 @@ def builtin(path):
 
 def pretend_older_forge_base(repo, path, old_base):
     """Rewrite the manifest as an older pretix-forge would have left it: its built-in `path` was `old_base`."""
-    import hashlib
-
     manifest = json.loads((repo / MANIFEST).read_text())
     manifest["overlay"]["replaces"][path] = {"forge_version": "0.0.9", "text": old_base,
                                              "sha256": hashlib.sha256(old_base.encode()).hexdigest()}
@@ -389,6 +387,10 @@ def test_overlay_warns_when_its_builtin_changed_and_update_merges_or_marks_confl
     (overlay / clean_path).write_text("Maintained by the Acme box office.\n" + "".join(readme))
     (overlay / conflict_path).write_text("".join(error_page[:-1]) + "<p>Call the box office.</p>\n")
     run_forge("generate", "--templates", overlay, "--out", repo)
+    replaces = json.loads((repo / MANIFEST).read_text())["overlay"]["replaces"]
+    for path in (clean_path, conflict_path):
+        assert replaces[path]["sha256"] == hashlib.sha256(builtin(path).encode()).hexdigest()
+        assert replaces[path]["text"] == builtin(path), "the replaced built-in is recorded as the base of later merges"
     quiet = run_forge("generate", "--out", repo)
     assert "warning" not in quiet.stderr
 

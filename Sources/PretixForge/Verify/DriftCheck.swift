@@ -42,10 +42,10 @@ public struct DriftReport: Sendable, CustomStringConvertible {
 }
 
 public enum DriftCheck {
-    /// Files a tool or a test run leaves in a tree, which are not part of it.
+    /// Files a tool, a test run or the desktop leaves in a tree (or an overlay), which are not part of it.
     static func isIgnoredLocalFile(_ path: String) -> Bool {
         path.split(separator: "/").contains { $0 == "__pycache__" || $0 == ".pytest_cache" || $0.hasSuffix(".egg-info") }
-            || path.hasSuffix(".pyc")
+            || path.hasSuffix(".pyc") || path == ".DS_Store" || path.hasSuffix("/.DS_Store")
     }
 
     public static func compare(expected: [String: Data], actual: [String: Data], subject: String, repairCommand: String) -> DriftReport {

@@ -13,7 +13,7 @@ public enum TreeCheck {
     ///   - expected: the render plus the manifest `generate` would write now.
     ///   - inputs: the config file and overlay folder in use, which are the maintainer's by definition.
     public static func compare(directory: String, manifest: TreeManifest?, expected: [String: Data], config: ForgeConfig,
-                               inputs: TreeSources, repairCommand: String) throws(ForgeError) -> DriftReport {
+                               inputs: TreeSources, repairCommand: String) -> DriftReport {
         let root = URL(fileURLWithPath: directory)
         var report = DriftReport(subject: directory, changes: [], repairCommand: repairCommand)
         let expectedManifest = expected[TreeManifest.fileName].flatMap { try? TreeManifest.decode($0, file: TreeManifest.fileName) }
