@@ -426,3 +426,16 @@ def test_overlay_warns_when_its_builtin_changed_and_update_merges_or_marks_confl
     assert "warning" not in settled.stderr
     assert (repo / clean_path).read_text().startswith("Maintained by the Acme box office.\n")
     assert run_forge("overlay", "update", "--tree", repo).stdout.count("up to date:") == 2
+
+
+def test_a_config_outside_the_repository_is_named_again_and_warned_about(run_forge, tmp_path):
+    config = tmp_path / "acme.toml"
+    config.write_text(stock())
+    repo = init_repo(tmp_path / "repo")
+    first = run_forge("generate", "--config", config, "--out", repo)
+    assert f"warning: the config {config} lies outside the repository {repo}; its workflows cannot find it" in first.stderr
+    recorded = json.loads((repo / MANIFEST).read_text())["config"]
+    assert recorded["from"] == "outside" and "path" not in recorded, "no path of this machine in a committed file"
+    again = run_forge("generate", "--out", repo, check=False)
+    assert again.returncode == 1 and "generated with a config outside it" in again.stderr and "pass --config FILE" in again.stderr
+    assert run_forge("check", "--config", config, "--tree", repo).returncode == 0

@@ -46,30 +46,27 @@ public final class TreeSession {
     /// records (paths inside the tree), so `check --tree .` in CI needs no arguments.
     public func sources(config explicitConfig: String?, templates explicitTemplates: String?) throws(ForgeError) -> TreeSources {
         var sources = TreeSources(configPath: explicitConfig, templatesPath: explicitTemplates)
-        let manifestPath = join(TreeManifest.fileName)
-        if explicitConfig == nil, let manifest {
-            switch manifest.config.origin {
-            case .inTree(let path):
-                sources.configPath = join(path)
-                sources.notes.append("config: \(sources.configPath!) (recorded in \(manifestPath))")
-            case .outsideTree:
-                throw ForgeError("the tree was generated from a config outside it, which the manifest cannot name",
-                                 at: SourceLocation(file: manifestPath), fix: "pass --config FILE (keep the config inside the tree, so CI can find it)")
-            case .embedded, .unrecorded: break
-            }
+        if explicitConfig == nil, let origin = manifest?.config.origin {
+            sources.configPath = try recorded(origin, what: "config", option: "--config FILE", notes: &sources.notes)
         }
-        if explicitTemplates == nil, let overlay = manifest?.overlay {
-            switch overlay.input.origin {
-            case .inTree(let path):
-                sources.templatesPath = join(path)
-                sources.notes.append("overlay: \(sources.templatesPath!) (recorded in \(manifestPath))")
-            case .outsideTree:
-                throw ForgeError("the tree was generated with an overlay outside it, which the manifest cannot name",
-                                 at: SourceLocation(file: manifestPath), fix: "pass --templates DIR (keep the overlay inside the tree, so CI can find it)")
-            case .embedded, .unrecorded: break
-            }
+        if explicitTemplates == nil, let origin = manifest?.overlay?.input.origin {
+            sources.templatesPath = try recorded(origin, what: "overlay", option: "--templates DIR", notes: &sources.notes)
         }
         return sources
+    }
+
+    private func recorded(_ origin: TreeManifest.Origin, what: String, option: String, notes: inout [String]) throws(ForgeError) -> String? {
+        switch origin {
+        case .inTree(let path):
+            notes.append("\(what): \(join(path)) (recorded in \(join(TreeManifest.fileName)))")
+            return join(path)
+        case .outsideTree:
+            throw ForgeError("the tree was generated with a \(what) outside it, which the manifest cannot name",
+                             at: SourceLocation(file: join(TreeManifest.fileName)),
+                             fix: "pass \(option) (keep the \(what) inside the tree, so CI can find it)")
+        case .embedded, .unrecorded:
+            return nil
+        }
     }
 
     /// A path inside the tree, spelled from the folder as the user gave it.

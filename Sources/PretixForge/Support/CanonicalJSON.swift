@@ -46,22 +46,8 @@ enum CanonicalJSON {
         }
     }
 
-    /// RFC 8259 string: quotes, backslashes and control characters escaped, everything else as UTF-8.
     static func quoted(_ string: String) -> String {
-        var result = "\""
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case "\r": result += "\\r"
-            case "\t": result += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7f:
-                result += String(format: "\\u%04x", scalar.value)
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
+        Escaping.json(string)
     }
 
     /// Parses a document into the same value model; nil when it is not JSON.
