@@ -47,6 +47,12 @@ pretix-suites: build
 	REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz \
 	REALPRETIX_EXTRA_PLUGINS=$(CURDIR)/$(SUITE_DIST)/acme/pretix_acme_crypto-1.0.0.tar.gz \
 		Tests/RealPretix/run.sh
+	# The tests the generated repository ships (tests/, with test_in_pretix.py), from the unpacked
+	# sdist inside that pretix, as the repository's CI runs them: a missing pretix fails, not skips.
+	rm -rf $(SUITE_DIST)/unpacked && mkdir -p $(SUITE_DIST)/unpacked
+	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/unpacked
+	cd $(SUITE_DIST)/unpacked/pretix_noderails-1.0.0 && \
+		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 	# The same suite on a throwaway PostgreSQL, then concurrency, crash and lock-timeout tests
 	# against several pretix worker processes sharing that database.
 	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) Tests/Production/run.sh

@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh venv DIR REQ  a virtualenv at DIR with the requirements file REQ
 set -euo pipefail
 
-system_packages=(pkg-config libarchive-dev libssl-dev python3-venv gettext postgresql chromium chromium-driver)
+system_packages=(pkg-config libarchive-dev libssl-dev python3-venv gettext postgresql chromium chromium-driver shellcheck git)
 
 install_system() {
     local missing=()

@@ -40,7 +40,8 @@ struct EmbedResources: BuildToolPlugin {
         guard isDirectory.boolValue else { return [url] }
         // The folder itself is an input too, so adding or removing a template re-runs the embed.
         var result = [url]
-        let enumerator = FileManager.default.enumerator(at: url, includingPropertiesForKeys: nil, options: [.skipsHiddenFiles])
+        // Hidden files too: Templates/.gitignore and Templates/.github/ are templates.
+        let enumerator = FileManager.default.enumerator(at: url, includingPropertiesForKeys: nil)
         while let item = enumerator?.nextObject() as? URL { result.append(item) }
         return result
     }

@@ -1,6 +1,7 @@
 // Build-time generator: embeds resource files into Swift source so the pretix-forge binary
 // is self-contained. Usage: embed-resources OUTPUT.swift NAME=PATH...
-// PATH may be a file or a folder (walked recursively, hidden files skipped).
+// PATH may be a file or a folder (walked recursively; hidden files such as Templates/.gitignore
+// and Templates/.github/ are included, caches and editor litter are not).
 // Contents are stored base64-encoded: that sidesteps every string-escaping question.
 import Foundation
 
@@ -14,13 +15,13 @@ func collect(logicalName: String, url: URL) throws -> [(String, Data)] {
     }
     var result: [(String, Data)] = []
     let base = url.standardizedFileURL.path
-    let enumerator = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles])
+    let enumerator = FileManager.default.enumerator(at: url, includingPropertiesForKeys: [.isRegularFileKey])
     while let item = enumerator?.nextObject() as? URL {
         let values = try item.resourceValues(forKeys: [.isRegularFileKey])
         guard values.isRegularFile == true else { continue }
         let path = item.standardizedFileURL.path
         let relative = String(path.dropFirst(base.count + 1))
-        if relative.hasSuffix(".pyc") || relative.contains("__pycache__") { continue }
+        if relative.hasSuffix(".pyc") || relative.contains("__pycache__") || item.lastPathComponent == ".DS_Store" { continue }
         result.append(("\(logicalName)/\(relative)", try Data(contentsOf: item)))
     }
     return result

@@ -8,7 +8,7 @@ struct PretixForgeCommand: ParsableCommand {
         commandName: "pretix-forge",
         abstract: "Generate, package and verify the NodeRails crypto-checkout payment plugin for pretix.",
         version: Pipeline.toolVersion,
-        subcommands: [Init.self, Generate.self, Build.self, Check.self, Webhook.self]
+        subcommands: [Init.self, Generate.self, Build.self, Check.self, OverlayCommand.self, Webhook.self]
     )
 
     /// Every failure exits 1 with a message on stderr; help and version exit 0.
@@ -33,13 +33,14 @@ struct ConfigOption: ParsableArguments {
 }
 
 struct TemplatesOption: ParsableArguments {
-    @Option(help: ArgumentHelp("Overlay folder: a file here replaces the built-in template at the same relative path.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Overlay folder: a file here replaces the built-in template at the same relative path; other files are added.",
+                               valueName: "dir"))
     var templates: String?
+}
 
-    func templateSet() throws(ForgeError) -> TemplateSet {
-        guard let templates else { return .embedded }
-        return try TemplateSet.embedded.overlaid(with: templates)
-    }
+/// Notes and warnings go to stderr, so stdout stays the command's result.
+func printToStandardError(_ lines: [String]) {
+    for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) }
 }
 
 struct Init: ParsableCommand {
@@ -65,20 +66,31 @@ struct Init: ParsableCommand {
 }
 
 struct Generate: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Render the plugin source tree.")
+    static let configuration = CommandConfiguration(
+        abstract: "Render the plugin source tree.",
+        discussion: """
+            A new folder is written whole. In a folder generate wrote before (it holds .pretix-forge.json), only the files \
+            the manifest lists are added, replaced or removed; .git/ and every other file stay as they are. Without --config \
+            and --templates, the config and overlay the manifest records are used.
+            """
+    )
 
     @OptionGroup var options: ConfigOption
     @OptionGroup var overlay: TemplatesOption
 
-    @Option(help: ArgumentHelp("Output folder (replaced as a whole). Default: build/<name>-<version>.", valueName: "dir"))
+    @Option(help: ArgumentHelp("Output folder. Default: build/<name>-<version>.", valueName: "dir"))
     var out: String?
 
+    @Flag(help: "Overwrite managed files edited by hand, and files standing where a new managed file goes.")
+    var force = false
+
+    @Flag(help: "Take over a folder that holds files but no .pretix-forge.json: files equal to the render become managed.")
+    var adopt = false
+
     func run() throws {
-        let config = try Pipeline.loadConfig(options.config)
-        let tree = try Pipeline.render(config, templates: try overlay.templateSet())
-        let directory = out ?? Pipeline.defaultTreeDirectory(for: config)
-        try AtomicOutput.replaceDirectory(directory, with: tree.files, marker: PluginRenderer.treeMarker)
-        print("generated \(config.package.name) \(config.package.version): \(tree.files.count) files in \(directory)")
+        let result = try Pipeline.generate(config: options.config, templates: overlay.templates, out: out, force: force, adopt: adopt)
+        printToStandardError(result.messages)
+        print(result.summary)
     }
 }
 
@@ -96,9 +108,20 @@ struct Build: ParsableCommand {
     @Option(help: ArgumentHelp("Output folder; other files in it are kept.", valueName: "dir"))
     var out: String = "dist"
 
+    @Option(help: ArgumentHelp("A tree written by `generate --out`: build from the config and overlay its manifest records.", valueName: "dir"))
+    var tree: String?
+
     func run() throws {
-        let templates = try overlay.templateSet()
-        let paths: [String?] = configs.isEmpty ? [nil] : try BatchBuilder.expandConfigPaths(configs)
+        var templatesPath = overlay.templates
+        var paths: [String?] = configs.isEmpty ? [nil] : try BatchBuilder.expandConfigPaths(configs)
+        if let tree {
+            guard paths.count == 1 else { throw ValidationError("--tree builds one variant; pass at most one --config") }
+            let sources = try TreeSession(directory: tree).sources(config: configs.first, templates: overlay.templates)
+            printToStandardError(sources.notes)
+            paths = [sources.configPath]
+            templatesPath = sources.templatesPath
+        }
+        let templates = try Pipeline.templates(templatesPath)
         let reporter = ProgressReporter(labels: paths.map { $0 ?? ConfigLoader.embeddedDefaultName })
         let variants = BatchBuilder.build(configPaths: paths, templates: templates, environment: ProcessInfo.processInfo.environment) {
             reporter.update($0, $1)
@@ -130,7 +153,11 @@ struct Build: ParsableCommand {
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a generated tree or released files against what the config produces now.",
-        discussion: "Exit 0 when identical; 1 naming every added, removed and changed file and the command that repairs it."
+        discussion: """
+            Exit 0 when identical; 1 naming every added, removed and changed file and the command that repairs it. \
+            --tree compares the files the tree's manifest manages; other files are listed as information. With --tree and \
+            without --config/--templates, the config and overlay the manifest records are used (for --dist too).
+            """
     )
 
     @OptionGroup var options: ConfigOption
@@ -143,30 +170,117 @@ struct Check: ParsableCommand {
     var dist: [String] = []
 
     func validate() throws {
-        guard (tree == nil) != dist.isEmpty else {
-            throw ValidationError("pass either --tree DIR or --dist FILE…")
+        guard tree != nil || !dist.isEmpty else {
+            throw ValidationError("pass --tree DIR, --dist FILE…, or both")
         }
     }
 
     func run() throws {
-        let config = try Pipeline.loadConfig(options.config)
-        let expectedTree = try Pipeline.render(config, templates: try overlay.templateSet())
+        let session = try tree.map { path throws(ForgeError) in try TreeSession(directory: path) }
+        if let note = session?.recoveryNote { printToStandardError([note]) }
+        let sources = try session?.sources(config: options.config, templates: overlay.templates)
+            ?? TreeSources(configPath: options.config, templatesPath: overlay.templates)
+        printToStandardError(sources.notes)
+        let config = try Pipeline.loadConfig(sources.configPath)
+        let templates = try Pipeline.templates(sources.templatesPath)
+        let expectedTree = try Pipeline.render(config, templates: templates)
         let configArgument = Pipeline.configArgument(options.config) + (overlay.templates.map { " --templates \(Pipeline.shellQuoted($0))" } ?? "")
         var reports: [DriftReport] = []
-        if let tree {
-            reports.append(DriftCheck.compare(
-                expected: expectedTree.files, actual: try DriftCheck.readTree(tree), subject: tree,
-                repairCommand: "pretix-forge generate\(configArgument) --out \(Pipeline.shellQuoted(tree))"))
-        } else {
+        if let session {
+            let (manifest, _) = Pipeline.treeManifest(for: expectedTree, config: config, templates: templates, sources: sources,
+                                                      directory: session.directory, previous: session.manifest)
+            var expected = expectedTree.files
+            expected[TreeManifest.fileName] = manifest.data
+            if let recorded = session.manifest {
+                printToStandardError(Pipeline.staleOverlayWarnings(recorded, tree: session.directory))
+            }
+            reports.append(TreeCheck.compare(
+                directory: session.directory, manifest: session.manifest, expected: expected, config: config, inputs: sources,
+                repairCommand: "pretix-forge generate\(configArgument) --out \(Pipeline.shellQuoted(session.directory))"))
+        }
+        if !dist.isEmpty {
             let distribution = try Pipeline.distribution(config, tree: expectedTree, environment: ProcessInfo.processInfo.environment)
+            let treeArgument = tree.map { " --tree \(Pipeline.shellQuoted($0))" } ?? ""
             for path in dist {
                 let folder = URL(fileURLWithPath: path).deletingLastPathComponent().relativePath
                 reports.append(try DriftCheck.compareArtifact(
                     path: path, expected: distribution,
-                    repairCommand: "pretix-forge build\(configArgument) --out \(Pipeline.shellQuoted(folder))"))
+                    repairCommand: "pretix-forge build\(configArgument)\(treeArgument) --out \(Pipeline.shellQuoted(folder))"))
             }
         }
         for report in reports { print(report, terminator: "") }
         if reports.contains(where: { !$0.isClean }) { throw ExitCode(1) }
+    }
+}
+
+struct OverlayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "overlay", abstract: "Maintain a template overlay across pretix-forge upgrades.", subcommands: [OverlayUpdateCommand.self])
+}
+
+struct OverlayUpdateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "update",
+        abstract: "Merge changes of the built-in templates into the overlay files that replace them.",
+        discussion: """
+            A 3-way merge (git merge-file) of the built-in template the overlay was written against (recorded in the \
+            tree's .pretix-forge.json), the built-in template of this pretix-forge, and the overlay file. Clean merges are \
+            written into the overlay; conflicts are written with <<<<<<< ======= >>>>>>> markers, named, and make the exit \
+            status 1. Then run `pretix-forge generate --out DIR`.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The tree whose manifest records the overlay's bases.", valueName: "dir"))
+    var tree: String = "."
+
+    @OptionGroup var overlay: TemplatesOption
+
+    func run() throws {
+        let git = try OverlayUpdate.gitExecutable()
+        let session = try TreeSession(directory: tree)
+        if let note = session.recoveryNote { printToStandardError([note]) }
+        let manifestPath = session.join(TreeManifest.fileName)
+        guard let manifest = session.manifest, manifest.overlay != nil else {
+            throw ForgeError(session.manifest == nil ? "no \(TreeManifest.fileName): nothing records what the overlay was written against"
+                                                     : "the tree was generated without an overlay",
+                             at: SourceLocation(file: manifestPath),
+                             fix: "generate the tree with --templates DIR first; overlay update merges later forge versions' changes into it")
+        }
+        let sources = try session.sources(config: nil, templates: overlay.templates)
+        guard let folder = sources.templatesPath else {
+            throw ValidationError("pass --templates DIR")
+        }
+        let outcome = try OverlayUpdate.run(manifest: manifest, overlay: try Overlay.load(folder, over: .embedded), git: git)
+        for (path, data) in outcome.overlayWrites.sorted(by: { $0.key < $1.key }) {
+            try write(data, to: URL(fileURLWithPath: folder).appendingPathComponent(path).path)
+        }
+        // After the overlay files: a kill in between leaves the old bases, and merging again is harmless.
+        if outcome.manifest != manifest { try write(outcome.manifest.data, to: manifestPath) }
+        for result in outcome.results {
+            switch result {
+            case .upToDate(let path): print("up to date: \(folder)/\(path)")
+            case .merged(let path): print("merged:     \(folder)/\(path)")
+            case .conflicted(let path, let count):
+                print("CONFLICT:   \(folder)/\(path) (\(count) conflicting hunk\(count == 1 ? "" : "s"); resolve the <<<<<<< markers)")
+            case .builtinRemoved(let path): print("no longer a built-in template (the overlay file now adds it): \(folder)/\(path)")
+            case .notMergeable(let path, let reason): print("not merged:  \(folder)/\(path): \(reason)")
+            }
+        }
+        let conflicts = outcome.conflicts
+        guard conflicts.isEmpty else {
+            printToStandardError(["\(conflicts.count) overlay file\(conflicts.count == 1 ? "" : "s") with conflicts: "
+                                  + conflicts.map { "\(folder)/\($0)" }.joined(separator: ", ")
+                                  + "; resolve them, then run: pretix-forge generate --out \(Pipeline.shellQuoted(tree))"])
+            throw ExitCode(1)
+        }
+        if !outcome.overlayWrites.isEmpty { print("now run: pretix-forge generate --out \(Pipeline.shellQuoted(tree))") }
+    }
+
+    private func write(_ data: Data, to path: String) throws(ForgeError) {
+        do {
+            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw ForgeError("cannot write the file: \(error.localizedDescription)", at: SourceLocation(file: path))
+        }
     }
 }

@@ -52,7 +52,7 @@ struct ConfigTests {
         (config(replacing: ["confirm_on": "[\"captured\", \"captured\"]"]), "webhook.confirm_on", "listed twice"),
         (config(replacing: ["confirm_on": "[\"authorized\"]"]), "webhook.confirm_on", "\"captured\" must be listed"),
         (config(replacing: ["confirm_on": "[]"]), "webhook.confirm_on", "\"captured\" must be listed"),
-        (config(appending: "\nwebhook_secret = \"whsec_abc\"\n"), "branding.webhook_secret", "secrets are never part of the config"),
+        (config(appending: "\nwebhook_secret = \"whsec_abc\"\n"), "repository.webhook_secret", "secrets are never part of the config"),
         (config(replacing: ["author": "\"nr_live_sk_123\""]), "package.author", "looks like a NodeRails credential"),
         (config(appending: "\n[credentials]\n"), "credentials", "unknown table"),
         (config(replacing: ["summary": "\"two\\nlines\""]), "package.summary", "single line"),
@@ -69,6 +69,14 @@ struct ConfigTests {
         (config(replacing: ["waiting_message": "{ en = \"a\", de = \"b\", EN_us = \"c\" }"]), "branding.waiting_message.EN_us", "not a language code"),
         (config(replacing: ["success_message": "\"Paid\""]), "branding.success_message", "expected a table of translations"),
         (config(replacing: ["text_color": "\"#fff\"", "# logo": "\"logo.gif\""]), "branding.logo", "neither SVG nor PNG"),
+        (config(replacing: ["unmanaged": "[\"/docs/**\"]"]), "repository.unmanaged[0]", "relative to the tree"),
+        (config(replacing: ["unmanaged": "[\"docs/**\", \"../notes\"]"]), "repository.unmanaged[1]", "'..' segments"),
+        (config(replacing: ["unmanaged": "[\"docs/**\", 3]"]), "repository.unmanaged[1]", "expected a string"),
+        (config(replacing: ["unmanaged": "[\"docs/a**\"]"]), "repository.unmanaged[0]", "segment of its own"),
+        (config(replacing: ["unmanaged": "\"docs/**\""]), "repository.unmanaged", "expected an array of path patterns"),
+        (config(replacing: ["gitignore": "\"yes\""]), "repository.gitignore", "expected true or false"),
+        (config(replacing: ["forge_repository": "\"git@github.com:org/pretix-forge\""]), "repository.forge_repository", "not an absolute URL"),
+        (config(replacing: ["workflows": ""], appending: "\nworkflow = false\n"), "repository.workflow", "did you mean 'repository.workflows'"),
     ]
 
     @Test(arguments: errorCases.indices)
@@ -110,7 +118,7 @@ struct ConfigTests {
     @Test func everyProblemIsReportedAtOnce() {
         let source = config(replacing: ["module": "\"class\"", "currency": "\"usd\"", "tolerance_seconds": "1"], appending: "\napi_key = \"x\"\n")
         let found = diagnostics(of: source).compactMap(\.keyPath)
-        #expect(Set(found) == ["package.module", "noderails.currency", "webhook.tolerance_seconds", "branding.api_key"])
+        #expect(Set(found) == ["package.module", "noderails.currency", "webhook.tolerance_seconds", "repository.api_key"])
     }
 
     @Test func diagnosticsNameFileLineAndFix() {

@@ -75,14 +75,63 @@ struct PackagingTests {
         #expect(leftovers == ["dist"], "staging folders must be cleaned up: \(leftovers)")
     }
 
-    @Test func updateKeepsUnrelatedFilesAndReplaceDoesNot() throws {
+    @Test func updateKeepsUnrelatedFilesAndCreateNeverReplaces() throws {
         let folder = try Repo.temporaryDirectory().appendingPathComponent("out")
         try AtomicOutput.update(folder.path, with: ["keep.txt": Data("k".utf8)])
         try AtomicOutput.update(folder.path, with: ["new.txt": Data("n".utf8)])
         #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt"])
-        #expect(throws: ForgeError.self) { try AtomicOutput.replaceDirectory(folder.path, with: ["only.txt": Data()], marker: "pretixplugin.toml") }
-        try AtomicOutput.update(folder.path, with: ["pretixplugin.toml": Data()])
-        try AtomicOutput.replaceDirectory(folder.path, with: ["only.txt": Data("o".utf8)], marker: "pretixplugin.toml")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["only.txt"])
+        // A folder with contents that appeared meanwhile is never replaced by a new tree.
+        #expect(throws: ForgeError.self) { try AtomicOutput.createDirectory(folder.path, with: ["only.txt": Data()]) }
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt"])
+        let fresh = folder.deletingLastPathComponent().appendingPathComponent("fresh")
+        try AtomicOutput.createDirectory(fresh.path, with: ["only.txt": Data("o".utf8)])
+        #expect(try FileManager.default.contentsOfDirectory(atPath: fresh.path) == ["only.txt"])
+    }
+}
+
+@Suite("Package: wheels every zip reader reads alike")
+struct ZipConformanceTests {
+    static let mtime = 1_600_000_000
+    static let entries = [
+        ArchiveWriter.Entry(path: "pkg/__init__.py", data: Data()),
+        ArchiveWriter.Entry(path: "pkg/views.py", data: Data(String(repeating: "x = 1\n", count: 400).utf8)),
+    ]
+
+    @Test func ourWheelPassesTheStrictReading() throws {
+        #expect(ZipConformance.problems(in: try PackagingTests.distribution().wheel) == [])
+    }
+
+    @Test func libarchiveAloneStreamsDataDescriptorsAndPadding() throws {
+        let streamed = try ArchiveWriter.libarchiveOutput(Self.entries, format: .zip, mtime: Self.mtime, directories: [])
+        let problems = ZipConformance.problems(in: streamed)
+        #expect(problems.contains("pkg/views.py: uses a data descriptor (CRC-32 and sizes after the data, not in the local header)"))
+        #expect(problems.contains("pkg/views.py: the local header's CRC-32 differs from the central directory's"))
+        let written = try ArchiveWriter.write(Self.entries, format: .zip, mtime: Self.mtime)
+        #expect(ZipConformance.problems(in: written) == [])
+        #expect(try ArchiveReader.members(of: written) == Dictionary(uniqueKeysWithValues: Self.entries.map { ($0.path, $0.data) }))
+    }
+
+    @Test func bytesAfterTheEndRecordAreNamed() throws {
+        let wheel = try ArchiveWriter.write(Self.entries, format: .zip, mtime: Self.mtime)
+        #expect(ZipConformance.problems(in: wheel + Data(count: 6006)) == ["6006 bytes follow the end-of-central-directory record"])
+        var commented = [UInt8](wheel)
+        ZipRecords.put(UInt16(4), into: &commented, at: commented.count - 2)
+        #expect(ZipConformance.problems(in: Data(commented + Array("note".utf8))) == ["the archive carries a comment of 4 bytes"])
+    }
+
+    @Test func namesThatEscapeOrRepeatAreNamed() throws {
+        let hostile = ["pkg/a.py", "pkg/a.py", "/etc/cron.d/x", "pkg/../../evil.py"].map { ArchiveWriter.Entry(path: $0, data: Data("1".utf8)) }
+        let problems = ZipConformance.problems(in: try ArchiveWriter.write(hostile, format: .zip, mtime: Self.mtime))
+        #expect(problems.contains("pkg/a.py: the name appears twice"))
+        #expect(problems.contains("/etc/cron.d/x: the name is absolute"))
+        #expect(problems.contains("pkg/../../evil.py: the name climbs out of the install folder with .."))
+    }
+
+    @Test func aLocalHeaderThatDisagreesIsNamed() throws {
+        var bytes = [UInt8](try ArchiveWriter.write(Self.entries, format: .zip, mtime: Self.mtime))
+        // The second member's local header claims another uncompressed size.
+        let second = Int(try ZipRecords.centralDirectory(in: bytes, end: ZipRecords.endRecord(in: bytes))[1].localHeaderOffset)
+        ZipRecords.put(UInt32(1), into: &bytes, at: second + 22)
+        #expect(ZipConformance.problems(in: Data(bytes)) == ["pkg/views.py: the local header's uncompressed size differs from the central directory's"])
     }
 }

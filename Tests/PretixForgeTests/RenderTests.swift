@@ -9,9 +9,15 @@ struct RenderTests {
     /// The default tree must equal the checked-in golden copy, file by file.
     /// After an intended template change, refresh it with `make golden` and review the diff.
     @Test func defaultTreeMatchesGoldenCopy() throws {
-        let tree = try Pipeline.render(try ConfigLoader.loadDefault())
-        let golden = try DriftCheck.readTree(Repo.url(Self.goldenDirectory).path)
-        let report = DriftCheck.compare(expected: tree.files, actual: golden, subject: Self.goldenDirectory, repairCommand: "make golden")
+        let config = try ConfigLoader.loadDefault()
+        let tree = try Pipeline.render(config)
+        let directory = Repo.url(Self.goldenDirectory).path
+        let (manifest, _) = Pipeline.treeManifest(for: tree, config: config, templates: .embedded,
+                                                  sources: TreeSources(configPath: nil, templatesPath: nil), directory: directory, previous: nil)
+        var expected = tree.files
+        expected[TreeManifest.fileName] = manifest.data
+        let golden = try DriftCheck.readTree(directory)
+        let report = DriftCheck.compare(expected: expected, actual: golden, subject: Self.goldenDirectory, repairCommand: "make golden")
         #expect(report.isClean, "\(report)")
     }
 

@@ -30,7 +30,7 @@ def test_bad_config_is_reported_whole_and_writes_nothing(run_forge, tmp_path):
     result = run_forge("generate", "--config", config, "--out", out, check=False)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and "Fatal error" not in result.stderr
-    for key in ("package.module", "noderails.currency", "branding.api_key"):
+    for key in ("package.module", "noderails.currency", "repository.api_key"):
         assert key in result.stderr
     assert f"{config}:" in result.stderr
     assert not out.exists()
@@ -72,13 +72,8 @@ def test_generate_never_replaces_a_folder_it_did_not_write(run_forge, tmp_path):
     precious.mkdir()
     (precious / "notes.txt").write_text("mine")
     result = run_forge("generate", "--out", precious, check=False)
-    assert result.returncode == 1 and "did not generate" in result.stderr
+    assert result.returncode == 1 and "holds files but no .pretix-forge.json" in result.stderr and "--adopt" in result.stderr
     assert [p.name for p in precious.iterdir()] == ["notes.txt"]
-    tree = tmp_path / "tree"
-    run_forge("generate", "--out", tree)
-    (tree / "stale.py").write_text("old")
-    run_forge("generate", "--out", tree)
-    assert not (tree / "stale.py").exists(), "a regenerated tree must not keep files the config no longer produces"
 
 
 BLOCKFEST = DEFAULT_CONFIG.parent / "blockfest"
@@ -92,18 +87,21 @@ def test_template_overlay_replaces_and_is_checked(run_forge, tmp_path):
     assert "blockfest-note" in form.read_text()
     assert (tree / "pretix_blockfest_pay" / "static" / "pretix_blockfest_pay" / "logo.svg").read_bytes() == (BLOCKFEST / "logo.svg").read_bytes()
     assert run_forge("check", "--config", BLOCKFEST / "forge.toml", "--templates", overlay, "--tree", tree).returncode == 0
-    without = run_forge("check", "--config", BLOCKFEST / "forge.toml", "--tree", tree, check=False)
+    no_overlay = tmp_path / "empty-overlay"
+    no_overlay.mkdir()
+    without = run_forge("check", "--config", BLOCKFEST / "forge.toml", "--templates", no_overlay, "--tree", tree, check=False)
     assert without.returncode == 1 and "changed:  pretix_blockfest_pay/templates/pretix_blockfest_pay/checkout_payment_form.html" in without.stdout
+    assert "the overlay changed since the tree was generated" in without.stdout
 
 
-def test_overlay_file_matching_no_template_is_an_error(run_forge, tmp_path):
+def test_overlay_file_a_letter_off_a_template_is_an_error(run_forge, tmp_path):
     overlay = tmp_path / "overlay"
     (overlay / "__module__").mkdir(parents=True)
     (overlay / "__module__" / "paymnet.py").write_text("x = 1\n")
     out = tmp_path / "out"
     result = run_forge("generate", "--templates", overlay, "--out", out, check=False)
     assert result.returncode == 1
-    assert "paymnet.py: error: matches no built-in template" in result.stderr and "did you mean __module__/payment.py?" in result.stderr
+    assert "paymnet.py: error: adds a new file whose name is a letter or two away from the built-in template __module__/payment.py" in result.stderr
     assert not out.exists()
 
 

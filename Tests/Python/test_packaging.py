@@ -1,6 +1,8 @@
 """The sdist and wheel pretix-forge writes, checked by the tools a release pipeline uses."""
 
+import gzip
 import hashlib
+import io
 import os
 import random
 import signal
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import strict_zip
 from conftest import DEFAULT_CONFIG
 
 SDIST = "pretix_noderails-1.0.0.tar.gz"
@@ -48,13 +51,22 @@ print(json.dumps({
 """
 
 
+UV = Path(sys.executable).with_name("uv")
+
+
+def install_command(installer, python, artifact):
+    if installer == "uv":
+        return [str(UV), "pip", "install", "--python", str(python), str(artifact)]
+    return [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(artifact)]
+
+
 @pytest.mark.parametrize("artifact", [SDIST, WHEEL])
-def test_pip_installs_into_a_fresh_venv(dist, tmp_path, artifact):
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_installer_installs_into_a_fresh_venv(dist, tmp_path, installer, artifact):
     import json
 
     python = fresh_venv(tmp_path / "venv")
-    install = subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(dist / artifact)],
-                             capture_output=True, text=True)
+    install = subprocess.run(install_command(installer, python, dist / artifact), capture_output=True, text=True)
     assert install.returncode == 0, install.stderr
     report = json.loads(subprocess.run([str(python), "-c", INSPECT], check=True, capture_output=True, text=True, cwd=tmp_path).stdout)
     assert report["name"] == "pretix-noderails"
@@ -65,6 +77,61 @@ def test_pip_installs_into_a_fresh_venv(dist, tmp_path, artifact):
     assert any(f.startswith("static/pretix_noderails/") and f.endswith(".js") for f in files)
     assert "locale/de/LC_MESSAGES/django.mo" in files and "locale/de_Informal/LC_MESSAGES/django.mo" in files
     assert "migrations/0001_initial.py" in files
+
+
+def test_wheel_reads_alike_walking_local_headers_or_the_central_directory(dist):
+    assert strict_zip.problems((dist / WHEEL).read_bytes()) == []
+
+
+def test_padded_wheel_is_refused_by_the_strict_reading_uv_and_check_dist(dist, run_forge, tmp_path):
+    # The shape libarchive's default block padding gave: the zip followed by zeros to 10 KiB.
+    padded = tmp_path / WHEEL
+    padded.write_bytes((dist / WHEEL).read_bytes() + bytes(6006))
+    assert strict_zip.problems(padded.read_bytes()) == ["6006 bytes after the end record"]
+    uv = subprocess.run(install_command("uv", fresh_venv(tmp_path / "venv"), padded), capture_output=True, text=True)
+    # uv wraps its message to the terminal width.
+    assert uv.returncode != 0 and "trailing contents after the end-of-central-directory record" in " ".join(uv.stderr.split()), uv.stderr
+    check = run_forge("check", "--dist", padded, check=False)
+    assert check.returncode == 1
+    assert "invalid:  6006 bytes follow the end-of-central-directory record" in check.stdout
+
+
+def test_wheel_with_data_descriptors_is_refused_by_the_strict_reading_and_check_dist(dist, run_forge, tmp_path):
+    # zipfile writing to a stream it cannot seek puts CRC-32 and sizes after each member's
+    # data, as libarchive does: the local headers then carry zeros.
+    class Unseekable(io.RawIOBase):
+        def __init__(self):
+            self.chunks = []
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    stream = Unseekable()
+    with zipfile.ZipFile(dist / WHEEL) as source, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+    streamed = tmp_path / WHEEL
+    streamed.write_bytes(b"".join(stream.chunks))
+    assert "pretix_noderails/views.py: data descriptor" in strict_zip.problems(streamed.read_bytes())
+    check = run_forge("check", "--dist", streamed, check=False)
+    assert check.returncode == 1
+    assert "invalid:  pretix_noderails/views.py: uses a data descriptor" in check.stdout
+
+
+def test_sdist_is_a_gzipped_ustar_or_pax_tar_that_the_data_filter_accepts(dist, tmp_path):
+    raw = gzip.decompress((dist / SDIST).read_bytes())
+    assert raw[257:263] == b"ustar\x00", "not a POSIX (ustar/pax) tar"
+    with tarfile.open(dist / SDIST, "r:gz") as archive:
+        members = archive.getmembers()
+        for member in members:
+            tarfile.data_filter(member, str(tmp_path))
+        archive.extractall(tmp_path, filter="data")
+    assert (tmp_path / "pretix_noderails-1.0.0" / "PKG-INFO").is_file()
+    assert sum(m.isfile() for m in members) == sum(1 for p in tmp_path.rglob("*") if p.is_file())
 
 
 def test_twine_check_strict(dist):

@@ -73,6 +73,7 @@ enum ConfigSchema {
         ("noderails", ["api_base_url", "payment_ui_url", "currency", "poll_interval_seconds", "http_timeout_seconds"]),
         ("webhook", ["signature_payload", "timestamp_unit", "tolerance_seconds", "confirm_on"]),
         ("branding", ["logo", "accent_color", "text_color"] + ForgeConfig.Branding.textKeys),
+        ("repository", ["unmanaged", "gitignore", "workflows", "forge_repository"]),
     ]
 
     /// Key fragments that mark a credential. Credentials are entered per event in pretix,
@@ -118,8 +119,10 @@ final class ConfigReader {
         let noderails = readNodeRails()
         let webhook = readWebhook()
         let branding = readBranding()
-        guard let package, let provider, let noderails, let webhook, let branding else { return nil }
-        return ForgeConfig(package: package, provider: provider, noderails: noderails, webhook: webhook, branding: branding)
+        let repository = readRepository()
+        guard let package, let provider, let noderails, let webhook, let branding, let repository else { return nil }
+        return ForgeConfig(package: package, provider: provider, noderails: noderails, webhook: webhook, branding: branding,
+                           repository: repository)
     }
 
     // MARK: Structure: unknown tables and keys, secrets anywhere
@@ -318,8 +321,67 @@ final class ConfigReader {
                 textsValid = false
             }
         }
-        guard let accent, let text, let logo, textsValid else { return nil }
+        guard let accent, let text, let logo, textsValid, legible(accent: accent, text: text) else { return nil }
         return .init(logo: logo, accentColor: accent, textColor: text, texts: texts)
+    }
+
+    /// Reports every colour pair of the stylesheet that WCAG 2.2 AA would fail.
+    private func legible(accent: String, text: String) -> Bool {
+        let shortfalls = BrandContrast.shortfalls(accent: accent, text: text)
+        for shortfall in shortfalls {
+            let name = shortfall.key.split(separator: ".").last.map(String.init) ?? shortfall.key
+            report(shortfall.key, shortfall.message,
+                   fix: "use \(name) = \"\(shortfall.suggestion)\" (the nearest lightness that passes), or choose another pair")
+        }
+        return shortfalls.isEmpty
+    }
+
+    private func readRepository() -> ForgeConfig.Repository? {
+        let unmanaged = globs("repository.unmanaged")
+        let gitignore = boolean("repository.gitignore", default: true)
+        let workflows = boolean("repository.workflows", default: true)
+        let forgeRepository = string("repository.forge_repository", default: ForgeConfig.Repository.defaultForgeRepository)
+            .flatMap { url($0, key: "repository.forge_repository", example: ForgeConfig.Repository.defaultForgeRepository) }
+        guard let unmanaged, let gitignore, let workflows, let forgeRepository else { return nil }
+        let location = SourceLocation(file: file, line: locator.line(of: "repository.unmanaged"))
+        return .init(unmanaged: unmanaged, gitignore: gitignore, workflows: workflows, forgeRepository: forgeRepository,
+                     unmanagedLocation: location)
+    }
+
+    /// An array of path patterns (see `PathGlob`); each bad one is reported with its index.
+    private func globs(_ keyPath: String) -> [PathGlob]? {
+        guard let raw = value(keyPath) else { return [] }
+        guard let array = raw.array else {
+            report(keyPath, "expected an array of path patterns, found \(typeName(raw))", fix: "write it as [\"docs/**\", \"CHANGELOG.md\"]")
+            return nil
+        }
+        var result: [PathGlob] = []
+        var valid = true
+        for (index, item) in array.enumerated() {
+            let path = "\(keyPath)[\(index)]"
+            guard let text = item.string else {
+                report(path, "expected a string, found \(typeName(item))", fix: "quote the pattern")
+                valid = false
+                continue
+            }
+            guard let glob = PathGlob(text) else {
+                report(path, "'\(text)' \(PathGlob.problem(with: text) ?? "is not a path pattern")",
+                       fix: "write a path relative to the tree; * matches within a folder, ** any number of folders (docs/**)")
+                valid = false
+                continue
+            }
+            result.append(glob)
+        }
+        return valid ? result : nil
+    }
+
+    private func boolean(_ keyPath: String, default fallback: Bool) -> Bool? {
+        guard let raw = value(keyPath) else { return fallback }
+        guard let flag = raw.bool else {
+            report(keyPath, "expected true or false, found \(typeName(raw))", fix: "write \(keyPath.split(separator: ".")[1]) = \(fallback) (without quotes)")
+            return nil
+        }
+        return flag
     }
 
     /// `{ en = "…", de = "…" }`: every language code valid, "en" and "de" present.
@@ -499,10 +561,10 @@ final class ConfigReader {
 
     /// An absolute https URL without query or fragment, trailing slashes removed.
     /// http is accepted only for loopback hosts, so local simulators and tests work.
-    private func url(_ text: String, key: String) -> String? {
+    private func url(_ text: String, key: String, example: String = "https://api.noderails.com") -> String? {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
               let host = components.host, !host.isEmpty else {
-            report(key, "'\(text)' is not an absolute URL", fix: "write it like \"https://api.noderails.com\"")
+            report(key, "'\(text)' is not an absolute URL", fix: "write it like \"\(example)\"")
             return nil
         }
         let loopback = ["localhost", "127.0.0.1", "[::1]", "::1"].contains(host.lowercased())
@@ -568,9 +630,11 @@ struct KeyLocator {
         return ASCIIPattern.matches(key, first: keyByte, rest: keyByte) ? key : nil
     }
 
-    /// The line of the key, or of the nearest enclosing key or table that has one.
+    /// The line of the key, or of the nearest enclosing key or table that has one. An array
+    /// element (`repository.unmanaged[2]`) is found at its array's key.
     func line(of keyPath: String) -> Int? {
-        var parts = keyPath.split(separator: ".")
+        let withoutIndex = keyPath.hasSuffix("]") ? String(keyPath[..<(keyPath.lastIndex(of: "[") ?? keyPath.endIndex)]) : keyPath
+        var parts = withoutIndex.split(separator: ".")
         while !parts.isEmpty {
             if let line = lines[parts.joined(separator: ".")] { return line }
             parts.removeLast()

@@ -88,9 +88,25 @@ public struct ForgeConfig: Sendable, Equatable {
         ]
     }
 
+    /// How the tree lives in its own git repository: which files pretix-forge must never claim,
+    /// and whether it writes the repository kit (.gitignore, GitHub workflows).
+    public struct Repository: Sendable, Equatable {
+        /// Paths the maintainer keeps by hand; pretix-forge never writes, adopts or reports them.
+        public var unmanaged: [PathGlob]
+        public var gitignore: Bool
+        public var workflows: Bool
+        /// Git URL the workflows build pretix-forge from (tag v<version>) until it is on PyPI.
+        public var forgeRepository: String
+        /// Where `unmanaged` is written, for problems only a render can reveal.
+        public var unmanagedLocation: SourceLocation
+
+        public static let defaultForgeRepository = "https://github.com/noderails/pretix-forge"
+    }
+
     public var package: Package
     public var provider: Provider
     public var noderails: NodeRails
     public var webhook: Webhook
     public var branding: Branding
+    public var repository: Repository
 }

@@ -23,6 +23,17 @@ struct ArchiveWriter {
     }
 
     static func write(_ entries: [Entry], format: Format, mtime: Int, directories: [String] = []) throws(Failure) -> Data {
+        let streamed = try libarchiveOutput(entries, format: format, mtime: mtime, directories: directories)
+        guard format == .zip else { return streamed }
+        do {
+            return Data(try movingDataDescriptorsIntoLocalHeaders([UInt8](streamed)))
+        } catch {
+            throw Failure(description: "libarchive wrote a zip this tool cannot lay out: \(error)")
+        }
+    }
+
+    /// The archive exactly as libarchive streams it.
+    static func libarchiveOutput(_ entries: [Entry], format: Format, mtime: Int, directories: [String]) throws(Failure) -> Data {
         guard let archive = archive_write_new() else { throw Failure(description: "libarchive: out of memory") }
         defer { archive_write_free(archive) }
         func check(_ status: Int32, _ what: String) throws(Failure) {
@@ -45,8 +56,10 @@ struct ArchiveWriter {
             try check(archive_write_set_format_option(archive, "zip", "compression", "deflate"), "zip compression")
             try check(archive_write_set_format_option(archive, "zip", "compression-level", "1"), "zip level (see gzip)")
         }
-        // Whole blocks of zeros would pad the tar; keep the archive as small as the content.
-        if format == .tarGzip { try check(archive_write_set_bytes_in_last_block(archive, 1), "block size") }
+        // libarchive pads its output to whole 10 KiB blocks, as tape drives wanted. Inside the
+        // gzip stream that only costs size; after a zip's end record it is trailing garbage that
+        // strict readers (uv, PyPI's upload check) refuse.
+        try check(archive_write_set_bytes_in_last_block(archive, 1), "block size")
 
         let output = OutputBuffer()
         let opaque = Unmanaged.passUnretained(output).toOpaque()
@@ -64,6 +77,49 @@ struct ArchiveWriter {
         }
         try check(archive_write_close(archive), "close")
         return output.data
+    }
+
+    /// libarchive writes zips as a stream and cannot seek back, so every member's CRC-32 and
+    /// compressed size follow its data in a data descriptor, with zeros in the local header.
+    /// Readers that walk the local headers (uv, PyPI's upload check, which refuses data
+    /// descriptors outright) then see other values than readers of the central directory.
+    /// This rewrites the archive as a seekable writer would have: the values from the central
+    /// directory in each local header, flag bit 3 cleared, descriptors dropped, offsets moved.
+    static func movingDataDescriptorsIntoLocalHeaders(_ bytes: [UInt8]) throws(ZipRecords.Malformed) -> [UInt8] {
+        let end = try ZipRecords.endRecord(in: bytes)
+        let entries = try ZipRecords.centralDirectory(in: bytes, end: end)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var newOffsets: [Int] = []
+        for entry in entries {
+            let local = try ZipRecords.localHeader(in: bytes, at: Int(entry.localHeaderOffset))
+            guard local.fields.name == entry.fields.name else {
+                throw ZipRecords.Malformed(description: "local header at byte \(local.offset) names another member than its directory entry")
+            }
+            newOffsets.append(output.count)
+            var header = Array(bytes[local.offset ..< local.offset + local.length])
+            ZipRecords.put(entry.fields.flags & ~ZipRecords.dataDescriptorFlag, into: &header, at: 6)
+            ZipRecords.put(entry.fields.crc32, into: &header, at: 14)
+            ZipRecords.put(entry.fields.compressedSize, into: &header, at: 18)
+            ZipRecords.put(entry.fields.uncompressedSize, into: &header, at: 22)
+            output += header
+            let dataStart = local.offset + local.length, dataEnd = dataStart + Int(entry.fields.compressedSize)
+            guard dataEnd <= bytes.count else {
+                throw ZipRecords.Malformed(description: "member at byte \(local.offset) runs past the end of the file")
+            }
+            output += bytes[dataStart ..< dataEnd]
+        }
+        let directoryOffset = output.count
+        for (entry, offset) in zip(entries, newOffsets) {
+            var record = Array(bytes[entry.offset ..< entry.offset + entry.length])
+            ZipRecords.put(entry.fields.flags & ~ZipRecords.dataDescriptorFlag, into: &record, at: 8)
+            ZipRecords.put(UInt32(offset), into: &record, at: 42)
+            output += record
+        }
+        var endRecord = Array(bytes[end.offset ..< end.end])
+        ZipRecords.put(UInt32(output.count - directoryOffset), into: &endRecord, at: 12)
+        ZipRecords.put(UInt32(directoryOffset), into: &endRecord, at: 16)
+        return output + endRecord
     }
 
     private static func writeEntry(_ archive: OpaquePointer, path: String, data: Data?, mode: mode_t, mtime: Int,

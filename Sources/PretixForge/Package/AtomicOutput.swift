@@ -4,21 +4,10 @@ import Foundation
 /// Writes outputs so a reader sees the old state or the new one, never a mix: everything is
 /// staged in a sibling folder, then swapped in with one rename.
 public enum AtomicOutput {
-    /// Replaces `directory` with exactly `files`. An existing folder is replaced only when it
-    /// is empty or holds `marker` (a file every generated tree has): a mistyped `--out` must
-    /// never wipe a folder of the user's.
-    public static func replaceDirectory(_ directory: String, with files: [String: Data], marker: String) throws(ForgeError) {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
-                throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a new or empty folder for --out")
-            }
-            let contents = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-            guard contents.isEmpty || contents.contains(marker) else {
-                throw ForgeError("refusing to replace a folder that pretix-forge did not generate (it has no \(marker))",
-                                 at: SourceLocation(file: directory), fix: "choose a new or empty folder for --out")
-            }
-        }
+    /// Creates `directory` holding exactly `files`: it appears whole, or not at all. Folders
+    /// that exist already are written in place by `TreeTransaction`, which touches only the
+    /// files the tree's manifest lists.
+    public static func createDirectory(_ directory: String, with files: [String: Data]) throws(ForgeError) {
         try publish(files, to: directory, keepingOthers: false)
     }
 
@@ -58,7 +47,9 @@ public enum AtomicOutput {
             throw ForgeError("cannot write the output: \(error.localizedDescription)", at: location,
                              fix: "check that the folder is writable and the disk has space")
         }
-        if fileManager.fileExists(atPath: target.path) {
+        // A new tree is renamed into place, which fails rather than replace a folder that
+        // appeared meanwhile with contents; dist/ is exchanged whole with its updated copy.
+        if keepingOthers, fileManager.fileExists(atPath: target.path) {
             guard forge_exchange_paths(staging.path, target.path) == 0 else {
                 let reason = String(cString: strerror(errno))
                 try? fileManager.removeItem(at: staging)

@@ -64,6 +64,14 @@ public enum Escaping {
         } + "\""
     }
 
+    /// A complete JSON string literal (RFC 8259), other text kept as UTF-8 so people can read
+    /// the file: only quotes, backslashes and control characters are escaped.
+    public static func json(_ text: String) -> String {
+        "\"" + escaped(text) { scalar in
+            backslashEscape(scalar, quote: "\"") ?? (scalar.value < 0x20 || scalar.value == 0x7f ? "\\u" + hex(scalar.value, width: 4) : nil)
+        } + "\""
+    }
+
     /// A complete TOML basic string.
     public static func toml(_ text: String) -> String {
         "\"" + escaped(text) { scalar in

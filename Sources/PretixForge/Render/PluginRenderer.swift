@@ -4,9 +4,12 @@ import Mustache
 /// A rendered plugin source tree: relative path → bytes, in memory until a stage writes it.
 public struct PluginTree: Sendable, Equatable {
     public var files: [String: Data]
+    /// Digest of the overlay it was rendered with, for the manifests that record it.
+    public var overlayDigest: String?
 
-    public init(files: [String: Data] = [:]) {
+    public init(files: [String: Data] = [:], overlayDigest: String? = nil) {
         self.files = files
+        self.overlayDigest = overlayDigest
     }
 
     /// Paths in byte order, the order archives and comparisons use.
@@ -18,6 +21,8 @@ public struct PluginTree: Sendable, Equatable {
 /// A set of template files keyed by their path under `Templates/`.
 public struct TemplateSet: Sendable {
     public var files: [String: Data]
+    /// The maintainer's overlay applied to the built-in templates, if any.
+    public var overlay: Overlay?
 
     public init(files: [String: Data]) {
         self.files = files
@@ -47,6 +52,7 @@ public struct PluginRenderer: Sendable {
     private let compiled: [CompiledTemplate]
     /// Files copied as they are (images, fonts).
     private let verbatim: [(path: String, data: Data)]
+    private let overlayDigest: String?
 
     /// Checks and parses every template up front, reporting all problems together, so a
     /// batch of variants pays for parsing once. Parsing is most of a single build's work and
@@ -76,11 +82,12 @@ public struct PluginRenderer: Sendable {
         if !problems.isEmpty { throw ForgeError(problems) }
         self.compiled = compiled
         self.verbatim = verbatim
+        self.overlayDigest = templates.overlay?.digest
     }
 
     public func render(_ config: ForgeConfig) throws(ForgeError) -> PluginTree {
         let context = TemplateContext.make(config)
-        var tree = PluginTree()
+        var tree = PluginTree(overlayDigest: overlayDigest)
         for (path, data) in verbatim {
             tree.files[Self.outputPath(path, module: config.package.module)] = data
         }
@@ -99,6 +106,7 @@ public struct PluginRenderer: Sendable {
         }
         tree.files[Self.vectorsPath] = EmbeddedFiles.data("Vectors/webhook-signatures.json")
         try compileCatalogues(in: &tree)
+        try RepositoryKit.apply(config.repository, to: &tree)
         return tree
     }
 

@@ -104,6 +104,9 @@ enum TemplateContext {
                 "confirm_on": pythonTuple(webhook.confirmOn.map(\.rawValue)),
             ],
             "branding": brandingContext(config.branding),
+            "repository": [
+                "forge_repository": config.repository.forgeRepository,
+            ],
         ]
     }
 

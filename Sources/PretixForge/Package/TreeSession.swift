@@ -1,0 +1,102 @@
+import Foundation
+
+/// An existing tree opened by a command: locked against concurrent runs, an interrupted run
+/// completed or undone, and its manifest read.
+public final class TreeSession {
+    public let directory: String
+    public let manifest: TreeManifest?
+    /// What was done about an interrupted run, for the command to report.
+    public let recovery: TreeTransaction.Recovery?
+    private let lock: TreeLock
+
+    public init(directory: String) throws(ForgeError) {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder that `generate --out` wrote")
+        }
+        guard isDirectory.boolValue else {
+            throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a new or empty folder")
+        }
+        self.directory = directory
+        lock = try TreeLock(directory)
+        recovery = try TreeTransaction.recover(in: directory)
+        manifest = try TreeManifest.read(in: directory)
+    }
+
+    public var recoveryNote: String? {
+        switch recovery {
+        case .completed?: return "completed an interrupted pretix-forge run in \(directory) (its journal was committed)"
+        case .rolledBack?: return "discarded the staged files of an interrupted pretix-forge run in \(directory) (nothing had changed)"
+        case nil: return nil
+        }
+    }
+
+    /// The folder holds nothing but a git repository and this run's own config and overlay:
+    /// `git init`, `pretix-forge init forge.toml`, then `generate --config forge.toml --out .`.
+    public func isEffectivelyEmpty(apart sources: TreeSources) -> Bool {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let inputs = [sources.configPath, sources.templatesPath].compactMap { path -> String? in
+            guard let path, case .inTree(let relative) = TreeSources.origin(of: path, in: directory) else { return nil }
+            return relative.split(separator: "/").first.map(String.init)
+        }
+        return names.allSatisfy { $0 == ".git" || inputs.contains($0) }
+    }
+
+    /// The config and overlay to use: those given on the command line, else those the manifest
+    /// records (paths inside the tree), so `check --tree .` in CI needs no arguments.
+    public func sources(config explicitConfig: String?, templates explicitTemplates: String?) throws(ForgeError) -> TreeSources {
+        var sources = TreeSources(configPath: explicitConfig, templatesPath: explicitTemplates)
+        if explicitConfig == nil, let origin = manifest?.config.origin {
+            sources.configPath = try recorded(origin, what: "config", option: "--config FILE", notes: &sources.notes)
+        }
+        if explicitTemplates == nil, let origin = manifest?.overlay?.input.origin {
+            sources.templatesPath = try recorded(origin, what: "overlay", option: "--templates DIR", notes: &sources.notes)
+        }
+        return sources
+    }
+
+    private func recorded(_ origin: TreeManifest.Origin, what: String, option: String, notes: inout [String]) throws(ForgeError) -> String? {
+        switch origin {
+        case .inTree(let path):
+            notes.append("\(what): \(join(path)) (recorded in \(join(TreeManifest.fileName)))")
+            return join(path)
+        case .outsideTree:
+            throw ForgeError("the tree was generated with a \(what) outside it, which the manifest cannot name",
+                             at: SourceLocation(file: join(TreeManifest.fileName)),
+                             fix: "pass \(option) (keep the \(what) inside the tree, so CI can find it)")
+        case .embedded, .unrecorded:
+            return nil
+        }
+    }
+
+    /// A path inside the tree, spelled from the folder as the user gave it.
+    public func join(_ relative: String) -> String {
+        directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
+    }
+}
+
+/// Where a command's config and overlay come from.
+public struct TreeSources: Sendable {
+    /// nil: the embedded stock config.
+    public var configPath: String?
+    public var templatesPath: String?
+    /// "config: …" lines saying what was taken from the manifest.
+    public var notes: [String] = []
+
+    public init(configPath: String?, templatesPath: String?) {
+        self.configPath = configPath
+        self.templatesPath = templatesPath
+    }
+
+    /// How the manifest of a tree in `directory` records these inputs.
+    func origins(relativeTo directory: String) -> (config: TreeManifest.Origin, overlay: TreeManifest.Origin?) {
+        (configPath.map { Self.origin(of: $0, in: directory) } ?? .embedded, templatesPath.map { Self.origin(of: $0, in: directory) })
+    }
+
+    static func origin(of path: String, in directory: String) -> TreeManifest.Origin {
+        let file = URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+        let root = URL(fileURLWithPath: directory).standardizedFileURL.resolvingSymlinksInPath().path
+        guard file.hasPrefix(root + "/") else { return .outsideTree }
+        return .inTree(String(file.dropFirst(root.count + 1)))
+    }
+}
