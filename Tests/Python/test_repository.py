@@ -106,7 +106,9 @@ def test_regenerating_after_a_config_change_keeps_git_and_every_unmanaged_file(r
     changed = set(porcelain(repo))
     # Only the config (the maintainer's edit), the manifest and managed files changed.
     assert changed - set(manifest["files"]) <= {"forge.toml", MANIFEST, "scratch.txt"}
-    assert {"pyproject.toml", "pretix_noderails/__init__.py", "pretix_noderails/client.py"} <= changed
+    # The version and the poll interval are rendered into conf.py (every non-text config value) only.
+    assert {"pyproject.toml", "pretix_noderails/conf.py"} <= changed
+    assert "VERSION = '1.1.0'" in (repo / "pretix_noderails" / "conf.py").read_text()
     assert '1.1.0' in (repo / "pyproject.toml").read_text()
     assert run_forge("check", "--tree", repo).returncode == 0
 

@@ -109,8 +109,9 @@ def test_integration_matrix_is_the_oldest_claimed_and_the_newest_pretix(run_forg
     run_forge("generate", "--config", config, "--out", repo)
     include = load(repo / ".github" / "workflows" / "tests.yml")["jobs"]["integration"]["strategy"]["matrix"]["include"]
     assert [entry["requirement"] for entry in include] == ["pretix==2025.1.0", "pretix"]
+    conf = (repo / "pretix_noderails" / "conf.py").read_text()
     apps = (repo / "pretix_noderails" / "apps.py").read_text()
-    assert "compatibility = 'pretix>=2025.1.0'" in apps
+    assert "PRETIX_MIN_VERSION = '2025.1.0'" in conf and "compatibility = 'pretix>=' + PRETIX_MIN_VERSION" in apps
 
 
 def test_linters_are_pinned_like_this_repositorys(generated_repo):
