@@ -57,6 +57,10 @@ pretix-suites: build
 	# against several pretix worker processes sharing that database.
 	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) Tests/Production/run.sh
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q
+	# Accessibility again for a branded variant: its logo, colours and template overlay.
+	PRETIX_FORGE=$(CURDIR)/$(FORGE) E2E_FORGE_CONFIG=Examples/blockfest/forge.toml \
+	E2E_FORGE_TEMPLATES=Examples/blockfest/templates \
+		$(PRETIX_VENV)/bin/python -m pytest Tests/Browser/test_accessibility.py -q
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build

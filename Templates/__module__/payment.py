@@ -55,6 +55,7 @@ from .texts import (
     CONFIRM_HEADING,
     CONFIRM_INSTRUCTIONS,
     FAILURE_MESSAGE,
+    LOGO_ALT,
     LOGO_FILE,
     PAYMENT_DESCRIPTION,
     PUBLIC_NAME,
@@ -90,6 +91,7 @@ def branded_texts() -> dict:
         'waiting': LazyI18nString(WAITING_MESSAGE),
         'success': LazyI18nString(SUCCESS_MESSAGE),
         'failure': LazyI18nString(FAILURE_MESSAGE),
+        'logo_alt': LazyI18nString(LOGO_ALT),
     }
 
 

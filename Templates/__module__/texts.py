@@ -22,3 +22,5 @@ FAILURE_MESSAGE = <% py(branding.failure_message) %>
 
 # File name of the organiser's logo in this plugin's static folder; empty when it has none.
 LOGO_FILE = '<% branding.logo_file %>'
+# What the logo shows, read out to customers who cannot see it; empty without a logo.
+LOGO_ALT = <% py(branding.logo_alt) %>

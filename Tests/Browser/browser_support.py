@@ -1,7 +1,9 @@
 """Constants and small helpers shared by the browser suite's conftest, page object and tests."""
 
 import importlib
+import os
 import time
+import tomllib
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,10 +11,17 @@ from types import SimpleNamespace
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 E2E_DIR = REPO / 'build' / 'e2e'
-MODULE = 'pretix_noderails'
-DIST_NAME = 'pretix-noderails'
-IDENTIFIER = 'noderails'
-PUBLIC_NAME = 'Pay with crypto'
+
+# The variant under test: the stock config, or a branded one named by E2E_FORGE_CONFIG (with
+# its template overlay in E2E_FORGE_TEMPLATES), e.g. Examples/blockfest/forge.toml.
+CONFIG = Path(os.environ.get('E2E_FORGE_CONFIG') or REPO / 'Examples' / 'noderails.toml').resolve()
+_VARIANT = tomllib.loads(CONFIG.read_text('utf-8'))
+MODULE = _VARIANT['package']['module']
+DIST_NAME = _VARIANT['package']['name']
+IDENTIFIER = _VARIANT['provider']['identifier']
+PUBLIC_NAME = _VARIANT['provider']['public_name']
+WEBHOOK_SEGMENT = _VARIANT['provider'].get('webhook_path', IDENTIFIER)
+BRANDING = _VARIANT.get('branding', {})
 
 ORG, EVENT = 'forge', 'conf'
 PRICE = Decimal('12.50')

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from browser_support import (  # noqa: E402
-    DIST_NAME, EVENT, IDENTIFIER, LIVE, MODULE, ORG, PAGE_TIMEOUT, PRICE, REPO, WAIT, plugin,
+    CONFIG, DIST_NAME, EVENT, IDENTIFIER, LIVE, MODULE, ORG, PAGE_TIMEOUT, PRICE, REPO, WAIT, WEBHOOK_SEGMENT, plugin,
 )
 
 
@@ -132,7 +132,7 @@ def _install_plugin_from_sdist() -> dict:
 
 def _build_and_install(forge: Path, work: Path) -> dict:
     out, site = work / 'dist', work / 'site'
-    build = [forge, 'build', '--out', out]
+    build = [forge, 'build', '--config', CONFIG, '--out', out]
     overlay = os.environ.get('E2E_FORGE_TEMPLATES')  # e.g. a mutated checkout.js, to see the suite fail
     if overlay:
         build += ['--templates', Path(overlay).resolve()]
@@ -172,7 +172,8 @@ def pytest_unconfigure(config):
 
 
 def pytest_report_header(config):
-    header = ['browser suite: %s %s installed from %s' % (DIST_NAME, INSTALLED['version'], INSTALLED['sdist'])]
+    header = ['browser suite: %s %s installed from %s (config %s)' % (DIST_NAME, INSTALLED['version'], INSTALLED['sdist'],
+                                                                     CONFIG)]
     if INSTALLED['overlay']:
         header.append('browser suite: built with template overlay %s (E2E_FORGE_TEMPLATES)' % INSTALLED['overlay'])
     return header
@@ -278,7 +279,7 @@ def shop(transactional_db, pretix_url):
         s.set('payment_banktransfer_bank_details', 'Forge Bank, IBAN XX00 0000')
     return SimpleNamespace(organizer=organizer, event=event, item=item, quota=quota,
                            url='%s/%s/%s/' % (pretix_url, ORG, EVENT),
-                           webhook_url='%s/%s/%s/noderails/webhook/' % (pretix_url, ORG, EVENT))
+                           webhook_url='%s/%s/%s/%s/webhook/' % (pretix_url, ORG, EVENT, WEBHOOK_SEGMENT))
 
 
 @pytest.fixture
@@ -426,8 +427,8 @@ def evil():
 def serve_static_override(monkeypatch):
     """Serve a different body for one of the plugin's static files (the live server's static handler).
 
-    Used to give the browser a mutated checkout.js while everything else stays the installed
-    plugin. Returns set(relative_path_under_static, text)."""
+    Used to give the browser a mutated checkout.js or checkout.css while everything else stays
+    the installed plugin. Returns set(relative_path_under_static, text)."""
     from django.contrib.staticfiles import handlers
     from django.http import HttpResponse
     overrides = {}
@@ -435,7 +436,9 @@ def serve_static_override(monkeypatch):
 
     def serve(request, path, insecure=False, **kwargs):
         if path in overrides:
-            response = HttpResponse(overrides[path], content_type='text/javascript; charset=utf-8')
+            # Browsers refuse a stylesheet or script served under the other's type (nosniff).
+            kind = 'text/css' if path.endswith('.css') else 'text/javascript'
+            response = HttpResponse(overrides[path], content_type=kind + '; charset=utf-8')
             response['Cache-Control'] = 'no-store'
             return response
         return original(request, path, insecure=insecure, **kwargs)

@@ -73,12 +73,16 @@ class Shopper:
         self.click_when_ready('.checkout-button-row button[type="submit"]')
         self.wait_url('/checkout/payment/')
 
-    def choose_method(self, label):
-        """Pick a payment method by the name the customer sees, then continue."""
+    def select_method(self, label):
+        """Pick a payment method by the name the customer sees."""
         self.d.find_element(By.XPATH, "//label[.//strong[normalize-space()=%s]]" % _xpath_literal(label)).click()
         radio = self.d.find_element(
             By.XPATH, "//label[.//strong[normalize-space()=%s]]//input[@name='payment']" % _xpath_literal(label))
         self.wait(radio.is_selected, message='%s selected' % label)
+
+    def choose_method(self, label):
+        """Pick a payment method by the name the customer sees, then continue."""
+        self.select_method(label)
         self.click_when_ready('.checkout-button-row button[type="submit"]')
         self.wait_url('/checkout/confirm/', timeout=20)
 

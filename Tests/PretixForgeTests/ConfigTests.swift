@@ -167,11 +167,38 @@ struct ConfigTests {
         let folder = try Repo.temporaryDirectory()
         try "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 1 1'><rect width='1' height='1'/></svg>"
             .write(to: folder.appendingPathComponent("brand.svg"), atomically: true, encoding: .utf8)
-        try config(replacing: ["# logo": "\"brand.svg\""]).write(to: folder.appendingPathComponent("forge.toml"), atomically: true, encoding: .utf8)
+        try config(replacing: ["# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge & Co\", de = \"Forge & Co\" }"])
+            .write(to: folder.appendingPathComponent("forge.toml"), atomically: true, encoding: .utf8)
         let config = try ConfigLoader.load(file: folder.appendingPathComponent("forge.toml").path)
         #expect(config.branding.logo?.fileName == "logo.svg")
+        #expect(config.branding.logo?.altText == ["en": "Forge & Co", "de": "Forge & Co"])
         let tree = try Pipeline.render(config)
         #expect(tree.files["pretix_noderails/static/pretix_noderails/logo.svg"] == config.branding.logo?.data)
+        let texts = String(decoding: tree.files["pretix_noderails/texts.py"] ?? Data(), as: UTF8.self)
+        #expect(texts.contains("LOGO_ALT = {'de': 'Forge & Co', 'en': 'Forge & Co'}"))
+    }
+
+    @Test func aLogoNeedsItsTextAlternativeAndTheAlternativeItsLogo() throws {
+        let folder = try Repo.temporaryDirectory()
+        try "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 1 1'/>".write(to: folder.appendingPathComponent("brand.svg"), atomically: true, encoding: .utf8)
+        func problems(_ replacements: [String: String]) throws -> [Diagnostic] {
+            let file = folder.appendingPathComponent("forge.toml")
+            try config(replacing: replacements).write(to: file, atomically: true, encoding: .utf8)
+            do {
+                _ = try ConfigLoader.load(file: file.path)
+                return []
+            } catch {
+                return error.diagnostics
+            }
+        }
+        let withoutAlt = try problems(["# logo": "\"brand.svg\""])
+        #expect(withoutAlt.map(\.keyPath) == ["branding.logo"])
+        #expect(withoutAlt.first?.message == "a logo needs a text alternative for customers who cannot see it")
+        let withoutLogo = try problems(["# logo_alt": "{ en = \"Forge\", de = \"Forge\" }"])
+        #expect(withoutLogo.map(\.keyPath) == ["branding.logo_alt"])
+        let onlyEnglish = try problems(["# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge\" }"])
+        #expect(onlyEnglish.map(\.message) == ["has no 'de' translation"])
+        #expect(try problems(["# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge\", de = \"Forge\" }"]) == [])
     }
 
     @Test func licenseFileIsReadRelativeToTheConfig() throws {

@@ -72,7 +72,7 @@ enum ConfigSchema {
         ("provider", ["identifier", "verbose_name", "public_name", "webhook_path"]),
         ("noderails", ["api_base_url", "payment_ui_url", "currency", "poll_interval_seconds", "http_timeout_seconds"]),
         ("webhook", ["signature_payload", "timestamp_unit", "tolerance_seconds", "confirm_on"]),
-        ("branding", ["logo", "accent_color", "text_color"] + ForgeConfig.Branding.textKeys),
+        ("branding", ["logo", "logo_alt", "accent_color", "text_color"] + ForgeConfig.Branding.textKeys),
         ("repository", ["unmanaged", "gitignore", "workflows", "forge_repository"]),
     ]
 
@@ -306,12 +306,7 @@ final class ConfigReader {
     private func readBranding() -> ForgeConfig.Branding? {
         let accent = string("branding.accent_color", default: BrandingDefaults.accentColor).flatMap { color($0, key: "branding.accent_color") }
         let text = string("branding.text_color", default: BrandingDefaults.textColor).flatMap { color($0, key: "branding.text_color") }
-        var logo: ForgeConfig.Branding.Logo??
-        if let path = string("branding.logo", required: false) {
-            logo = readLogo(path).map { .some($0) }
-        } else {
-            logo = .some(nil)
-        }
+        let logo = readLogoWithAlt()
         var texts: [String: [String: String]] = [:]
         var textsValid = true
         for key in ForgeConfig.Branding.textKeys {
@@ -323,6 +318,28 @@ final class ConfigReader {
         }
         guard let accent, let text, let logo, textsValid, legible(accent: accent, text: text) else { return nil }
         return .init(logo: logo, accentColor: accent, textColor: text, texts: texts)
+    }
+
+    /// The logo and its text alternative, which it cannot go without: a customer who cannot
+    /// see the logo must still learn whose checkout this is. `.some(nil)`: no logo.
+    private func readLogoWithAlt() -> ForgeConfig.Branding.Logo?? {
+        let path = string("branding.logo", required: false)
+        let hasAlt = value("branding.logo_alt") != nil
+        let alt = hasAlt ? translations("branding.logo_alt") : nil
+        guard let path else {
+            if hasAlt {
+                report("branding.logo_alt", "describes a logo, but branding.logo is not set", fix: "set logo = \"…\" or remove logo_alt")
+                return nil
+            }
+            return .some(nil)
+        }
+        if !hasAlt {
+            report("branding.logo", "a logo needs a text alternative for customers who cannot see it",
+                   fix: "add logo_alt = { en = \"…\", de = \"…\" } naming what the logo shows, e.g. the organiser's name")
+        }
+        guard var logo = readLogo(path), let alt else { return nil }
+        logo.altText = alt
+        return .some(logo)
     }
 
     /// Reports every colour pair of the stylesheet that WCAG 2.2 AA would fail.
@@ -458,7 +475,7 @@ final class ConfigReader {
             report(key, problem, fix: fileExtension == "png" ? "export a real PNG file" : "export a plain SVG without scripts, event handlers or external references")
             return nil
         }
-        return .init(fileName: "logo.\(fileExtension)", data: data)
+        return .init(fileName: "logo.\(fileExtension)", data: data, altText: [:])
     }
 
     // MARK: Typed values

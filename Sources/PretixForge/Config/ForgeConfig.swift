@@ -75,6 +75,8 @@ public struct ForgeConfig: Sendable, Equatable {
             /// "logo.svg" or "logo.png": the name inside the plugin's static folder.
             public var fileName: String
             public var data: Data
+            /// The logo's text alternative, language code → text; screen readers read it out.
+            public var altText: [String: String]
         }
 
         public var logo: Logo?

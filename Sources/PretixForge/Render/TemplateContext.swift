@@ -116,6 +116,7 @@ enum TemplateContext {
             "text_color": branding.textColor,
             // Empty when the variant has no logo; the templates show none then.
             "logo_file": branding.logo?.fileName ?? "",
+            "logo_alt": ConfigTranslations(values: branding.logo?.altText ?? [:]),
         ]
         for (key, translations) in branding.texts {
             values[key] = ConfigTranslations(values: translations)

@@ -22,3 +22,5 @@ FAILURE_MESSAGE = {'de': 'Die Zahlung ist nicht durchgegangen, es wurde nichts a
 
 # File name of the organiser's logo in this plugin's static folder; empty when it has none.
 LOGO_FILE = ''
+# What the logo shows, read out to customers who cannot see it; empty without a logo.
+LOGO_ALT = {}

@@ -22,6 +22,7 @@
         var sessionId = root.getAttribute('data-session-id');
         var interval = Math.max(MIN_POLL_MS, parseInt(root.getAttribute('data-poll-interval'), 10) || 3000);
         var frame = root.querySelector('iframe');
+        var announcer = root.querySelector('[data-noderails-announcer]');
         var form = root.closest ? root.closest('form') : null;
         var buttons = form ? Array.prototype.filter.call(
             form.querySelectorAll('button[type="submit"], input[type="submit"]'),
@@ -43,9 +44,17 @@
         }
 
         function show(name) {
+            var text = '';
             Array.prototype.forEach.call(root.querySelectorAll('[data-noderails-state]'), function (el) {
                 el.hidden = el.getAttribute('data-noderails-state') !== name;
+                if (!el.hidden) {
+                    text = el.textContent.replace(/\s+/g, ' ').trim();
+                }
             });
+            // Written only when it changes: every write to a live region is read out again.
+            if (announcer && announcer.textContent !== text) {
+                announcer.textContent = text;
+            }
         }
 
         function finish(name) {
