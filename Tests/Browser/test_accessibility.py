@@ -219,4 +219,3 @@ def test_axe_audit_fails_on_low_contrast_forced_through_an_overlay_stylesheet(sh
     found = audit(shopper, 'overlay low contrast', 'en')
     assert [(v['rule'], v['incomplete']) for v in found] == [('color-contrast', False)], found
     assert 'data-noderails-state="paid"' in found[0]['html']
-
