@@ -51,6 +51,9 @@ pretix-suites: build
 	# against several pretix worker processes sharing that database.
 	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) Tests/Production/run.sh
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q
+	# pretix-forge demo as a user runs it: the cached environment created from scratch, a shop
+	# served and bought from over HTTP, stopped and killed every way, Blockfest's screenshots.
+	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Demo -q
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build
