@@ -112,6 +112,24 @@ class Demo:
         # cached as "nothing here" (sys.path_importer_cache).
         sys.path.insert(0, spec['site'])
         importlib.invalidate_caches()
+        self._check_installed_copy_wins()
+
+    def _check_installed_copy_wins(self):
+        """The variant pretix loads must be this sdist, not a copy of the same name that the
+        interpreter's environment already has (--python): imports and pretix's plugin discovery
+        (entry points, first distribution of a name on sys.path) must both find ours."""
+        from importlib import metadata, util
+        site = os.path.realpath(self.spec['site'])
+        package = self.spec['package']
+        found = util.find_spec(package['module'])
+        origin = os.path.realpath(found.origin) if found and found.origin else None
+        try:
+            located = os.path.realpath(str(metadata.distribution(package['name']).locate_file('')))
+        except metadata.PackageNotFoundError:
+            located = None
+        if origin is None or not origin.startswith(site + os.sep) or located != site:
+            raise DemoError('%s from %s is not the copy Python finds (module at %s, distribution at %s)'
+                            % (package['name'], self.spec['sdist'], origin, located))
 
     def _allow_loopback_only(self):
         """pretix refuses HTTP to private addresses. The simulator is on 127.0.0.1: let exactly
