@@ -83,7 +83,7 @@ class Demo:
             time.sleep(3600)
 
     def _configure_environment(self):
-        """pretix.cfg and the environment pretix reads at import; the plugin's folder first on sys.path."""
+        """pretix.cfg and the environment variables pretix reads when its settings are imported."""
         spec = self.spec
         data = os.path.join(spec['workspace'], 'pretix')
         os.makedirs(data, exist_ok=True)

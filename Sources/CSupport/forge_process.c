@@ -4,10 +4,32 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+/// pipe2 where there is one (Linux); elsewhere pipe and fcntl, which is fine before any fork.
+static int make_pipe(int fds[2], int flags) {
+#ifdef __linux__
+    return pipe2(fds, flags);
+#else
+    if (pipe(fds) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < 2; i++) {
+        if ((flags & O_CLOEXEC) && fcntl(fds[i], F_SETFD, FD_CLOEXEC) != 0) {
+            return -1;
+        }
+        if ((flags & O_NONBLOCK) && fcntl(fds[i], F_SETFL, O_NONBLOCK) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+#endif
+}
 
 static void close_from(int lowest) {
 #ifdef SYS_close_range
@@ -27,6 +49,7 @@ static void become(const char *path, char *const argv[], char *const envp[], con
     if (new_group && setpgid(0, 0) != 0) {
         goto failed;
     }
+#ifdef __linux__
     if (death_signal) {
         if (prctl(PR_SET_PDEATHSIG, death_signal) != 0) {
             goto failed;
@@ -36,6 +59,10 @@ static void become(const char *path, char *const argv[], char *const envp[], con
             _exit(127);
         }
     }
+#else
+    (void)death_signal;  // no parent-death signal outside Linux: the caller's clean-up must do
+    (void)parent;
+#endif
     struct sigaction defaults;
     memset(&defaults, 0, sizeof defaults);
     defaults.sa_handler = SIG_DFL;
@@ -74,7 +101,7 @@ failed:;
 pid_t forge_spawn(const char *path, char *const argv[], char *const envp[], const char *directory,
                   int stdout_fd, int stderr_fd, int new_group, int death_signal) {
     int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) {
+    if (make_pipe(report, O_CLOEXEC) != 0) {
         return -1;
     }
     pid_t parent = getpid();
@@ -121,7 +148,7 @@ static void write_signal_number(int sig) {
 
 int forge_signal_pipe(const int *signals, int count) {
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    if (make_pipe(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
         return -1;
     }
     signal_pipe_write_end = fds[1];
@@ -139,5 +166,10 @@ int forge_signal_pipe(const int *signals, int count) {
 }
 
 int forge_become_subreaper(void) {
+#ifdef __linux__
     return prctl(PR_SET_CHILD_SUBREAPER, 1);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
 }

@@ -207,7 +207,9 @@ class Demo:
     def remember_processes(self):
         """Record every process below pretix-forge now (call it at several moments)."""
         for proc in descendants(self.process.pid):
-            self.seen[proc.key] = proc
+            # A zombie's command line reads empty: keep what the process was running before.
+            if proc.command or proc.key not in self.seen:
+                self.seen[proc.key] = proc
         return [p for p in self.seen.values() if alive(p)]
 
     def wait_for_banner(self, timeout=180):

@@ -21,7 +21,8 @@ def recording_python(tmp_path):
     """A --python that works (this suite's pretix) and leaves a mark each time it is run."""
     marker = tmp_path / 'python-was-run'
     wrapper = tmp_path / 'python'
-    wrapper.write_text('#!/bin/sh\necho run >> %s\nexec %s "$@"\n' % (shlex.quote(str(marker)), shlex.quote(sys.executable)))
+    wrapper.write_text('#!/bin/sh\necho run >> %s\nexec %s "$@"\n'
+                       % (shlex.quote(str(marker)), shlex.quote(sys.executable)))
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return SimpleNamespace(path=wrapper, marker=marker)
 
@@ -77,7 +78,8 @@ def test_a_bad_config_is_reported_with_file_and_key_and_nothing_starts(start_dem
     cache_home = tmp_path / 'cache'
     config = tmp_path / 'broken.toml'
     config.write_text(ACME.read_text().replace('currency = "EUR"', 'currency = "EURO"'))
-    demo = start_demo(['--config', config, '--port', free_port(), '--python', recording_python.path], cache_home=cache_home)
+    demo = start_demo(['--config', config, '--port', free_port(), '--python', recording_python.path],
+                      cache_home=cache_home)
     assert demo.wait(30) == 1
     errors = '\n'.join(demo.stderr)
     assert str(config) in errors and 'noderails.currency' in errors, errors

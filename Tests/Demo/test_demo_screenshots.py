@@ -3,6 +3,7 @@ languages, a template overlay): the pictures, the contact sheet, and the brandin
 Chromium rendered, checked in the saved DOM, in the computed styles and in the pixels."""
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -110,7 +111,8 @@ def test_four_pictures_per_language_and_a_contact_sheet_with_captions(shots):
     sheet.feed((shots.folder / 'index.html').read_text(encoding='utf-8'))
     assert sorted(sheet.figures) == sorted((name, caption) for language in LANGUAGES for i, (step, caption)
                                            in enumerate(STEPS) for name in ['%s-%d-%s.png' % (language, i + 1, step)])
-    assert sorted(sheet.links) == sorted(expected) and sheet.headings == ['English en', 'Deutsch de', 'Deutsch (Du) de-informal']
+    assert sorted(sheet.links) == sorted(expected)
+    assert sheet.headings == ['English en', 'Deutsch de', 'Deutsch (Du) de-informal']
 
 
 @pytest.mark.parametrize('language', LANGUAGES)
@@ -162,7 +164,7 @@ def test_a_folder_of_the_users_is_never_replaced(start_screenshot_demo, tmp_path
 def test_ctrl_c_during_screenshots_writes_nothing(start_screenshot_demo, tmp_path):
     folder = tmp_path / 'pictures'
     demo = start_screenshot_demo(['--config', BLOCKFEST, '--screenshots', folder, '--port', free_port(),
-                       '--python', pretix_python()])
+                                  '--python', pretix_python()])
     # Interrupted while the shop is being prepared.
     while not any('starting pretix-blockfest-pay' in line for line in demo.stderr):
         assert demo.process.poll() is None, demo.output
@@ -171,6 +173,26 @@ def test_ctrl_c_during_screenshots_writes_nothing(start_screenshot_demo, tmp_pat
     assert demo.stop(signal.SIGINT) == 130
     assert not folder.exists()
     demo.assert_nothing_left([])
+
+
+def test_a_failure_after_everything_started_still_leaves_nothing(start_screenshot_demo, tmp_path):
+    """Chromium's driver fails once pretix and the simulator run: the demo reports it, exits 1,
+    and its processes, ports and throwaway data are gone all the same."""
+    programs = tmp_path / 'programs'
+    programs.mkdir()
+    (programs / 'chromium').symlink_to(shutil.which('chromium'))
+    broken = programs / 'chromedriver'
+    broken.write_text('#!/bin/sh\necho "this chromedriver is broken" >&2\nexit 1\n')
+    broken.chmod(0o755)
+    folder = tmp_path / 'pictures'
+    port = free_port()
+    demo = start_screenshot_demo(['--config', BLOCKFEST, '--screenshots', folder, '--port', port,
+                                  '--python', pretix_python()], env=dict(os.environ, PATH=str(programs)))
+    assert demo.wait(300) == 1
+    assert 'Chromium did not start' in '\n'.join(demo.stderr), demo.output
+    assert any('noderails_sim' in p.command for p in demo.seen.values()), 'the simulator never ran'
+    assert not folder.exists()
+    demo.assert_nothing_left([port])
 
 
 class ContactSheet(HTMLParser):
