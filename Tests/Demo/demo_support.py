@@ -109,13 +109,18 @@ def alive(proc):
 
 def listening_sockets(pids):
     """(address, port) of every TCP socket in LISTEN state held by one of ``pids``."""
-    inodes = set()
+    return {(address, port) for address, port, _pid in owned_listening_sockets(pids)}
+
+
+def owned_listening_sockets(pids):
+    """(address, port, pid) of every TCP socket in LISTEN state held by one of ``pids``."""
+    owners = {}
     for pid in pids:
         try:
             for fd in os.listdir('/proc/%d/fd' % pid):
                 target = os.readlink('/proc/%d/fd/%s' % (pid, fd))
                 if target.startswith('socket:['):
-                    inodes.add(target[8:-1])
+                    owners[target[8:-1]] = pid
         except OSError:
             continue
     result = set()
@@ -127,9 +132,9 @@ def listening_sockets(pids):
         for line in lines:
             fields = line.split()
             local, state, inode = fields[1], fields[3], fields[9]
-            if state == '0A' and inode in inodes:  # 0A = LISTEN
+            if state == '0A' and inode in owners:  # 0A = LISTEN
                 address, port = local.split(':')
-                result.add((_address(address, family), int(port, 16)))
+                result.add((_address(address, family), int(port, 16), owners[inode]))
     return result
 
 
@@ -190,6 +195,7 @@ class Demo:
                                         stdin=subprocess.DEVNULL, env=environment, cwd=str(cwd or self.workdir))
         self.stdout, self.stderr = [], []
         self.seen = {}  # (pid, start) -> Proc, every descendant ever observed
+        self.listening = set()  # (address, port, command) of every listening socket observed
         self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, self.stdout), daemon=True),
                          threading.Thread(target=self._read, args=(self.process.stderr, self.stderr), daemon=True)]
         for reader in self._readers:
@@ -206,10 +212,14 @@ class Demo:
 
     def remember_processes(self):
         """Record every process below pretix-forge now (call it at several moments)."""
-        for proc in descendants(self.process.pid):
+        procs = descendants(self.process.pid)
+        for proc in procs:
             # A zombie's command line reads empty: keep what the process was running before.
             if proc.command or proc.key not in self.seen:
                 self.seen[proc.key] = proc
+        commands = {p.pid: p.command for p in procs}
+        for address, port, pid in owned_listening_sockets(list(commands)):
+            self.listening.add((address, port, commands[pid]))
         return [p for p in self.seen.values() if alive(p)]
 
     def wait_for_banner(self, timeout=180):

@@ -98,6 +98,18 @@ def test_screenshots_exit_cleanly_and_leave_nothing_running(shots):
     demo.assert_nothing_left([shots.port])
 
 
+def test_screenshots_listen_on_loopback_only(shots):
+    """pretix and the simulator on 127.0.0.1; chromedriver, which has no bind option, on the
+    loopback interface (127.0.0.1 and ::1)."""
+    assert shots.code == 0, shots.demo.output
+    listening = shots.demo.listening
+    driver = {(address, port) for address, port, command in listening if 'chromedriver' in command}
+    others = {(address, port) for address, port, command in listening if 'chromedriver' not in command}
+    assert (('127.0.0.1', shots.port) in others) and len(others) >= 3, listening  # pretix, the simulator's two
+    assert {address for address, _port in others} == {'127.0.0.1'}, listening
+    assert {address for address, _port in driver} <= {'127.0.0.1', '::1'}, listening
+
+
 def test_four_pictures_per_language_and_a_contact_sheet_with_captions(shots):
     assert shots.code == 0, shots.demo.output
     assert shots.manifest['languages'] == LANGUAGES
