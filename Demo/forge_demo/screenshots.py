@@ -29,6 +29,7 @@ FRAME = ROOT + ' iframe'
 PLACE_ORDER = 'form[data-asynctask] .checkout-button-row button[type="submit"]'
 CONTINUE = '.checkout-button-row button[type="submit"]'
 WAIT = 60
+WINDOW_WIDTH = 1280
 
 # What the browser rendered, read in the page after each step.
 OBSERVE = r"""
@@ -79,8 +80,8 @@ def _browser(spec):
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
     for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--hide-scrollbars',
-                '--window-size=1280,800', '--force-color-profile=srgb', '--no-first-run', '--disable-extensions',
-                '--user-data-dir=' + os.path.join(spec['workspace'], 'chromium-profile')):
+                '--window-size=%d,800' % WINDOW_WIDTH, '--force-color-profile=srgb', '--no-first-run',
+                '--disable-extensions', '--user-data-dir=' + os.path.join(spec['workspace'], 'chromium-profile')):
         options.add_argument(arg)
     options.binary_location = spec['chromium']
     try:
@@ -151,6 +152,8 @@ class Customer:
         self.wait(lambda: d.find_elements(By.CSS_SELECTOR, FRAME), 'the NodeRails checkout on the confirm page')
         with self.in_checkout():
             self.wait(lambda: d.find_elements(By.ID, 'nr-pay'), 'the hosted checkout in its frame')
+            self.settle()
+        self.settle()
         self.capture('confirm-before-payment')
 
         with self.in_checkout():
@@ -193,6 +196,22 @@ class Customer:
         self.wait(ready, selector)
         d.find_element(By.CSS_SELECTOR, selector).click()
 
+    def full_page_png(self):
+        """The whole page, not just the window: the viewport is made as tall as the page first.
+        Chromium does not paint a cross-origin frame outside the viewport (the hosted checkout
+        would be a blank box), so capturing beyond the viewport is not enough."""
+        d = self.d
+        height = d.execute_script('return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)')
+        d.execute_cdp_cmd('Emulation.setDeviceMetricsOverride',
+                          {'width': WINDOW_WIDTH, 'height': height, 'deviceScaleFactor': 1, 'mobile': False})
+        try:
+            d.execute_async_script('var done = arguments[arguments.length - 1];'
+                                   'requestAnimationFrame(function () { requestAnimationFrame(done); });')
+            time.sleep(0.3)  # the frames repaint in their own renderer
+            return d.execute_cdp_cmd('Page.captureScreenshot', {'format': 'png'})
+        finally:
+            d.execute_cdp_cmd('Emulation.clearDeviceMetricsOverride', {})
+
     def settle(self):
         """Fonts and images loaded and no animation running, so the picture shows the final page."""
         self.wait(lambda: self.d.execute_script(
@@ -218,12 +237,7 @@ class Customer:
     def capture(self, step):
         index = [name for name, _caption in STEPS].index(step) + 1
         stem = '%s-%d-%s' % (self.language, index, step)
-        metrics = self.d.execute_cdp_cmd('Page.getLayoutMetrics', {})
-        size = metrics.get('cssContentSize') or metrics['contentSize']
-        shot = self.d.execute_cdp_cmd('Page.captureScreenshot', {
-            'format': 'png', 'captureBeyondViewport': True,
-            'clip': {'x': 0, 'y': 0, 'width': size['width'], 'height': size['height'], 'scale': 1},
-        })
+        shot = self.full_page_png()
         with open(os.path.join(self.out_dir, stem + '.png'), 'wb') as f:
             f.write(base64.b64decode(shot['data']))
         with open(os.path.join(self.out_dir, 'dom', stem + '.html'), 'w', encoding='utf-8') as f:

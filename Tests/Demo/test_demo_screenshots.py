@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from conftest import BLOCKFEST, BLOCKFEST_OVERLAY, load_config
-from demo_support import Demo, free_port, pretix_python
+from demo_support import REPO, Demo, free_port, pretix_python
 
 CONFIG = load_config(BLOCKFEST)
 BRANDING = CONFIG['branding']
@@ -38,6 +38,9 @@ def css(colour):
 
 
 ACCENT, TEXT = rgb(BRANDING['accent_color']), rgb(BRANDING['text_color'])
+# The hosted checkout's Pay button, as the simulator styles it.
+PAY_BUTTON = rgb(re.search(r'#nr-pay \{ background: (#[0-9a-f]{6})',
+                           (REPO / 'Simulator/noderails_sim/assets/checkout.css').read_text()).group(1))
 
 
 @pytest.fixture(scope='module')
@@ -85,9 +88,9 @@ def dom(shots, found):
     return ' '.join(unescape(re.sub(r'<[^>]+>', ' ', html)).split()), html
 
 
-def accent_pixels(shots, found):
+def pixels(shots, found, wanted):
     with Image.open(shots.folder / found['png']) as image:
-        return sum(count for count, colour in image.convert('RGB').getcolors(maxcolors=1 << 24) if colour == ACCENT)
+        return sum(count for count, colour in image.convert('RGB').getcolors(maxcolors=1 << 24) if colour == wanted)
 
 
 def test_screenshots_exit_cleanly_and_leave_nothing_running(shots):
@@ -154,9 +157,11 @@ def test_branding_reaches_the_pages_in_every_language(shots, language):
     assert (after['paid_banner']['background-color'], after['paid_banner']['color']) == (css(ACCENT), css(TEXT))
     assert texts['waiting_message'] not in after['visible_text']
 
-    # Visibly: the accent colour is in the pictures (logo and heading rule before; the paid banner after).
-    assert accent_pixels(shots, before) > 500
-    assert accent_pixels(shots, after) > accent_pixels(shots, before) + 20000
+    # Visibly: the accent colour is in the pictures (logo and heading rule before; the paid banner after),
+    # and so is the hosted checkout in its frame, ready to pay.
+    assert pixels(shots, before, ACCENT) > 500
+    assert pixels(shots, after, ACCENT) > pixels(shots, before, ACCENT) + 20000
+    assert pixels(shots, before, PAY_BUTTON) > 1000, 'the hosted checkout is not in the picture'
 
     paid = page(shots, language, 'order-paid')
     assert '/order/' in paid['url'] and 'textbubble-success' in dom(shots, paid)[1]
