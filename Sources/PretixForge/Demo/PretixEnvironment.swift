@@ -127,6 +127,12 @@ public enum PretixEnvironment {
         report("first use: creating the pretix \(pinnedPretixVersion) environment in \(target.path) with pip (a minute or two; reused afterwards)", false)
         do {
             try? fileManager.removeItem(at: staging)
+            // venv's and pip's temporary files go inside the staging folder, so an interrupted
+            // pip (killed, it cannot clean up) leaves nothing outside what is removed below.
+            let temporary = staging.appendingPathComponent("tmp")
+            try fileManager.createDirectory(at: temporary, withIntermediateDirectories: true)
+            var environment = environment
+            environment["TMPDIR"] = temporary.path
             let venv = try CapturedRun(base, ["-m", "venv", staging.path], environment: environment, signals: signals, timeout: 300)
             guard venv.status == 0 else {
                 throw ForgeError("python3 -m venv failed (exit \(venv.status)): \(venv.lines.suffix(5).joined(separator: " / "))", at: location,
@@ -151,6 +157,7 @@ public enum PretixEnvironment {
                 throw ForgeError("pip could not install the pretix environment (exit \(pip.status)):\n\(pip.lines.suffix(15).joined(separator: "\n"))",
                                  at: location, fix: "check the network connection to PyPI (or your pip index), or pass --python with an interpreter that has pretix")
             }
+            try fileManager.removeItem(at: temporary)
             try Data().write(to: staging.appendingPathComponent(readyMarker))
         } catch {
             try? fileManager.removeItem(at: staging)
