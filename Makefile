@@ -61,6 +61,9 @@ pretix-suites: build
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) E2E_FORGE_CONFIG=Examples/blockfest/forge.toml \
 	E2E_FORGE_TEMPLATES=Examples/blockfest/templates \
 		$(PRETIX_VENV)/bin/python -m pytest Tests/Browser/test_accessibility.py -q
+	# pretix-forge demo as a user runs it: the cached environment created from scratch, a shop
+	# served and bought from over HTTP, stopped and killed every way, Blockfest's screenshots.
+	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Demo -q
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build

@@ -23,11 +23,20 @@ install_system() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The requirements file and the files it includes with -r: a changed pin in either rebuilds.
+requirements_digest() {
+    local file=$1 included
+    {
+        cat "$file"
+        sed -n 's/^-r[[:space:]]*//p' "$file" | while read -r included; do cat "$(dirname "$file")/$included"; done
+    } | sha256sum | cut -d' ' -f1
+}
+
 install_venv() {
     local dir=$1 requirements=$2
     local stamp="$dir/.requirements.sha256"
     local want
-    want=$(sha256sum "$requirements" | cut -d' ' -f1)
+    want=$(requirements_digest "$requirements")
     if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return 0
     fi

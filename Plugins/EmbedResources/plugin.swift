@@ -1,8 +1,8 @@
 import Foundation
 import PackagePlugin
 
-/// Embeds the top-level Templates/, the stock config and the shared HMAC vectors into the
-/// PretixForge library, so the CLI never reads them from disk at run time.
+/// Embeds the top-level Templates/, the stock config, the shared HMAC vectors and the demo's
+/// Python (Demo/, the NodeRails simulator) into the PretixForge library, so the CLI never reads them from disk at run time.
 @main
 struct EmbedResources: BuildToolPlugin {
     /// Logical name inside the binary → path relative to the package root.
@@ -11,6 +11,10 @@ struct EmbedResources: BuildToolPlugin {
         ("Examples/noderails.toml", "Examples/noderails.toml"),
         ("Vectors/webhook-signatures.json", "Tests/Vectors/webhook-signatures.json"),
         ("Licenses", "Licenses"),
+        // `pretix-forge demo` writes these out and runs them with the pretix interpreter.
+        ("Demo/forge_demo", "Demo/forge_demo"),
+        ("Demo/requirements.txt", "Demo/requirements.txt"),
+        ("Simulator/noderails_sim", "Simulator/noderails_sim"),
     ]
 
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {

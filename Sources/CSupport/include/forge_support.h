@@ -5,4 +5,7 @@
 /// Used to replace an output folder in one step, so readers see the old or the new one.
 int forge_exchange_paths(const char *a, const char *b);
 
+// Child processes, signals and subreaping for `pretix-forge demo`.
+#include "forge_process.h"
+
 #endif

@@ -8,7 +8,25 @@ public enum AtomicOutput {
     /// that exist already are written in place by `TreeTransaction`, which touches only the
     /// files the tree's manifest lists.
     public static func createDirectory(_ directory: String, with files: [String: Data]) throws(ForgeError) {
-        try publish(files, to: directory, keepingOthers: false)
+        try publish(files, to: directory, mode: .create)
+    }
+
+    /// Replaces `directory` with exactly `files` (the demo's screenshots). An existing folder is
+    /// replaced only when it is empty or holds `marker`, a file every such output has: a
+    /// mistyped path must never wipe a folder of the user's.
+    public static func replaceDirectory(_ directory: String, with files: [String: Data], marker: String) throws(ForgeError) {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a new or empty folder")
+            }
+            let contents = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+            guard contents.isEmpty || contents.contains(marker) else {
+                throw ForgeError("refusing to replace a folder that pretix-forge did not write (it has no \(marker))",
+                                 at: SourceLocation(file: directory), fix: "choose a new or empty folder")
+            }
+        }
+        try publish(files, to: directory, mode: .replace)
     }
 
     /// Writes `files` into `directory`, keeping files it holds that are not being replaced
@@ -18,10 +36,19 @@ public enum AtomicOutput {
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
             throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a folder for --out")
         }
-        try publish(files, to: directory, keepingOthers: true)
+        try publish(files, to: directory, mode: .update)
     }
 
-    private static func publish(_ files: [String: Data], to directory: String, keepingOthers: Bool) throws(ForgeError) {
+    private enum Mode {
+        /// The folder must not exist, or be empty.
+        case create
+        /// The folder is exchanged whole for exactly the new files.
+        case replace
+        /// The folder is exchanged for a copy of itself with the new files written in.
+        case update
+    }
+
+    private static func publish(_ files: [String: Data], to directory: String, mode: Mode) throws(ForgeError) {
         let fileManager = FileManager.default
         let target = URL(fileURLWithPath: directory).standardizedFileURL
         let parent = target.deletingLastPathComponent()
@@ -32,7 +59,7 @@ public enum AtomicOutput {
         do {
             try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
             try? fileManager.removeItem(at: staging)
-            if keepingOthers, fileManager.fileExists(atPath: target.path) {
+            if mode == .update, fileManager.fileExists(atPath: target.path) {
                 try fileManager.copyItem(at: target, to: staging)
             } else {
                 try fileManager.createDirectory(at: staging, withIntermediateDirectories: true)
@@ -49,7 +76,7 @@ public enum AtomicOutput {
         }
         // A new tree is renamed into place, which fails rather than replace a folder that
         // appeared meanwhile with contents; dist/ is exchanged whole with its updated copy.
-        if keepingOthers, fileManager.fileExists(atPath: target.path) {
+        if mode != .create, fileManager.fileExists(atPath: target.path) {
             guard forge_exchange_paths(staging.path, target.path) == 0 else {
                 let reason = String(cString: strerror(errno))
                 try? fileManager.removeItem(at: staging)
