@@ -116,7 +116,7 @@ def test_regenerating_after_a_config_change_keeps_git_and_every_unmanaged_file(r
 def test_a_file_the_config_no_longer_produces_is_removed_and_nothing_else(run_forge, plugin_repo):
     repo = plugin_repo
     shutil.copy(BLOCKFEST / "logo.svg", repo / "logo.svg")
-    (repo / "forge.toml").write_text(stock(**{"# logo": '"logo.svg"'}))
+    (repo / "forge.toml").write_text(stock(**{"# logo": '"logo.svg"', "# logo_alt": '{ en = "Blockfest", de = "Blockfest" }'}))
     run_forge("generate", "--out", repo)
     logo = "pretix_noderails/static/pretix_noderails/logo.svg"
     assert (repo / logo).is_file()
