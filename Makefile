@@ -11,7 +11,7 @@ FORGE := .build/debug/pretix-forge
 # Tests/README.md says what each proves, what it needs and how long it takes.
 SUITES := swift vectors python simulator realpretix generated production browser demo
 
-.PHONY: run test deps deps-build deps-test build golden vectors clean bench suite-dist $(SUITES:%=test-%)
+.PHONY: run test deps deps-build deps-test build golden docs vectors clean bench suite-dist $(SUITES:%=test-%)
 
 # What building and running the tool needs: nothing else is installed by `make run`.
 deps-build:
@@ -114,6 +114,11 @@ test-demo: $(SETUP)
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build
 	$(FORGE) generate --out Tests/PretixForgeTests/Golden/default
+
+## Rewrite Examples/noderails.toml and the README's config reference from ConfigSchema.swift.
+docs: build
+	$(FORGE) init --force Examples/noderails.toml >/dev/null
+	$(FORGE) reference | scripts/splice-reference.py README.md
 
 ## Regenerate the shared webhook signature vectors (deterministic).
 vectors:

@@ -101,8 +101,6 @@ public struct ForgeConfig: Sendable, Equatable {
         public var forgeRepository: String
         /// Where `unmanaged` is written, for problems only a render can reveal.
         public var unmanagedLocation: SourceLocation
-
-        public static let defaultForgeRepository = "https://github.com/noderails/pretix-forge"
     }
 
     public var package: Package
