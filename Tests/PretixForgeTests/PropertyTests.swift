@@ -30,7 +30,7 @@ final class TreeChecker: @unchecked Sendable {
         // process with SIGPIPE on the next write.
         signal(SIGPIPE, SIG_IGN)
         process.executableURL = URL(fileURLWithPath: python)
-        process.arguments = [Repo.url("Tests/Python/tree_checker.py").path]
+        process.arguments = [Repo.url("Tests/Support/tree_checker.py").path]
         process.standardInput = input
         process.standardOutput = output
         try process.run()
