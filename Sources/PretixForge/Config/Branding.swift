@@ -39,6 +39,11 @@ enum BrandingDefaults {
             "de": "Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuchen Sie es erneut oder wählen Sie eine andere Zahlungsart.",
             "de-informal": "Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuche es erneut oder wähle eine andere Zahlungsart.",
         ],
+        "invoice_text": [
+            "en": "Paid with {method} on {network}. Transaction hash: {tx_hash}",
+            "de": "Bezahlt mit {method} im Netzwerk {network}. Transaktions-Hash: {tx_hash}",
+            "de-informal": "Bezahlt mit {method} im Netzwerk {network}. Transaktions-Hash: {tx_hash}",
+        ],
     ]
 }
 
