@@ -19,6 +19,8 @@ CONFIRM_INSTRUCTIONS = <% py(branding.confirm_instructions) %>
 WAITING_MESSAGE = <% py(branding.waiting_message) %>
 SUCCESS_MESSAGE = <% py(branding.success_message) %>
 FAILURE_MESSAGE = <% py(branding.failure_message) %>
+# The order e-mail's note while the payment is being confirmed; {order_url} is filled in.
+PENDING_EMAIL_TEXT = <% py(branding.pending_email_text) %>
 # The payment note on a paid order's invoice; {method}, {network} and {tx_hash} are filled in.
 INVOICE_TEXT = <% py(branding.invoice_text) %>
 

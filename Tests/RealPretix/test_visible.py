@@ -129,9 +129,14 @@ def test_order_search_finds_the_order_by_transaction_hash_intent_and_session(cus
     ('en', 'it is being confirmed now'),
     ('de', 'wird sie gerade bestätigt'),
     ('de-informal', 'kannst du auf deiner Bestellseite erneut bezahlen'),
+    ('fr', 'est en cours de confirmation'),
 ])
-def test_order_email_says_the_payment_is_being_confirmed(customer, sim, locale, expected):
-    customer.shop.event.settings.set('locales', ['en', 'de', 'de-informal'])
+def test_order_email_says_the_payment_is_being_confirmed(customer, sim, monkeypatch, locale, expected):
+    # A language the organiser's [branding] texts add (rendered into texts.py, set as a render would).
+    payment_module = plugin('payment')
+    monkeypatch.setattr(payment_module, 'PENDING_EMAIL_TEXT', dict(
+        payment_module.PENDING_EMAIL_TEXT, fr='Votre paiement est en cours de confirmation : {order_url}'))
+    customer.shop.event.settings.set('locales', ['en', 'de', 'de-informal', 'fr'])
     customer.client.get('/locale/set', {'locale': locale, 'next': '/%s/%s/' % (ORG, EVENT)})
     mail.outbox.clear()
     order, _payment, _sid = customer.pending_order()

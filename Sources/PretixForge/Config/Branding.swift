@@ -39,6 +39,11 @@ enum BrandingDefaults {
             "de": "Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuchen Sie es erneut oder wählen Sie eine andere Zahlungsart.",
             "de-informal": "Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuche es erneut oder wähle eine andere Zahlungsart.",
         ],
+        "pending_email_text": [
+            "en": "If you have completed your crypto payment, it is being confirmed now; you will receive another e-mail as soon as it has been confirmed. If it did not go through, you can pay again on your order page: {order_url}",
+            "de": "Wenn Sie Ihre Krypto-Zahlung abgeschlossen haben, wird sie gerade bestätigt; Sie erhalten eine weitere E-Mail, sobald sie bestätigt ist. Falls sie nicht durchgegangen ist, können Sie auf Ihrer Bestellseite erneut bezahlen: {order_url}",
+            "de-informal": "Wenn du deine Krypto-Zahlung abgeschlossen hast, wird sie gerade bestätigt; du erhältst eine weitere E-Mail, sobald sie bestätigt ist. Falls sie nicht durchgegangen ist, kannst du auf deiner Bestellseite erneut bezahlen: {order_url}",
+        ],
         "invoice_text": [
             "en": "Paid with {method} on {network}. Transaction hash: {tx_hash}",
             "de": "Bezahlt mit {method} im Netzwerk {network}. Transaktions-Hash: {tx_hash}",

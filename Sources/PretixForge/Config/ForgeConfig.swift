@@ -101,7 +101,7 @@ public struct ForgeConfig: Sendable, Equatable {
 
         public static let textKeys = [
             "payment_description", "confirm_heading", "confirm_instructions", "waiting_message", "success_message", "failure_message",
-            "invoice_text",
+            "pending_email_text", "invoice_text",
         ]
     }
 

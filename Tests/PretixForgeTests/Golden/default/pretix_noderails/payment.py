@@ -60,6 +60,7 @@ from .texts import (
     LOGO_ALT,
     LOGO_FILE,
     PAYMENT_DESCRIPTION,
+    PENDING_EMAIL_TEXT,
     PUBLIC_NAME,
     SUCCESS_MESSAGE,
     VERBOSE_NAME,
@@ -77,6 +78,9 @@ SESSION_KEY = MODULE + ':checkout'
 # reconciliation; the tx hash is dropped because it links the order to the customer's
 # wallet on a public chain.
 SHRED_KEEP = ('session_id', 'payment_intent_id', 'status', 'amount', 'currency', 'testmode')
+
+# Where pending_email_text puts the link to the order page.
+ORDER_URL_PLACEHOLDER = '{order_url}'
 
 # The transaction hash, linked to its explorer where there is one; shared by the order page and the backend.
 TX_HASH_TEMPLATE = MODULE + '/transaction_hash.html'
@@ -532,11 +536,11 @@ class NodeRailsPayment(BasePaymentProvider):
         if payment.state not in settlement.OPEN_PAYMENT_STATES:
             return ''
         url = build_absolute_uri(order.event, 'presale:event.order', kwargs={'order': order.code, 'secret': order.secret})
-        return str(_(
-            'If you have completed your crypto payment, it is being confirmed now; you will receive another '
-            'e-mail as soon as it has been confirmed. If it did not go through, you can pay again on your order '
-            'page: {url}'
-        )).format(url=url)
+        # [branding] pending_email_text, in the order's language (pretix renders the mail in it).
+        note = str(LazyI18nString(PENDING_EMAIL_TEXT))
+        if ORDER_URL_PLACEHOLDER not in note:
+            note += '\n' + ORDER_URL_PLACEHOLDER
+        return note.replace(ORDER_URL_PLACEHOLDER, url)
 
     def render_invoice_text(self, order: Order, payment: OrderPayment) -> str:
         """The paid order's invoice names the method, the network and the transaction
