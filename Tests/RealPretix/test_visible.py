@@ -119,7 +119,21 @@ def test_order_search_finds_the_order_by_transaction_hash_intent_and_session(cus
     # pretix's search across all events too: the signal is sent without an event there.
     r = admin.get('/control/search/orders/', {'query': tx_hash})
     assert r.status_code == 200 and order.code in r.content.decode()
-    assert payment.payment_provider.matching_id(payment) == payment.info_data['payment_intent_id']
+
+
+def test_payments_and_refunds_export_carries_the_noderails_ids(customer, sim):
+    import json
+
+    from pretix.base.exporters.orderlist import PaymentListExporter
+
+    order, payment, _sid, _tx = _pay(customer, sim, BASE)
+    with scopes_disabled():
+        payment.create_external_refund(amount=Decimal('2.00'), info=json.dumps({'refund_id': 'rf_forge_1'}))
+        exporter = PaymentListExporter(event=customer.shop.event, organizer=customer.shop.organizer)
+        header, *rows = list(exporter.iterate_list({'payment_states': ['confirmed'], 'refund_states': ['external']}))
+    column = header.index('Matching ID')
+    ids = sorted(row[column] for row in rows if len(row) == len(header))  # the last rows are totals
+    assert ids == sorted([payment.info_data['payment_intent_id'], 'rf_forge_1']), rows
 
 
 # -- the order e-mail --------------------------------------------------------------------------------
