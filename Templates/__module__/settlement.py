@@ -15,7 +15,9 @@ from decimal import Decimal
 from typing import Iterable, Optional
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext_lazy as _
 from pretix.base.models import OrderPayment, OrderRefund, Quota
+from pretix.base.payment import PaymentException
 from pretix.helpers.database import OF_SELF
 
 from . import unclaimed
@@ -294,6 +296,30 @@ def _settle_open(payment: OrderPayment, report: Report) -> Settled:
     payment.info_data = merge_info(payment, report)
     payment.save(update_fields=['info'])
     return Settled(STILL_OPEN)
+
+
+def close(payment: OrderPayment) -> None:
+    """pretix cancels an open payment (its order is canceled, or the organiser or customer gives it up).
+
+    Canceled, it is no longer an open payment: the reconciliation stops asking NodeRails about it
+    and the status endpoint stops its checkout page polling. Its NodeRails references stay bound,
+    so a capture that arrives later still finds it (CONFIRMABLE_STATES). Raises PaymentException
+    when NodeRails confirmed it meanwhile: pretix then keeps it and logs that it could not cancel it.
+    """
+    with transaction.atomic():
+        locked = OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
+        if locked.state == OrderPayment.PAYMENT_STATE_CONFIRMED:
+            raise PaymentException(_('This crypto payment has just been confirmed and cannot be canceled.'))
+        if locked.state in OPEN_PAYMENT_STATES:
+            locked.state = OrderPayment.PAYMENT_STATE_CANCELED
+            locked.save(update_fields=['state'])
+    payment.refresh_from_db()
+
+
+def is_closed(session_id: str) -> bool:
+    """Whether pretix canceled the payment this checkout session is bound to."""
+    return NodeRailsReference.objects.filter(
+        reference=session_id, payment__state=OrderPayment.PAYMENT_STATE_CANCELED).exists()
 
 
 # -- refunds -----------------------------------------------------------------------------------------

@@ -3,7 +3,9 @@ import logging
 from datetime import timedelta
 
 from django.db import DatabaseError
+from django.db.models import Q
 from django.dispatch import receiver
+from django.template.loader import get_template
 from django.urls import resolve
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
@@ -20,13 +22,14 @@ from pretix.base.signals import (
     register_notification_types,
     register_payment_providers,
 )
+from pretix.control.signals import order_search_filter_q
 from pretix.helpers.periodic import minimum_interval
-from pretix.presale.signals import order_meta_from_request, process_response
+from pretix.presale.signals import order_info, order_meta_from_request, process_response
 
 from . import settlement, unclaimed
 from .client import NodeRailsError, NodeRailsUnavailable
 from .conf import API_ORIGIN, IDENTIFIER, MODULE, PAYMENT_UI_ORIGIN
-from .models import ProcessedWebhookEvent
+from .models import NodeRailsReference, ProcessedWebhookEvent
 from .payment import NodeRailsPayment, currency_places, get_checkout_state, origin_of
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,11 @@ RECONCILE_INTERVAL_MINUTES = 10
 RECONCILE_BACKOFF_MINUTES = 30
 # Dedupe records only need to outlive NodeRails' retry schedule.
 PROCESSED_EVENT_RETENTION = timedelta(days=30)
+
+# Payments whose transaction the order page shows.
+PAID_STATES = (OrderPayment.PAYMENT_STATE_CONFIRMED, OrderPayment.PAYMENT_STATE_REFUNDED)
+# Shorter search terms cannot be one of NodeRails' ids or a transaction hash; they are not looked up.
+MIN_SEARCH_ID_LENGTH = 8
 
 # The order's meta_info key carrying the cart's checkout session from Place order to order_placed.
 ORDER_META_KEY = MODULE + ':checkout_session'
@@ -125,7 +133,36 @@ def bind_checkout_to_new_order(sender, order, **kwargs):
         logger.info('Checkout %s not bound to new order %s: %s', session_id, order.code, lost_to)
 
 
+# -- what the customer sees on the order page ------------------------------------------------------------
+
+
+@receiver(order_info, dispatch_uid='payment_%s_order_info' % MODULE)
+def show_transactions(sender, order, request=None, **kwargs):
+    """pretix's order page shows no details of a paid payment; this shows each crypto payment's
+    network, amount and transaction."""
+    payments = order.payments.filter(provider=IDENTIFIER, state__in=PAID_STATES).order_by('local_id')
+    provider = NodeRailsPayment(sender)
+    shown = [provider.payment_presale_render(p) for p in payments if p.info_data.get('tx_hash')]
+    if not shown:
+        return ''
+    return get_template('%s/order_info.html' % MODULE).render({'payments': shown, 'request': request})
+
+
 # -- what the organiser sees ---------------------------------------------------------------------------
+
+
+@receiver(order_search_filter_q, dispatch_uid='payment_%s_order_search' % MODULE)
+def find_orders_by_noderails_id(sender, query, **kwargs):
+    """pretix's order search (event, organizer and global): a NodeRails session or payment
+    intent id, or a transaction hash, finds its order. Sent for every search, even where this
+    plugin is not active; the search's own queryset limits it to what the user may see."""
+    query = (query or '').strip()
+    if len(query) < MIN_SEARCH_ID_LENGTH or any(c.isspace() for c in query):
+        return Q(pk__in=[])
+    referenced = NodeRailsReference.objects.filter(reference=query).values('order_id')
+    tx_hash = '"tx_hash": %s' % json.dumps(query)
+    paid_on_chain = OrderPayment.objects.filter(provider=IDENTIFIER, info__icontains=tx_hash).values('order_id')
+    return Q(pk__in=referenced) | Q(pk__in=paid_on_chain)
 
 
 @receiver(register_notification_types, dispatch_uid='payment_%s_notifications' % MODULE)

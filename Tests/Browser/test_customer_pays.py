@@ -126,6 +126,10 @@ def test_customer_pays_in_the_embedded_checkout_and_the_order_is_paid(shopper, s
     shopper.wait(lambda: shopper.d.find_elements(By.CSS_SELECTOR, '.textbubble-success'),
                  message="the order page's status badge")
     assert 'Paid' in shopper.css('.textbubble-success').text
+    # The transaction, linked to its chain's explorer (the simulator's checkout pays on chain 1).
+    link = shopper.css('.noderails-transaction a.noderails-tx-link')
+    assert link.is_displayed()
+    assert link.get_attribute('href') == 'https://etherscan.io/tx/' + sim.session(sid)['txHash']
     shopper.screenshot('order-paid.png')
 
     order, payments = latest_order(shopper.shop)

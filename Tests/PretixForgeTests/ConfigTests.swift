@@ -77,7 +77,49 @@ struct ConfigTests {
         (config(replacing: ["gitignore": "\"yes\""]), "repository.gitignore", "expected true or false"),
         (config(replacing: ["forge_repository": "\"git@github.com:org/pretix-forge\""]), "repository.forge_repository", "not an absolute URL"),
         (config(replacing: ["workflows": ""], appending: "\nworkflow = false\n"), "repository.workflow", "did you mean 'repository.workflows'"),
+        (chains("base = { name = \"Base\" }"), "noderails.chains.base", "is not a chain id"),
+        (chains("08453 = { name = \"Base\" }"), "noderails.chains.08453", "is not a chain id"),
+        (chains("8453 = \"Base\""), "noderails.chains.8453", "expected a table"),
+        (chains("8453 = { explorer = \"https://basescan.org/tx/{hash}\" }"), "noderails.chains.8453", "has no name"),
+        (chains("8453 = { name = \"Base\", url = \"https://basescan.org/tx/{hash}\" }"), "noderails.chains.8453.url", "unknown key"),
+        (chains("8453 = { name = \"Base\\nChain\" }"), "noderails.chains.8453.name", "single line"),
+        (chains("8453 = { name = \"Base\", explorer = \"http://basescan.org/tx/{hash}\" }"), "noderails.chains.8453.explorer", "not an https URL"),
+        (chains("8453 = { name = \"Base\", explorer = \"javascript:alert('{hash}')\" }"), "noderails.chains.8453.explorer", "not an https URL"),
+        (chains("8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/\" }"), "noderails.chains.8453.explorer", "{hash} exactly once"),
+        (chains("8453 = { name = \"Base\", explorer = \"https://{hash}.basescan.org/\" }"), "noderails.chains.8453.explorer", "into the host"),
+        (chains("8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/{hash}\\\"onmouseover=x\" }"), "noderails.chains.8453.explorer", "not an https URL"),
     ]
+
+    static func chains(_ lines: String) -> String {
+        config(appending: "\n[noderails.chains]\n\(lines)\n")
+    }
+
+    @Test func chainsExtendTheBuiltInTableOfTheRenderedPlugin() throws {
+        let source = Self.chains("""
+            8453 = { name = "Base (ours)", explorer = "https://basescan.org/tx/{hash}?from=pretix&x=1" }
+            324 = { name = "zkSync Era" }
+            10 = { name = "OP", explorer = "" }
+            """)
+        let config = try ConfigLoader.load(source: source, file: "forge.toml", baseDirectory: nil)
+        #expect(config.noderails.chains.map(\.id) == [10, 324, 8453])
+        #expect(config.noderails.chains.map(\.explorer) == ["", "", "https://basescan.org/tx/{hash}?from=pretix&x=1"])
+        let texts = String(decoding: try #require(try Pipeline.render(config).files["pretix_noderails/texts.py"]), as: UTF8.self)
+        #expect(texts.contains("CHAIN_NAMES = {'10': 'OP', '324': 'zkSync Era', '8453': 'Base (ours)'}\n"), "\(texts)")
+        #expect(texts.contains("CHAIN_EXPLORERS = {'10': '', '324': '', '8453': 'https://basescan.org/tx/{hash}?from=pretix&x=1'}\n"), "\(texts)")
+        let stock = try ConfigLoader.loadDefault()
+        #expect(stock.noderails.chains.isEmpty)
+        #expect(config.digest != stock.digest)
+    }
+
+    @Test func chainErrorNamesFileLineKeyAndFix() {
+        let source = Self.chains("8453 = { name = \"Base\", explorer = \"http://basescan.org/tx/{hash}\" }")
+        let found = diagnostics(of: source)
+        #expect(found.count == 1)
+        let text = found.first?.description ?? ""
+        let line = source.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("8453 =") }.map { $0 + 1 }
+        #expect(line != nil && text.hasPrefix("forge.toml:\(line!)"), "\(text)")
+        #expect(text.contains("noderails.chains.8453.explorer") && text.contains("fix: write it like \"https://basescan.org/tx/{hash}\""), "\(text)")
+    }
 
     @Test(arguments: errorCases.indices)
     func eachErrorClassNamesItsKeyPath(_ index: Int) {

@@ -84,6 +84,8 @@ struct PropertyTests {
             default: source += line + "\n"
             }
         }
+        // A chain's network name is organiser text too, shown on the order page and the invoice.
+        source += "\n[noderails.chains]\n4242 = { name = \(Escaping.toml(oneLine)), explorer = \"https://explorer.example/tx/{hash}\" }\n"
         return source
     }
 

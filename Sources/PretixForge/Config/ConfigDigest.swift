@@ -17,6 +17,17 @@ extension ForgeConfig {
         if let logo = branding.logo {
             brandingMembers["logo"] = .object(["file": .string(logo.fileName), "sha256": .string(Digest.sha256(logo.data).hexString)])
         }
+        var noderailsMembers: [String: CanonicalJSON.Value] = [
+            "api_base_url": .string(noderails.apiBaseURL), "payment_ui_url": .string(noderails.paymentUIURL),
+            "currency": .string(noderails.currency), "poll_interval_seconds": .int(noderails.pollIntervalSeconds),
+            "http_timeout_seconds": .int(noderails.httpTimeoutSeconds),
+        ]
+        // Only when set, so that configs without chains keep the digest they had before the key existed.
+        if !noderails.chains.isEmpty {
+            noderailsMembers["chains"] = .object(Dictionary(uniqueKeysWithValues: noderails.chains.map {
+                (String($0.id), CanonicalJSON.Value.object(["name": .string($0.name), "explorer": .string($0.explorer)]))
+            }))
+        }
         return .object([
             "package": .object([
                 "name": .string(package.name), "module": .string(package.module), "version": .string(package.version),
@@ -28,11 +39,7 @@ extension ForgeConfig {
                 "identifier": .string(provider.identifier), "verbose_name": .string(provider.verboseName),
                 "public_name": .string(provider.publicName), "webhook_path": .string(provider.webhookPath),
             ]),
-            "noderails": .object([
-                "api_base_url": .string(noderails.apiBaseURL), "payment_ui_url": .string(noderails.paymentUIURL),
-                "currency": .string(noderails.currency), "poll_interval_seconds": .int(noderails.pollIntervalSeconds),
-                "http_timeout_seconds": .int(noderails.httpTimeoutSeconds),
-            ]),
+            "noderails": .object(noderailsMembers),
             "webhook": .object([
                 "signature_payload": .string(webhook.signaturePayload.rawValue), "timestamp_unit": .string(webhook.timestampUnit.rawValue),
                 "tolerance_seconds": .int(webhook.toleranceSeconds),

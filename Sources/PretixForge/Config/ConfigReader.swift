@@ -168,8 +168,106 @@ final class ConfigReader {
         }
         let poll = integer("noderails.poll_interval_seconds")
         let timeout = integer("noderails.http_timeout_seconds")
-        guard let api, let ui, let currency, Currencies.decimalPlaces[currency] != nil, let poll, let timeout else { return nil }
-        return .init(apiBaseURL: api, paymentUIURL: ui, currency: currency, pollIntervalSeconds: poll, httpTimeoutSeconds: timeout)
+        let chains = readChains()
+        guard let api, let ui, let currency, Currencies.decimalPlaces[currency] != nil, let poll, let timeout, let chains else { return nil }
+        return .init(apiBaseURL: api, paymentUIURL: ui, currency: currency, pollIntervalSeconds: poll, httpTimeoutSeconds: timeout,
+                     chains: chains)
+    }
+
+    /// `[noderails.chains]`: `<chain id> = { name = "…", explorer = "https://…/tx/{hash}" }`,
+    /// explorer optional ("" or left out: the hash is shown without a link).
+    private func readChains() -> [ForgeConfig.NodeRails.Chain]? {
+        let key = "noderails.chains"
+        let example = "8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/{hash}\" }"
+        guard let raw = value(key) else { return [] }
+        guard let table = raw.table else {
+            report(key, "expected a table of chains, found \(typeName(raw))", fix: "write it as a [noderails.chains] section with lines like \(example)")
+            return nil
+        }
+        var chains: [ForgeConfig.NodeRails.Chain] = []
+        var valid = true
+        for idText in table.keys.sorted() {
+            let path = "\(key).\(idText)"
+            guard let id = Self.chainID(idText) else {
+                report(path, "'\(idText)' is not a chain id", fix: "use the chain's decimal EVM chain id (1 to 2^53), e.g. \(example)")
+                valid = false
+                continue
+            }
+            guard let entry = table[idText]?.table else {
+                report(path, "expected a table, found \(typeName(table[idText]))", fix: "write it as \(example)")
+                valid = false
+                continue
+            }
+            guard let chain = readChain(entry, id: id, path: path, example: example) else {
+                valid = false
+                continue
+            }
+            chains.append(chain)
+        }
+        return valid ? chains.sorted { $0.id < $1.id } : nil
+    }
+
+    private func readChain(_ entry: TOMLTable, id: Int, path: String, example: String) -> ForgeConfig.NodeRails.Chain? {
+        var valid = true
+        for inner in entry.keys.sorted() where !["name", "explorer"].contains(inner) {
+            report("\(path).\(inner)", "unknown key", fix: "a chain has name and explorer only, e.g. \(example)")
+            valid = false
+        }
+        if locator.valueHasNUL(path) {
+            report(path, "contains a NUL character (\\u0000), which no generated file can carry", fix: "remove it")
+            return nil
+        }
+        guard let nameValue = entry["name"] else {
+            report(path, "has no name", fix: "add name = \"…\", the network name customers see, e.g. \(example)")
+            return nil
+        }
+        guard let rawName = nameValue.string else {
+            report("\(path).name", "expected a string, found \(typeName(nameValue))", fix: "quote the value")
+            return nil
+        }
+        let name = checkText(rawName, keyPath: "\(path).name", multiline: false)
+        var explorer = ""
+        if let explorerValue = entry["explorer"] {
+            if let text = explorerValue.string {
+                explorer = text.isEmpty ? "" : explorerURL(text, key: "\(path).explorer") ?? ""
+                valid = valid && (text.isEmpty || !explorer.isEmpty)
+            } else {
+                report("\(path).explorer", "expected a string, found \(typeName(explorerValue))", fix: "quote the value")
+                valid = false
+            }
+        }
+        guard let name, valid else { return nil }
+        return .init(id: id, name: name, explorer: explorer)
+    }
+
+    /// 1 to 2^53, decimal without leading zeros: JavaScript and JSON keep every such id exact.
+    static func chainID(_ text: String) -> Int? {
+        guard ASCIIPattern.matches(text, first: { $0 >= UInt8(ascii: "1") && $0 <= UInt8(ascii: "9") }, rest: ASCIIPattern.isDigit, length: 1...16),
+              let id = Int(text), id <= 1 << 53 else { return nil }
+        return id
+    }
+
+    /// An https URL of a transaction's page: `{hash}` once, in its path or query, nothing a
+    /// browser or the HTML around the link could read another way.
+    private func explorerURL(_ text: String, key: String) -> String? {
+        let placeholder = ForgeConfig.NodeRails.Chain.hashPlaceholder
+        let fix = "write it like \"https://basescan.org/tx/{hash}\": https, with {hash} where the transaction hash goes"
+        guard text.components(separatedBy: placeholder).count == 2 else {
+            report(key, "'\(text)' must contain {hash} exactly once", fix: fix)
+            return nil
+        }
+        guard text.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"\"'<>\\`|^".contains($0) }),
+              let components = URLComponents(string: text.replacingOccurrences(of: placeholder, with: "0x0")),
+              components.scheme?.lowercased() == "https", let host = components.host, !host.isEmpty,
+              components.user == nil, components.password == nil, components.fragment == nil else {
+            report(key, "'\(text)' is not an https URL", fix: fix)
+            return nil
+        }
+        guard !host.contains("0x0"), components.scheme == "https" else {
+            report(key, "'\(text)' puts {hash} into the host or writes the scheme in capitals", fix: fix)
+            return nil
+        }
+        return text
     }
 
     private func readWebhook() -> ForgeConfig.Webhook? {

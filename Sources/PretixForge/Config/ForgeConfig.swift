@@ -35,6 +35,20 @@ public struct ForgeConfig: Sendable, Equatable {
         public var currency: String
         public var pollIntervalSeconds: Int
         public var httpTimeoutSeconds: Int
+        /// `[noderails.chains]`, sorted by id: added to the plugin's built-in chain table, or
+        /// replacing its entry for the same id.
+        public var chains: [Chain] = []
+
+        /// A chain NodeRails may settle on, as customers and organisers see it.
+        public struct Chain: Sendable, Equatable {
+            public var id: Int
+            public var name: String
+            /// https URL of a transaction's page with `{hash}` where the hash goes; "" shows
+            /// the hash without a link.
+            public var explorer: String
+
+            public static let hashPlaceholder = "{hash}"
+        }
     }
 
     public enum SignaturePayload: String, Sendable, CaseIterable {
@@ -87,6 +101,7 @@ public struct ForgeConfig: Sendable, Equatable {
 
         public static let textKeys = [
             "payment_description", "confirm_heading", "confirm_instructions", "waiting_message", "success_message", "failure_message",
+            "pending_email_text", "invoice_text",
         ]
     }
 

@@ -95,6 +95,9 @@ enum TemplateContext {
                 "poll_interval_seconds": String(noderails.pollIntervalSeconds),
                 "poll_interval_ms": String(noderails.pollIntervalSeconds * 1000),
                 "http_timeout_seconds": String(noderails.httpTimeoutSeconds),
+                // [noderails.chains] as two dicts keyed by the chain id (a string): name, explorer.
+                "chain_names": ConfigTranslations(values: Dictionary(uniqueKeysWithValues: noderails.chains.map { (String($0.id), $0.name) })),
+                "chain_explorers": ConfigTranslations(values: Dictionary(uniqueKeysWithValues: noderails.chains.map { (String($0.id), $0.explorer) })),
             ],
             "webhook": [
                 "signature_payload": webhook.signaturePayload.rawValue,

@@ -32,9 +32,10 @@ from pretix.base.forms import SecretKeySettingsField
 from pretix.base.models import Event, Order, OrderPayment, OrderRefund, TaxRule
 from pretix.base.payment import BasePaymentProvider, PaymentException
 from pretix.base.services.locking import LockTimeoutException
+from pretix.base.templatetags.money import money_filter
 from pretix.multidomain.urlreverse import build_absolute_uri, eventreverse
 
-from . import conf, settlement
+from . import chains, conf, settlement
 from .client import (
     NodeRailsBadResponse,
     NodeRailsClient,
@@ -55,9 +56,11 @@ from .texts import (
     CONFIRM_HEADING,
     CONFIRM_INSTRUCTIONS,
     FAILURE_MESSAGE,
+    INVOICE_TEXT,
     LOGO_ALT,
     LOGO_FILE,
     PAYMENT_DESCRIPTION,
+    PENDING_EMAIL_TEXT,
     PUBLIC_NAME,
     SUCCESS_MESSAGE,
     VERBOSE_NAME,
@@ -75,6 +78,12 @@ SESSION_KEY = MODULE + ':checkout'
 # reconciliation; the tx hash is dropped because it links the order to the customer's
 # wallet on a public chain.
 SHRED_KEEP = ('session_id', 'payment_intent_id', 'status', 'amount', 'currency', 'testmode')
+
+# Where pending_email_text puts the link to the order page.
+ORDER_URL_PLACEHOLDER = '{order_url}'
+
+# The transaction hash, linked to its explorer where there is one; shared by the order page and the backend.
+TX_HASH_TEMPLATE = MODULE + '/transaction_hash.html'
 
 # A cart whose checkout expired gets a new one; this many in a row at most before giving up.
 MAX_SESSION_REPLACEMENTS = 5
@@ -511,7 +520,47 @@ class NodeRailsPayment(BasePaymentProvider):
         info = payment.info_data
         return get_template('%s/control.html' % MODULE).render({
             'request': request, 'payment': payment, 'info': info, 'shredded': bool(info.get('_shredded')),
+            'transaction': chains.transaction(info), 'hash_template': TX_HASH_TEMPLATE,
         })
+
+    def payment_presale_render(self, payment: OrderPayment) -> str:
+        """What the customer sees of a payment: method, network, amount paid, the transaction."""
+        info = payment.info_data
+        return get_template('%s/transaction.html' % MODULE).render({
+            'public_name': self.public_name, 'transaction': chains.transaction(info),
+            'amount_paid': _amount_paid(info), 'hash_template': TX_HASH_TEMPLATE,
+        })
+
+    def order_pending_mail_render(self, order: Order, payment: OrderPayment) -> str:
+        """The order e-mail's payment part while the crypto payment is not confirmed yet."""
+        if payment.state not in settlement.OPEN_PAYMENT_STATES:
+            return ''
+        url = build_absolute_uri(order.event, 'presale:event.order', kwargs={'order': order.code, 'secret': order.secret})
+        # [branding] pending_email_text, in the order's language (pretix renders the mail in it).
+        note = str(LazyI18nString(PENDING_EMAIL_TEXT))
+        if ORDER_URL_PLACEHOLDER not in note:
+            note += '\n' + ORDER_URL_PLACEHOLDER
+        return note.replace(ORDER_URL_PLACEHOLDER, url)
+
+    def render_invoice_text(self, order: Order, payment: OrderPayment) -> str:
+        """The paid order's invoice names the method, the network and the transaction
+        ([branding] invoice_text, in the invoice's language)."""
+        tx = chains.transaction(payment.info_data) if payment is not None else None
+        if order.status != Order.STATUS_PAID or tx is None:
+            return super().render_invoice_text(order, payment)
+        note = str(LazyI18nString(INVOICE_TEXT))
+        # Replaced one by one, never str.format: the organiser's text may hold other braces.
+        for placeholder, value in (('{method}', str(self.public_name)), ('{network}', tx.network),
+                                   ('{tx_hash}', tx.tx_hash)):
+            note = note.replace(placeholder, value)
+        return '%s\r\n%s' % (super().render_invoice_text(order, payment), note)
+
+    def cancel_payment(self, payment: OrderPayment):
+        """Close the payment on our side, pending or not: the reconciliation stops asking about
+        it and its checkout page stops polling. NodeRails offers no way to close a session early;
+        a capture that still arrives confirms the canceled payment (settlement.CONFIRMABLE_STATES),
+        which on a canceled order is money pretix shows the organiser as to be refunded."""
+        settlement.close(payment)
 
     def refund_control_render(self, request: HttpRequest, refund: OrderRefund) -> str:
         return get_template('%s/control.html' % MODULE).render({
@@ -594,6 +643,18 @@ class NodeRailsPayment(BasePaymentProvider):
             idempotency_key=settlement.refund_key(intent_id, refund),
             currency_places=currency_places(self.event.currency),
         )
+
+
+def _amount_paid(info: dict) -> str:
+    """NodeRails' amount and currency, formatted as pretix formats money; '' before it reported them."""
+    try:
+        amount = Decimal(info.get('amount'))
+    except (TypeError, ArithmeticError, ValueError):
+        return ''
+    currency = info.get('currency')
+    if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
+        return ''
+    return money_filter(amount, currency)
 
 
 def _validate_currency(value: str) -> None:

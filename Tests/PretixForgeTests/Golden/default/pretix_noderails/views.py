@@ -268,6 +268,9 @@ def status(request, *args, **kwargs):
         response = JsonResponse({'paid': False, 'status': 'RATE_LIMITED'}, status=429)
         response['Retry-After'] = str(STATUS_RATE_WINDOW_SECONDS)
         return response
+    if settlement.is_closed(state['session_id']):
+        # pretix canceled its payment: nothing is left to wait for, and NodeRails is not asked.
+        return JsonResponse({'paid': False, 'status': 'CANCELED'}, status=404)
     answer = _session_status(request.event, state)
     code = 503 if answer['status'] == 'UNAVAILABLE' else 200
     return JsonResponse(answer, status=code)
