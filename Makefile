@@ -5,14 +5,22 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 PRETIX_VENV := .venvs/pretix
+# compat.toml: the oldest pretix the plugin claims runs in its own venv, on the Python listed
+# there; the plugin's unit tests run on every claimed Python, each in .venvs/python-X.Y.
+OLDEST_PRETIX_VENV := .venvs/pretix-oldest
+PRETIX_PYTHON_VERSION := $(shell python3 scripts/compat.py pretix.python)
+CLAIMED_PYTHONS := $(shell python3 scripts/compat.py python.versions)
 FORGE := .build/debug/pretix-forge
 
-.PHONY: run test deps build golden vectors clean bench pretix-suites
+.PHONY: run test deps build golden vectors clean bench pretix-suites compat-suites
 
 deps:
 	@scripts/install-deps.sh system
 	@scripts/install-deps.sh venv $(VENV) Tests/Python/requirements.txt
 	@scripts/install-deps.sh venv $(PRETIX_VENV) Tests/Python/requirements-pretix.txt
+	@scripts/install-deps.sh venv $(OLDEST_PRETIX_VENV) Tests/Python/requirements-pretix-oldest.txt $(PRETIX_PYTHON_VERSION)
+	@for version in $(CLAIMED_PYTHONS); do \
+		scripts/install-deps.sh venv .venvs/python-$$version Tests/Python/requirements-unit.txt $$version || exit 1; done
 
 build: deps
 	swift build
@@ -30,6 +38,7 @@ test: build
 	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test
 	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q
 	$(MAKE) --no-print-directory pretix-suites
+	$(MAKE) --no-print-directory compat-suites
 
 SUITE_DIST := build/suite-dist
 # Tells the real-pretix suite which second variant is installed beside the stock plugin, and
@@ -64,6 +73,26 @@ pretix-suites: build
 	# pretix-forge demo as a user runs it: the cached environment created from scratch, a shop
 	# served and bought from over HTTP, stopped and killed every way, Blockfest's screenshots.
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Demo -q
+
+COMPAT_DIST := build/compat-dist
+UNPACKED := $(COMPAT_DIST)/unpacked/pretix_noderails-1.0.0
+
+## The claims of compat.toml, from the sdists: the real-pretix suite (sqlite, side by side) and the
+## generated repository's tests inside the oldest pretix claimed, then the plugin's unit tests on
+## every claimed Python (test_in_pretix.py, the one module needing pretix, ran just before).
+compat-suites: build
+	rm -rf $(COMPAT_DIST)
+	$(FORGE) build --out $(COMPAT_DIST)
+	$(FORGE) build --config Examples/acme-tickets.toml --out $(COMPAT_DIST)/acme
+	PRETIX_VENV=$(CURDIR)/$(OLDEST_PRETIX_VENV) $(SIDE_BY_SIDE) \
+	REALPRETIX_PLUGIN=$(CURDIR)/$(COMPAT_DIST)/pretix_noderails-1.0.0.tar.gz \
+	REALPRETIX_EXTRA_PLUGINS=$(CURDIR)/$(COMPAT_DIST)/acme/pretix_acme_crypto-1.0.0.tar.gz \
+		Tests/RealPretix/run.sh
+	mkdir -p $(COMPAT_DIST)/unpacked && tar -xzf $(COMPAT_DIST)/pretix_noderails-1.0.0.tar.gz -C $(COMPAT_DIST)/unpacked
+	cd $(UNPACKED) && PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(OLDEST_PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+	for version in $(CLAIMED_PYTHONS); do \
+		(cd $(UNPACKED) && $(CURDIR)/.venvs/python-$$version/bin/python -m pytest -q -p no:cacheprovider \
+			--ignore=tests/test_in_pretix.py tests) || exit 1; done
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build

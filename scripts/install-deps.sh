@@ -3,6 +3,7 @@
 # Idempotent: a second run with everything present takes about a second.
 #   scripts/install-deps.sh system        Debian packages (needs root, as on CI)
 #   scripts/install-deps.sh venv DIR REQ  a virtualenv at DIR with the requirements file REQ
+#   scripts/install-deps.sh venv DIR REQ X.Y  the same on CPython X.Y (pyenv's, else pythonX.Y on PATH)
 set -euo pipefail
 
 system_packages=(pkg-config libarchive-dev libssl-dev python3-venv gettext postgresql chromium chromium-driver shellcheck git)
@@ -32,16 +33,39 @@ requirements_digest() {
     } | sha256sum | cut -d' ' -f1
 }
 
+# The interpreter of Python X.Y. A claimed version that is missing is an error, never a skip.
+interpreter() {
+    local version=$1 prefix
+    if prefix=$(pyenv prefix "$version" 2>/dev/null) && [ -x "$prefix/bin/python$version" ]; then
+        echo "$prefix/bin/python$version"
+    elif command -v "python$version" >/dev/null; then
+        command -v "python$version"
+    else
+        echo "Python $version is not installed, and compat.toml claims it: install it (pyenv install $version)" >&2
+        return 1
+    fi
+}
+
 install_venv() {
-    local dir=$1 requirements=$2
+    local dir=$1 requirements=$2 version=${3:-}
     local stamp="$dir/.requirements.sha256"
-    local want
+    local want python
     want=$(requirements_digest "$requirements")
+    if [ -n "$version" ]; then
+        python=$(interpreter "$version")
+        # The interpreter's exact build is part of the key: a new patch release rebuilds the venv.
+        want=$(echo "$want $("$python" -VV)" | sha256sum | cut -d' ' -f1)
+    fi
     if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
     echo "preparing virtualenv $dir from $requirements"
-    [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
+    if [ -n "$version" ]; then
+        # Made afresh: a virtualenv cannot move to another interpreter in place.
+        "$python" -m venv --clear "$dir"
+    elif [ ! -x "$dir/bin/python" ]; then
+        python3 -m venv "$dir"
+    fi
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
     echo "$want" > "$stamp"
@@ -49,6 +73,6 @@ install_venv() {
 
 case "${1:-}" in
     system) shift; install_system "$@" ;;
-    venv) install_venv "$2" "$3" ;;
-    *) echo "usage: $0 system [extra-packages…] | venv DIR REQUIREMENTS" >&2; exit 2 ;;
+    venv) install_venv "$2" "$3" "${4:-}" ;;
+    *) echo "usage: $0 system [extra-packages…] | venv DIR REQUIREMENTS [PYTHON-VERSION]" >&2; exit 2 ;;
 esac

@@ -1,7 +1,7 @@
 import Foundation
 import PackagePlugin
 
-/// Embeds the top-level Templates/, the stock config, the shared HMAC vectors and the demo's
+/// Embeds the top-level Templates/, the stock config, compat.toml, the shared HMAC vectors and the demo's
 /// Python (Demo/, the NodeRails simulator) into the PretixForge library, so the CLI never reads them from disk at run time.
 @main
 struct EmbedResources: BuildToolPlugin {
@@ -9,6 +9,8 @@ struct EmbedResources: BuildToolPlugin {
     static let roots: [(String, String)] = [
         ("Templates", "Templates"),
         ("Examples/noderails.toml", "Examples/noderails.toml"),
+        // The pretix and Python versions generated plugins claim and `make test` proves.
+        ("compat.toml", "compat.toml"),
         ("Vectors/webhook-signatures.json", "Tests/Vectors/webhook-signatures.json"),
         ("Licenses", "Licenses"),
         // `pretix-forge demo` writes these out and runs them with the pretix interpreter.

@@ -199,8 +199,12 @@ class Customer:
         return r
 
     def use_gift_card(self, code):
-        """Pay part (or all) of the order with a gift card on the payment step, as pretix offers it."""
-        r = self.client.post(self.url('/checkout/payment/'), {'payment': 'giftcard', 'payment_giftcard-code': code})
+        """Pay part (or all) of the order with a gift card on the payment step, as pretix offers it:
+        in the code field its payment step has (its name differs between pretix releases)."""
+        page = self.client.get(self.url('/checkout/payment/')).content.decode()
+        field = re.search(r'<input\b[^>]*\bname="([^"]*giftcard[^"]*)"', page)
+        assert field, 'the payment step offers no gift card code field'
+        r = self.client.post(self.url('/checkout/payment/'), {'payment': 'giftcard', field.group(1): code})
         assert r.status_code == 302, self.messages(r)
         return r
 
