@@ -8,8 +8,9 @@ PRETIX_VENV := .venvs/pretix
 # compat.toml: the oldest pretix the plugin claims runs in its own venv, on the Python listed
 # there; the plugin's unit tests run on every claimed Python, each in .venvs/python-X.Y.
 OLDEST_PRETIX_VENV := .venvs/pretix-oldest
-PRETIX_PYTHON_VERSION := $(shell python3 scripts/compat.py pretix.python)
-CLAIMED_PYTHONS := $(shell python3 scripts/compat.py python.versions)
+# Read when used; an unreadable compat.toml stops make instead of running no version at all.
+PRETIX_PYTHON_VERSION = $(or $(shell python3 scripts/compat.py pretix.python),$(error cannot read compat.toml))
+CLAIMED_PYTHONS = $(or $(shell python3 scripts/compat.py python.versions),$(error cannot read compat.toml))
 FORGE := .build/debug/pretix-forge
 
 .PHONY: run test deps build golden vectors clean bench pretix-suites compat-suites

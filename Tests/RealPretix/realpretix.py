@@ -314,11 +314,15 @@ def make_order(shop, *, total=PRICE, testmode=False, state='created', status='n'
 @pytest.fixture
 def admin(shop):
     """A logged-in backend user with every permission on the organizer."""
-    from pretix.base.models import User
+    from pretix.base.models import Team, User
+    fields = {field.name for field in Team._meta.get_fields()}
+    if 'all_event_permissions' in fields:
+        grants = {'all_event_permissions': True, 'all_organizer_permissions': True}
+    else:  # an older pretix has one flag per permission
+        grants = {name: True for name in fields if name.startswith('can_')}
     with scopes_disabled():
         user = User.objects.create_user('admin@example.org', 'forge-admin-pw')
-        team = shop.organizer.teams.create(name='Admins', all_events=True, all_event_permissions=True,
-                                           all_organizer_permissions=True)
+        team = shop.organizer.teams.create(name='Admins', all_events=True, **grants)
         team.members.add(user)
     client = Client()
     assert client.login(email='admin@example.org', password='forge-admin-pw')
