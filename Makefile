@@ -5,11 +5,17 @@ SHELL := /bin/bash
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 PRETIX_VENV := .venvs/pretix
+# compat.toml: the oldest pretix the plugin claims runs in its own venv, on the Python listed
+# there; the plugin's unit tests run on every claimed Python, each in .venvs/python-X.Y.
+OLDEST_PRETIX_VENV := .venvs/pretix-oldest
+# Read when used; an unreadable compat.toml stops make instead of running no version at all.
+PRETIX_PYTHON_VERSION = $(or $(shell python3 scripts/compat.py pretix.python),$(error cannot read compat.toml))
+CLAIMED_PYTHONS = $(or $(shell python3 scripts/compat.py python.versions),$(error cannot read compat.toml))
 FORGE := .build/debug/pretix-forge
 
 # The suites `make test` runs, in this order; each is also `make test-<suite>` on its own.
 # Tests/README.md says what each proves, what it needs and how long it takes.
-SUITES := swift vectors python simulator realpretix generated production browser demo
+SUITES := swift vectors python simulator realpretix generated compat production browser demo
 
 .PHONY: run test deps deps-build deps-test build golden docs vectors clean bench suite-dist $(SUITES:%=test-%)
 
@@ -22,6 +28,11 @@ deps-test: deps-build
 	@scripts/install-deps.sh system test
 	@scripts/install-deps.sh venv $(VENV) Tests/Python/requirements.txt
 	@scripts/install-deps.sh venv $(PRETIX_VENV) Tests/Python/requirements-pretix.txt
+	@UV=$(VENV)/bin/uv scripts/install-deps.sh venv $(OLDEST_PRETIX_VENV) Tests/Python/requirements-pretix-oldest.txt \
+		$(PRETIX_PYTHON_VERSION)
+	@for version in $(CLAIMED_PYTHONS); do \
+		UV=$(VENV)/bin/uv scripts/install-deps.sh venv .venvs/python-$$version Tests/Python/requirements-unit.txt $$version \
+			|| exit 1; done
 
 deps: deps-test
 
@@ -92,6 +103,20 @@ test-generated: $(SETUP) suite-dist
 	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/unpacked
 	cd $(SUITE_DIST)/unpacked/pretix_noderails-1.0.0 && \
 		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+
+# The claims of compat.toml, from the same sdists: the real-pretix suite (sqlite, side by side) and
+# the generated repository's tests inside the oldest pretix claimed, then the plugin's unit tests
+# on every claimed Python (test_in_pretix.py, the one module needing pretix, ran just before).
+COMPAT_UNPACKED := $(SUITE_DIST)/compat-unpacked
+test-compat: $(SETUP) suite-dist
+	$(subst $(PRETIX_VENV),$(OLDEST_PRETIX_VENV),$(PLUGINS_UNDER_TEST)) Tests/RealPretix/run.sh
+	rm -rf $(COMPAT_UNPACKED) && mkdir -p $(COMPAT_UNPACKED)
+	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(COMPAT_UNPACKED)
+	cd $(COMPAT_UNPACKED)/pretix_noderails-1.0.0 && \
+		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(OLDEST_PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+	for version in $(CLAIMED_PYTHONS); do \
+		(cd $(COMPAT_UNPACKED)/pretix_noderails-1.0.0 && $(CURDIR)/.venvs/python-$$version/bin/python -m pytest -q \
+			-p no:cacheprovider --ignore=tests/test_in_pretix.py tests) || exit 1; done
 
 # The real-pretix suite again on a throwaway PostgreSQL, then concurrency, crash and lock-timeout
 # tests against several pretix worker processes sharing that database.

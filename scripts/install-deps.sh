@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh system build   Debian packages to build and run the tool (`make run`)
 #   scripts/install-deps.sh system test    those the test suites need besides (`make test`)
 #   scripts/install-deps.sh venv DIR REQ   a virtualenv at DIR with the requirements file REQ
+#   scripts/install-deps.sh venv DIR REQ X.Y   the same on CPython X.Y (pyenv's, else pythonX.Y on PATH)
 set -euo pipefail
 
 # SwiftPM resolves the Swift packages with git; libarchive and libcrypto are linked through
@@ -38,15 +39,42 @@ requirements_digest() {
     } | sha256sum | cut -d' ' -f1
 }
 
+# The interpreter of Python X.Y. A claimed version that is missing is an error, never a skip.
+interpreter() {
+    local version=$1 prefix
+    if prefix=$(pyenv prefix "$version" 2>/dev/null) && [ -x "$prefix/bin/python$version" ]; then
+        echo "$prefix/bin/python$version"
+    elif command -v "python$version" >/dev/null; then
+        command -v "python$version"
+    else
+        echo "Python $version is not installed, and compat.toml claims it: install it (pyenv install $version)" >&2
+        return 1
+    fi
+}
+
 install_venv() {
-    local dir=$1 requirements=$2
+    local dir=$1 requirements=$2 version=${3:-}
     local stamp="$dir/.requirements.sha256"
-    local want
+    local want python
     want=$(requirements_digest "$requirements")
+    if [ -n "$version" ]; then
+        python=$(interpreter "$version")
+        # The interpreter's exact build is part of the key: a new patch release rebuilds the venv.
+        want=$(echo "$want $("$python" -VV)" | sha256sum | cut -d' ' -f1)
+    fi
     if [ -x "$dir/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
         return 0
     fi
     echo "preparing virtualenv $dir from $requirements"
+    if [ -n "$version" ]; then
+        # Made afresh (a virtualenv cannot move to another interpreter in place) by uv, which
+        # fills one in seconds where pip takes minutes; --seed adds pip for the suites' installs.
+        local uv=${UV:-uv}
+        "$uv" venv -q --clear --seed --python "$python" "$dir"
+        "$uv" pip install -q --python "$dir/bin/python" -r "$requirements"
+        echo "$want" > "$stamp"
+        return 0
+    fi
     [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
     "$dir/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
     "$dir/bin/python" -m pip install -q --disable-pip-version-check -r "$requirements"
@@ -60,6 +88,6 @@ case "${1:-}" in
             test) install_system "${build_packages[@]}" "${test_packages[@]}" ;;
             *) echo "usage: $0 system build|test" >&2; exit 2 ;;
         esac ;;
-    venv) install_venv "$2" "$3" ;;
-    *) echo "usage: $0 system build|test | venv DIR REQUIREMENTS" >&2; exit 2 ;;
+    venv) install_venv "$2" "$3" "${4:-}" ;;
+    *) echo "usage: $0 system build|test | venv DIR REQUIREMENTS [PYTHON-VERSION]" >&2; exit 2 ;;
 esac

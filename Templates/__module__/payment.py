@@ -35,7 +35,7 @@ from pretix.base.services.locking import LockTimeoutException
 from pretix.base.templatetags.money import money_filter
 from pretix.multidomain.urlreverse import build_absolute_uri, eventreverse
 
-from . import chains, conf, settlement
+from . import chains, compat, conf, settlement
 from .client import (
     NodeRailsBadResponse,
     NodeRailsClient,
@@ -285,7 +285,6 @@ class NodeRailsPayment(BasePaymentProvider):
         take. The same computation when the checkout is prepared and when it is checked.
         """
         # Imported here: presale views import the payment provider registry at load time.
-        from pretix.base.services.cart import get_fees
         from pretix.presale.views import get_cart, get_cart_invoice_address
         from pretix.presale.views.cart import cart_session
 
@@ -294,8 +293,8 @@ class NodeRailsPayment(BasePaymentProvider):
         this_method = {'provider': self.identifier, 'multi_use_supported': False, 'min_value': None,
                        'max_value': None, 'info_data': {}}
         try:
-            fees = get_fees(event=self.event, request=request, invoice_address=get_cart_invoice_address(request),
-                            payments=multi_use + [this_method], positions=positions)
+            fees = compat.get_cart_fees(self.event, request, get_cart_invoice_address(request),
+                                        multi_use + [this_method], positions)
         except TaxRule.SaleNotAllowed:
             fees = []  # as pretix's payment step: the order will be refused later
         total = sum(p.price for p in positions) + sum(f.value for f in fees)
@@ -309,7 +308,7 @@ class NodeRailsPayment(BasePaymentProvider):
         """
         from pretix.presale.views import get_cart
 
-        lines = sorted('%s:%s' % (p.pk, p.price - p.price_includes_rounding_correction) for p in get_cart(request))
+        lines = sorted('%s:%s' % (p.pk, compat.price_before_rounding(p)) for p in get_cart(request))
         return hashlib.sha256(('|'.join(lines) + '|due:%s' % due).encode()).hexdigest()
 
     def payment_prepare(self, request, payment):

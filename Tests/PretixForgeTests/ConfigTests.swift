@@ -40,6 +40,7 @@ struct ConfigTests {
         (config(replacing: ["module": "\"django\""]), "package.module", "pretix or Django"),
         (config(replacing: ["version": "\"1.0-final\""]), "package.version", "not a PEP 440 version"),
         (config(replacing: ["version": "\"1.0.0-rc.1\""]), "package.version", "write \"1.0.0rc1\""),
+        (config(replacing: ["pretix_min_version": "\"2024.6.0\""]), "package.pretix_min_version", "older than the oldest pretix the plugin is tested on"),
         (config(replacing: ["api_base_url": "\"http://api.noderails.com\""]), "noderails.api_base_url", "does not use https"),
         (config(replacing: ["payment_ui_url": "\"pay.noderails.com\""]), "noderails.payment_ui_url", "not an absolute URL"),
         (config(replacing: ["currency": "\"XYZ\""]), "noderails.currency", "not an ISO 4217"),
@@ -170,6 +171,20 @@ struct ConfigTests {
         #expect(text.hasPrefix("forge.toml:"))
         #expect(text.contains("noderails.currency"))
         #expect(text.contains("fix: write it in upper case: \"USD\""))
+    }
+
+    /// compat.toml's oldest pretix bounds the claim from below: older releases, and its own
+    /// pre-releases, are refused; it and anything newer are accepted.
+    @Test func pretixClaimIsBoundedByTheOldestTestedRelease() {
+        #expect(Compatibility.isOlder("2024.6.3", than: "2024.7.0"))
+        #expect(Compatibility.isOlder("2024.7.0rc1", than: "2024.7.0"))
+        #expect(Compatibility.isOlder("2024.7.0.dev0", than: "2024.7.0"))
+        #expect(Compatibility.isOlder("2023.10", than: "2024.7.0"))
+        #expect(!Compatibility.isOlder("2024.7.0", than: "2024.7.0"))
+        #expect(!Compatibility.isOlder("2024.7", than: "2024.7.0"))
+        #expect(!Compatibility.isOlder("2024.7.0.post1", than: "2024.7.0"))
+        #expect(!Compatibility.isOlder("2024.10.0", than: "2024.7.0"))
+        #expect(!Compatibility.isOlder("2025.1.0rc1", than: "2024.7.0"))
     }
 
     @Test func pep440Canonicalisation() {

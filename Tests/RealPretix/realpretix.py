@@ -167,8 +167,12 @@ class Customer:
         return r
 
     def use_gift_card(self, code):
-        """Pay part (or all) of the order with a gift card on the payment step, as pretix offers it."""
-        r = self.client.post(self.url('/checkout/payment/'), {'payment': 'giftcard', 'payment_giftcard-code': code})
+        """Pay part (or all) of the order with a gift card on the payment step, as pretix offers it:
+        in the code field its payment step has (its name differs between pretix releases)."""
+        page = self.client.get(self.url('/checkout/payment/')).content.decode()
+        field = re.search(r'<input\b[^>]*\bname="([^"]*giftcard[^"]*)"', page)
+        assert field, 'the payment step offers no gift card code field'
+        r = self.client.post(self.url('/checkout/payment/'), {'payment': 'giftcard', field.group(1): code})
         assert r.status_code == 302, self.messages(r)
         return r
 
@@ -269,11 +273,15 @@ def make_order(shop, *, total=PRICE, testmode=False, state='created', status='n'
 @pytest.fixture
 def admin(shop):
     """A logged-in backend user with every permission on the organizer."""
-    from pretix.base.models import User
+    from pretix.base.models import Team, User
+    fields = {field.name for field in Team._meta.get_fields()}
+    if 'all_event_permissions' in fields:
+        grants = {'all_event_permissions': True, 'all_organizer_permissions': True}
+    else:  # an older pretix has one flag per permission
+        grants = {name: True for name in fields if name.startswith('can_')}
     with scopes_disabled():
         user = User.objects.create_user('admin@example.org', 'forge-admin-pw')
-        team = shop.organizer.teams.create(name='Admins', all_events=True, all_event_permissions=True,
-                                           all_organizer_permissions=True)
+        team = shop.organizer.teams.create(name='Admins', all_events=True, **grants)
         team.members.add(user)
     client = Client()
     assert client.login(email='admin@example.org', password='forge-admin-pw')

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run the real-pretix suite: Tests/RealPretix/run.sh [pytest args]
-#   PRETIX_VENV         venv with pretix==2026.8.0, pytest, pytest-django (default .venvs/pretix, made by `make deps`)
+#   PRETIX_VENV         venv with pretix, pytest, pytest-django (default .venvs/pretix, pretix 2026.8.0; the oldest
+#                       pretix claimed is in .venvs/pretix-oldest; both made by `make deps`)
 #   REALPRETIX_PLUGIN   optional: sdist/wheel/directory of the generated plugin to (re)install into PRETIX_VENV first
 #                       (replaces whatever pretix-noderails is installed there, editable installs included)
 #   REALPRETIX_SRC      optional: a rendered plugin tree put first on PYTHONPATH, shadowing the installed copy's

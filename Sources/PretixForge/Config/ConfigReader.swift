@@ -104,13 +104,24 @@ final class ConfigReader {
         let licenseText = readLicense(license)
         let homepage = string("package.homepage").flatMap { url($0, key: "package.homepage") }
         let pretixMin = string("package.pretix_min_version", default: defaultString("package.pretix_min_version")).flatMap {
-            canonicalVersion($0, key: "package.pretix_min_version")
+            canonicalVersion($0, key: "package.pretix_min_version").flatMap(testedPretix)
         }
         guard let name, let module, let version, let summary, let author, let authorEmail, let license,
               let licenseText, let homepage, let pretixMin else { return nil }
         return .init(name: name, module: module, version: version, summary: summary, author: author,
                      authorEmail: authorEmail, license: license, licenseText: licenseText, homepage: homepage,
                      pretixMinVersion: pretixMin)
+    }
+
+    /// A claim below the oldest pretix `make test` runs the plugin on would be unproven.
+    private func testedPretix(_ version: String) -> String? {
+        let oldest = Compatibility.embedded.oldestPretix
+        guard !Compatibility.isOlder(version, than: oldest) else {
+            report("package.pretix_min_version", "pretix \(version) is older than the oldest pretix the plugin is tested on (\(oldest))",
+                   fix: "write \"\(oldest)\" or a newer release")
+            return nil
+        }
+        return version
     }
 
     private func readLicense(_ license: String?) -> String? {

@@ -136,9 +136,10 @@ public enum ConfigSchema {
         Key(table: "package", name: "homepage", requirement: .required,
             stock: .string("https://github.com/noderails/pretix-noderails"),
             help: [], rules: "https URL"),
-        Key(table: "package", name: "pretix_min_version", requirement: .defaults(.string("2024.7.0")),
+        Key(table: "package", name: "pretix_min_version", requirement: .defaults(.string(Compatibility.embedded.oldestPretix)),
             help: ["Oldest pretix release the plugin declares itself compatible with."],
-            rules: "PEP 440; becomes the plugin's `compatibility`"),
+            rules: "PEP 440, no older than the default, the oldest pretix in `compat.toml`: the oldest `make test` "
+                + "proves; becomes the plugin's `compatibility`"),
     ]
 
     private static let provider: [Key] = [

@@ -110,6 +110,23 @@ enum TemplateContext {
             "repository": [
                 "forge_repository": config.repository.forgeRepository,
             ],
+            "compat": compatContext(Compatibility.embedded),
+        ]
+    }
+
+    /// The Python and pretix versions the plugin claims, as pyproject.toml, the README and
+    /// tests.yml write them.
+    private static func compatContext(_ compat: Compatibility) -> [String: Any] {
+        let python = compat.pythonVersions
+        return [
+            "python_oldest": python[0],
+            "python_newest": python[python.count - 1],
+            // "3.9", "3.10", …: the items of a YAML flow sequence.
+            "python_versions": python.map { "\"\($0)\"" }.joined(separator: ", "),
+            // One pyproject.toml classifier line per version, indented as the template's list.
+            "python_classifiers": python.map { "    \"Programming Language :: Python :: \($0)\"," }.joined(separator: "\n"),
+            "pretix_newest": compat.newestPretix,
+            "pretix_python": compat.pretixPython,
         ]
     }
 

@@ -10,7 +10,6 @@ from django.urls import resolve
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
-from pretix.base.middleware import add_to_response_csp
 from pretix.base.models import OrderPayment, OrderRefund
 from pretix.base.notifications import ParametrizedOrderNotificationType
 from pretix.base.services.locking import LockTimeoutException
@@ -26,7 +25,7 @@ from pretix.control.signals import order_search_filter_q
 from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import order_info, order_meta_from_request, process_response
 
-from . import settlement, unclaimed
+from . import compat, settlement, unclaimed
 from .client import NodeRailsError, NodeRailsUnavailable
 from .conf import API_ORIGIN, IDENTIFIER, MODULE, PAYMENT_UI_ORIGIN
 from .models import NodeRailsReference, ProcessedWebhookEvent
@@ -83,7 +82,7 @@ def add_checkout_csp(sender, request=None, response=None, **kwargs):
         return response
     ui = _unique([PAYMENT_UI_ORIGIN, origin_of(provider.payment_ui_url)])
     api = _unique([API_ORIGIN, origin_of(provider.api_base_url)])
-    add_to_response_csp(response, {
+    compat.add_to_response_csp(response, {
         'frame-src': ui,
         'img-src': ui,
         'connect-src': _unique(ui + api),
