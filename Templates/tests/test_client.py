@@ -398,9 +398,11 @@ def test_every_call_carries_the_configured_timeout(server):
 
 
 def test_rendered_defaults():
-    assert nr.API_BASE_URL.startswith(('https://', 'http://'))
-    assert not nr.API_BASE_URL.endswith('/')
-    assert nr.HTTP_TIMEOUT_SECONDS > 0
+    # The values of the forge config this plugin was generated from.
+    assert nr.API_BASE_URL == '<% noderails.api_base_url %>' and not nr.API_BASE_URL.endswith('/')
+    assert nr.HTTP_TIMEOUT_SECONDS == <% noderails.http_timeout_seconds %>
+    assert nr.USER_AGENT == '<% package.name %>/<% package.version %>'
+    assert nr.NodeRailsClient(APP_ID, API_KEY).timeout == nr.HTTP_TIMEOUT_SECONDS
 
 
 # -- amount helpers ---------------------------------------------------------------------------

@@ -94,7 +94,7 @@ class DjangoClientSender:
         extra = {'HTTP_' + k.upper().replace('-', '_'): v for k, v in headers.items() if k.lower() != 'content-type'}
         response = self.client.post(path, data=body, content_type=headers.get('Content-Type', 'application/json'),
                                     **extra)
-        return response.status_code, response.content
+        return response.status_code, response.content, response.items()
 
 
 @pytest.fixture
@@ -142,13 +142,8 @@ def http_timeout(monkeypatch):
     The value is a rendered config constant, not an HTTP mock: the plugin still makes real
     requests that really time out."""
     def set_timeout(seconds):
-        for sub in ('conf', 'payment', 'client'):
-            try:
-                mod = plugin(sub)
-            except ImportError:
-                continue
-            if hasattr(mod, 'HTTP_TIMEOUT_SECONDS'):
-                monkeypatch.setattr(mod, 'HTTP_TIMEOUT_SECONDS', seconds)
+        # The provider reads conf's value whenever it builds a client (test_outage's guard checks that).
+        monkeypatch.setattr(plugin('conf'), 'HTTP_TIMEOUT_SECONDS', seconds)
     return set_timeout
 
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from realpretix import age_for_reconciliation, plugin, run_periodic_tasks, wait_for
+from django.core.cache.backends.locmem import LocMemCache
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -284,8 +285,9 @@ def test_status_poll_cache_and_rate_limit_hold_without_a_shared_cache(customer, 
     views = plugin('views')
     customer.to_confirm()
     status_url = re.search(r'data-status-url="([^"]+)"', customer.confirm_page().content.decode()).group(1)
-    if hasattr(views, 'status_cache'):
-        views.status_cache().clear()  # the per-process fallback outlives a test
+    cache = views.status_cache()
+    assert isinstance(cache, LocMemCache), 'no per-process cache behind a cache that keeps nothing: %r' % cache
+    cache.clear()  # the per-process fallback outlives a test
     started = time.monotonic()
     codes = []
     # A fixed window per minute: a run crossing a minute boundary may need up to twice the limit.

@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from realpretix import LIVE, TEST, plugin, run_periodic_tasks, wait_for
+from realpretix import LIVE, TEST, age_for_reconciliation, plugin, run_periodic_tasks, wait_for
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
@@ -163,11 +163,11 @@ def test_noderails_down_during_refund_is_retried_next_run(customer, paid_without
     # meanwhile the customer cannot confirm the order the refund was decided for
     r, order = customer.place_order()
     page = customer.follow(r)
-    with scopes_disabled():
-        order.refresh_from_db()
-        assert order.status == 'n' and order.payments.get().state != 'confirmed'
+    payment = _failed_payment(order)
     assert any('refunded' in m for m in customer.messages(page))
+    age_for_reconciliation(payment)   # the next run also reconciles it with the PAID session
     run_periodic_tasks()
+    assert _failed_payment(order) == payment
     calls = sim.requests_for('refund')
     assert len(calls) == 2 and len({c.header('Idempotency-Key') for c in calls}) == 1
     assert len(sim.refunds) == 1
@@ -229,10 +229,20 @@ def test_refund_refused_by_noderails_is_left_to_the_organiser(customer, paid_wit
     assert len(sim.requests_for('refund')) == 1
     r, order = customer.place_order()
     page = customer.follow(r)
+    payment = _failed_payment(order)
+    assert any('contact the event organizer' in m for m in customer.messages(page))
+    age_for_reconciliation(payment)   # reconciled with the PAID session, it must stay failed
+    run_periodic_tasks()
+    assert _failed_payment(order) == payment
+
+
+def _failed_payment(order):
+    """The order's one payment, failed (not merely left pending) with the order unpaid."""
     with scopes_disabled():
         order.refresh_from_db()
-        assert order.status == 'n' and order.payments.get().state != 'confirmed'
-    assert any('contact the event organizer' in m for m in customer.messages(page))
+        payment = order.payments.get()
+    assert (order.status, payment.state) == ('n', 'failed')
+    return payment
 
 
 def test_test_mode_checkout_is_refunded_with_test_credentials(customer, sim):

@@ -398,9 +398,11 @@ def test_every_call_carries_the_configured_timeout(server):
 
 
 def test_rendered_defaults():
-    assert nr.API_BASE_URL.startswith(('https://', 'http://'))
-    assert not nr.API_BASE_URL.endswith('/')
-    assert nr.HTTP_TIMEOUT_SECONDS > 0
+    # The values of the forge config this plugin was generated from.
+    assert nr.API_BASE_URL == 'https://api.noderails.com' and not nr.API_BASE_URL.endswith('/')
+    assert nr.HTTP_TIMEOUT_SECONDS == 10
+    assert nr.USER_AGENT == 'pretix-noderails/1.0.0'
+    assert nr.NodeRailsClient(APP_ID, API_KEY).timeout == nr.HTTP_TIMEOUT_SECONDS
 
 
 # -- amount helpers ---------------------------------------------------------------------------
