@@ -67,6 +67,19 @@ def lock_waiters(stack):
         conn.close()
 
 
+def open_transactions(stack):
+    """Backends of the stack's database inside a transaction, other than the one asking."""
+    conn = connect(stack)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute('SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND xact_start IS NOT NULL '
+                           'AND pid <> pg_backend_pid()', [stack.db.name])
+            return cursor.fetchone()[0]
+    finally:
+        conn.close()
+
+
 def wait_until(predicate, timeout=20, interval=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

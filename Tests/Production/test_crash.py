@@ -15,7 +15,8 @@ from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
 from conftest import execute_payment, plugin
-from harness import CONFIRMED_ACTION, HERE, PAID_ACTION, action_count, connect, lock_waiters, wait_until
+from harness import (CONFIRMED_ACTION, HERE, PAID_ACTION, action_count, connect, lock_waiters, open_transactions,
+                     wait_until)
 
 
 def _hold_payment_lock(stack, payment):
@@ -127,9 +128,8 @@ def test_worker_killed_mid_webhook_next_delivery_confirms(stack):
         holder.rollback()
         holder.close()
     thread.join(20)
-    # The killed worker's transaction must roll back entirely once PostgreSQL notices.
-    assert wait_until(lambda: lock_waiters(stack) == 0)
-    time.sleep(0.5)
+    # The killed worker's transaction must roll back entirely once PostgreSQL notices the dead client.
+    assert wait_until(lambda: lock_waiters(stack) == 0 and open_transactions(stack) == 0)
     _assert_untouched(order, payment, document['id'])
     redelivery = stack.sim.deliver('payment.captured', sid, document=document, times=1,
                                    url=stack.workers[0].webhook_url)[0]

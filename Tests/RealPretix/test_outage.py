@@ -215,8 +215,9 @@ def test_retried_checkout_creation_gets_the_first_session_back(customer, sim, ht
     http_timeout(TIMEOUT)
     customer.add_to_cart(count=2)
     customer.questions()
-    sim.delay_next('create_session', 2.5)
+    held = sim.hold_next('create_session')
     _payment_step_error(customer, customer.choose_payment())
+    held.release()
     assert wait_for(lambda: len(sim.sessions) == 1, timeout=10), 'NodeRails never made the first session'
     r = customer.choose_payment()
     assert r.status_code == 302 and r['Location'].endswith('/checkout/confirm/'), customer.messages(customer.follow(r))
