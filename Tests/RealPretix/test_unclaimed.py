@@ -263,16 +263,30 @@ def test_test_mode_checkout_is_refunded_with_test_credentials(customer, sim):
 
 
 def test_bookkeeping_of_old_unpaid_and_claimed_checkouts_is_deleted(customer, paid_without_order, sim):
-    customer2 = type(customer)(customer.shop)
-    customer2.to_confirm()
-    unpaid = customer2.state['session_id']
-    old = now() - plugin('unclaimed').CHECKOUT_RETENTION - timedelta(days=1)
+    """Old started (never paid) and claimed (an order has the money) checkouts are only bookkeeping;
+    an open one still waits for its refund, and refunding, refunded and failed ones are the record
+    of money sent back (or not): those stay."""
+    unpaid_customer = type(customer)(customer.shop)
+    unpaid_customer.to_confirm()
+    unpaid = unpaid_customer.state['session_id']
+    buyer = type(customer)(customer.shop)
+    buyer.to_confirm()
+    claimed = buyer.state['session_id']
+    sim.mark_paid(claimed)
+    r, order = buyer.place_order()
+    buyer.follow(r)
     with scopes_disabled():
-        _checkouts().update(created=old)
+        order.refresh_from_db()
+        assert order.status == 'p' and _checkout(claimed).state == 'claimed'
+        kept = {paid_without_order: 'open'}
+        for state in ('refunding', 'refunded', 'failed'):
+            row = _checkouts().create(session_id='cs_old_' + state, event=customer.shop.event, amount='12.50',
+                                      currency='USD', state=state)
+            kept[row.session_id] = state
+        _checkouts().update(created=now() - plugin('unclaimed').CHECKOUT_RETENTION - timedelta(days=1))
     run_periodic_tasks()
     with scopes_disabled():
-        assert not _checkouts().filter(session_id=unpaid).exists()
-        assert _checkouts().filter(session_id=paid_without_order, state='open').exists()
+        assert dict(_checkouts().values_list('session_id', 'state')) == kept
 
 
 # -- two runs of the periodic task at once -----------------------------------------------------------------
