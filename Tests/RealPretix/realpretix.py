@@ -316,6 +316,19 @@ def admin(shop):
     return client
 
 
+def refund_via_backend(admin, order, payment, amount):
+    """What an organiser does: Order -> Refund -> partial amount on the NodeRails payment -> Perform refund."""
+    from django.db.models import Max
+    with scopes_disabled():
+        last = order.refunds.aggregate(m=Max('id'))['m'] or 0
+    url = '/control/event/%s/%s/orders/%s/refund' % (ORG, EVENT, order.code)
+    return admin.post(url, {
+        'start-action': 'do_nothing', 'start-mode': 'partial', 'start-partial_amount': amount,
+        'refund-%d' % payment.pk: amount, 'refund-manual': '0', 'refund-new-giftcard': '0',
+        'refund-offsetting': '0', 'last_known_refund_id': str(last), 'perform': 'true', 'comment': '',
+    })
+
+
 class FormReader:
     """Collects a form's current values from HTML the way a browser would submit them."""
 

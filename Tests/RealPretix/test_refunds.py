@@ -4,7 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from realpretix import EVENT, LIVE, ORG, plugin, run_periodic_tasks, setting_key, wait_for
+from realpretix import EVENT, LIVE, ORG, plugin, refund_via_backend, run_periodic_tasks, setting_key, wait_for
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -23,19 +23,6 @@ def paid(customer, sim):
         payment = order.payments.get()
     assert order.status == 'p' and payment.state == 'confirmed'
     return order, payment, sim.session(sid)['paymentIntentId']
-
-
-def refund_via_backend(admin, order, payment, amount):
-    """What an organiser does: Order -> Refund -> partial amount on the NodeRails payment -> Perform refund."""
-    from django.db.models import Max
-    with scopes_disabled():
-        last = order.refunds.aggregate(m=Max('id'))['m'] or 0
-    url = '/control/event/%s/%s/orders/%s/refund' % (ORG, EVENT, order.code)
-    return admin.post(url, {
-        'start-action': 'do_nothing', 'start-mode': 'partial', 'start-partial_amount': amount,
-        'refund-%d' % payment.pk: amount, 'refund-manual': '0', 'refund-new-giftcard': '0',
-        'refund-offsetting': '0', 'last_known_refund_id': str(last), 'perform': 'true', 'comment': '',
-    })
 
 
 def test_refund_button_calls_noderails_with_idempotency_key(paid, sim, admin):
