@@ -67,6 +67,15 @@ def lock_waiters(stack):
         conn.close()
 
 
+def hold_payment_lock(stack, payment):
+    """Another transaction (a long pretix operation, a stuck worker) holding the payment row;
+    rollback() the returned connection to let go."""
+    conn = connect(stack)
+    with conn.cursor() as cursor:
+        cursor.execute('SELECT id FROM pretixbase_orderpayment WHERE id = %s FOR UPDATE', [payment.pk])
+    return conn
+
+
 def open_transactions(stack):
     """Backends of the stack's database inside a transaction, other than the one asking."""
     conn = connect(stack)
