@@ -333,6 +333,10 @@ def two_pending(both, sim, sim_b):
     assert a[2] in sim.sessions and a[2] not in sim_b.sessions
     assert b[2] in sim_b.sessions and b[2] not in sim.sessions
     assert sim.session(a[2])['appId'] == A.live.app_id and sim_b.session(b[2])['appId'] == B.live.app_id
+    # B runs in the currency it was rendered for, no organiser override needed.
+    with scopes_disabled():
+        assert both.event.settings.get(B.setting_key('currency')) is None
+    assert sim_b.session(b[2])['currency'] == sim.session(a[2])['currency'] == B.currency == both.event.currency
     return {A.module: a, B.module: b}
 
 
