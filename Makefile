@@ -38,8 +38,8 @@ test: build
 
 # JUnit XML of every pytest run, read by count_skips.py (absolute: some suites run from their folder).
 REPORTS := $(CURDIR)/build/test-reports
-SUITE_REPORTS := simulator.xml realpretix.xml plugin.xml realpretix-postgresql.xml production.xml browser.xml \
-	accessibility-blockfest.xml demo.xml
+SUITE_REPORTS := simulator.xml realpretix.xml plugin.xml realpretix-postgresql.xml production.xml \
+	realpretix-body-seconds.xml plugin-body-seconds.xml browser.xml accessibility-blockfest.xml demo.xml
 
 SUITE_DIST := build/suite-dist
 # Tells the real-pretix suite which second variant is installed beside the stock plugin, and
@@ -68,6 +68,19 @@ pretix-suites: build
 	# against several pretix worker processes sharing that database.
 	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) REALPRETIX_JUNITXML=$(REPORTS)/realpretix-postgresql.xml \
 		Tests/Production/run.sh --junitxml=$(REPORTS)/production.xml
+	# A variant signing the raw body alone with timestamps in seconds (NodeRails' documented scheme):
+	# the webhook suite inside pretix, then its own tests, from its sdist.
+	sed -e 's/^signature_payload = .*/signature_payload = "body"/' -e 's/^timestamp_unit = .*/timestamp_unit = "s"/' \
+		Examples/noderails.toml > $(SUITE_DIST)/body-seconds.toml
+	grep -qx 'signature_payload = "body"' $(SUITE_DIST)/body-seconds.toml && grep -qx 'timestamp_unit = "s"' $(SUITE_DIST)/body-seconds.toml
+	$(FORGE) build --config $(SUITE_DIST)/body-seconds.toml --out $(SUITE_DIST)/body-seconds
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz \
+		Tests/RealPretix/run.sh test_webhooks.py --junitxml=$(REPORTS)/realpretix-body-seconds.xml
+	mkdir -p $(SUITE_DIST)/body-seconds/unpacked
+	tar -xzf $(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/body-seconds/unpacked
+	cd $(SUITE_DIST)/body-seconds/unpacked/pretix_noderails-1.0.0 && \
+		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
+		--junitxml=$(REPORTS)/plugin-body-seconds.xml
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q --junitxml=$(REPORTS)/browser.xml
 	# Accessibility again for a branded variant: its logo, colours and template overlay.
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) E2E_FORGE_CONFIG=Examples/blockfest/forge.toml \
