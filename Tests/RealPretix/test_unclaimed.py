@@ -278,6 +278,7 @@ def test_bookkeeping_of_old_unpaid_and_claimed_checkouts_is_deleted(customer, pa
     with scopes_disabled():
         order.refresh_from_db()
         assert order.status == 'p' and _checkout(claimed).state == 'claimed'
+        assert _checkout(unpaid).state == 'started'
         kept = {paid_without_order: 'open'}
         for state in ('refunding', 'refunded', 'failed'):
             row = _checkouts().create(session_id='cs_old_' + state, event=customer.shop.event, amount='12.50',

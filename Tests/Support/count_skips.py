@@ -37,8 +37,8 @@ def main(paths) -> int:
         print('%s %s: %s%s' % (kind, test, reason, '' if test in ALLOWED else '  [not on the allow-list]'))
     for path in missing:
         print('no report %s: that suite did not run' % path)
-    print('%d reports, %d skipped or xfailed, %d unexplained' % (len(paths) - len(missing), len(found),
-                                                                len(unexplained)))
+    counts = (len(paths) - len(missing), len(found), len(unexplained))
+    print('%d reports, %d skipped or xfailed, %d unexplained' % counts)
     return 1 if unexplained or missing else 0
 
 
