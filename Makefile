@@ -48,6 +48,7 @@ run: build
 
 ## Every suite in order; stops at the first red one and names it.
 test: deps-test build
+	@rm -rf $(REPORTS)
 	@for suite in $(SUITES); do \
 		echo "== make test-$$suite"; started=$$(date +%s); \
 		$(MAKE) --no-print-directory test-$$suite PREPARED=1 || { \
@@ -55,6 +56,14 @@ test: deps-test build
 		echo "== test-$$suite passed in $$(( $$(date +%s) - started )) s"; \
 	done; \
 	echo "make test: all suites passed ($(SUITES))"
+	@# A skip or xfail in any suite fails the run unless Tests/Support/count_skips.py explains it.
+	$(PYTHON) Tests/Support/count_skips.py $(addprefix $(REPORTS)/,$(addsuffix .xml,$(PYTEST_REPORTS)))
+
+# JUnit XML of every pytest run, read by count_skips.py at the end of `make test` (absolute:
+# some suites run from their own folder). A report missing from this list's files fails the run.
+REPORTS := $(CURDIR)/build/test-reports
+PYTEST_REPORTS = python simulator realpretix realpretix-body-seconds plugin plugin-body-seconds realpretix-oldest \
+	plugin-oldest $(addprefix unit-,$(CLAIMED_PYTHONS)) realpretix-postgresql production browser accessibility-blockfest demo
 
 # Inside `make test` the set-up above ran once; a suite run alone does it first.
 SETUP := $(if $(PREPARED),,deps-test build)
@@ -72,10 +81,10 @@ test-vectors: $(SETUP)
 # The CLI as users run it: init/generate/build/check, packaging read by pip, uv and a strict zip
 # reader, the plugin's own repository and its workflows, `make run` itself.
 test-python: $(SETUP)
-	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q
+	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q --junitxml=$(REPORTS)/python.xml
 
 test-simulator: $(SETUP)
-	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider
+	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider --junitxml=$(REPORTS)/simulator.xml
 
 SUITE_DIST := build/suite-dist
 # Tells the real-pretix suite which second variant is installed beside the stock plugin, and
@@ -91,9 +100,17 @@ suite-dist: $(if $(PREPARED),,build)
 	rm -rf $(SUITE_DIST)
 	$(FORGE) build --out $(SUITE_DIST)
 	$(FORGE) build --config Examples/acme-tickets.toml --out $(SUITE_DIST)/acme
+	@# A variant signing the raw body alone with timestamps in seconds (NodeRails' documented scheme).
+	sed -e 's/^signature_payload = .*/signature_payload = "body"/' -e 's/^timestamp_unit = .*/timestamp_unit = "s"/' \
+		Examples/noderails.toml > $(SUITE_DIST)/body-seconds.toml
+	grep -qx 'signature_payload = "body"' $(SUITE_DIST)/body-seconds.toml && grep -qx 'timestamp_unit = "s"' $(SUITE_DIST)/body-seconds.toml
+	$(FORGE) build --config $(SUITE_DIST)/body-seconds.toml --out $(SUITE_DIST)/body-seconds
 
 test-realpretix: $(SETUP) suite-dist
-	$(PLUGINS_UNDER_TEST) Tests/RealPretix/run.sh
+	$(PLUGINS_UNDER_TEST) Tests/RealPretix/run.sh --junitxml=$(REPORTS)/realpretix.xml
+	# The body-signed, seconds-timestamp variant through the webhook tests.
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz \
+		Tests/RealPretix/run.sh test_webhooks.py --junitxml=$(REPORTS)/realpretix-body-seconds.xml
 
 # The tests the generated repository ships (tests/, with test_in_pretix.py), from the unpacked
 # sdist inside pretix, as the repository's CI runs them: a missing pretix fails, not skips.
@@ -102,39 +119,51 @@ test-generated: $(SETUP) suite-dist
 	rm -rf $(SUITE_DIST)/unpacked && mkdir -p $(SUITE_DIST)/unpacked
 	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/unpacked
 	cd $(SUITE_DIST)/unpacked/pretix_noderails-1.0.0 && \
-		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
+		--junitxml=$(REPORTS)/plugin.xml
+	# The body-signed, seconds-timestamp variant's own tests, from its sdist.
+	$(PRETIX_VENV)/bin/pip install -q --no-deps --force-reinstall $(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz
+	mkdir -p $(SUITE_DIST)/body-seconds/unpacked
+	tar -xzf $(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/body-seconds/unpacked
+	cd $(SUITE_DIST)/body-seconds/unpacked/pretix_noderails-1.0.0 && \
+		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
+		--junitxml=$(REPORTS)/plugin-body-seconds.xml
 
 # The claims of compat.toml, from the same sdists: the real-pretix suite (sqlite, side by side) and
 # the generated repository's tests inside the oldest pretix claimed, then the plugin's unit tests
 # on every claimed Python (test_in_pretix.py, the one module needing pretix, ran just before).
 COMPAT_UNPACKED := $(SUITE_DIST)/compat-unpacked
 test-compat: $(SETUP) suite-dist
-	$(subst $(PRETIX_VENV),$(OLDEST_PRETIX_VENV),$(PLUGINS_UNDER_TEST)) Tests/RealPretix/run.sh
+	$(subst $(PRETIX_VENV),$(OLDEST_PRETIX_VENV),$(PLUGINS_UNDER_TEST)) Tests/RealPretix/run.sh \
+		--junitxml=$(REPORTS)/realpretix-oldest.xml
 	rm -rf $(COMPAT_UNPACKED) && mkdir -p $(COMPAT_UNPACKED)
 	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(COMPAT_UNPACKED)
 	cd $(COMPAT_UNPACKED)/pretix_noderails-1.0.0 && \
-		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(OLDEST_PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
+		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(OLDEST_PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
+		--junitxml=$(REPORTS)/plugin-oldest.xml
 	for version in $(CLAIMED_PYTHONS); do \
 		(cd $(COMPAT_UNPACKED)/pretix_noderails-1.0.0 && $(CURDIR)/.venvs/python-$$version/bin/python -m pytest -q \
-			-p no:cacheprovider --ignore=tests/test_in_pretix.py tests) || exit 1; done
+			-p no:cacheprovider --ignore=tests/test_in_pretix.py tests --junitxml=$(REPORTS)/unit-$$version.xml) || exit 1; done
 
 # The real-pretix suite again on a throwaway PostgreSQL, then concurrency, crash and lock-timeout
 # tests against several pretix worker processes sharing that database.
 test-production: $(SETUP) suite-dist
-	$(PLUGINS_UNDER_TEST) Tests/Production/run.sh
+	$(PLUGINS_UNDER_TEST) REALPRETIX_JUNITXML=$(REPORTS)/realpretix-postgresql.xml \
+		Tests/Production/run.sh --junitxml=$(REPORTS)/production.xml
 
 # A customer in headless Chromium (the suite builds and installs its own sdist), then
 # accessibility again for a branded variant: its logo, colours and template overlay.
 test-browser: $(SETUP)
-	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q
+	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q --junitxml=$(REPORTS)/browser.xml
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) E2E_FORGE_CONFIG=Examples/blockfest/forge.toml \
 	E2E_FORGE_TEMPLATES=Examples/blockfest/templates \
-		$(PRETIX_VENV)/bin/python -m pytest Tests/Browser/test_accessibility.py -q
+		$(PRETIX_VENV)/bin/python -m pytest Tests/Browser/test_accessibility.py -q \
+		--junitxml=$(REPORTS)/accessibility-blockfest.xml
 
 # pretix-forge demo as a user runs it: the cached environment created from scratch, a shop
 # served and bought from over HTTP, stopped and killed every way, Blockfest's screenshots.
 test-demo: $(SETUP)
-	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Demo -q
+	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Demo -q --junitxml=$(REPORTS)/demo.xml
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build

@@ -11,8 +11,9 @@ set -euo pipefail
 # pkg-config.
 build_packages=(pkg-config libarchive-dev libssl-dev git)
 # python3-venv for the suites' virtualenvs, gettext for the catalogue checks, PostgreSQL for the
-# production suite, Chromium for the browser suite, shellcheck for the workflow lint.
-test_packages=(python3-venv gettext postgresql chromium chromium-driver shellcheck)
+# production suite, Chromium for the browser suite, shellcheck for the workflow lint, Node.js for
+# the simulator's checkout script in its tests.
+test_packages=(python3-venv gettext postgresql chromium chromium-driver shellcheck nodejs)
 
 install_system() {
     local missing=()

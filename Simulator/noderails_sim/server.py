@@ -192,6 +192,12 @@ class Fault:
     message: Optional[str] = None
     drip: float = 0.0                # handle normally, but send the answer one byte every `drip` seconds
     garble: bool = False             # handle normally (state changes), but answer with a body that is not JSON
+    held: Optional[threading.Event] = None   # wait until release() (or stop) first, then handle normally
+
+    def release(self) -> None:
+        """Let the requests held by hold_next() go on."""
+        if self.held is not None:
+            self.held.set()
 
     def matches(self, route: str) -> bool:
         return route == self.route or route in ROUTE_GROUPS.get(self.route, ())
@@ -384,6 +390,12 @@ class Simulator:
         longer than the client's timeout, this is a timeout for the client."""
         return self._add_fault(Fault(route=route, delay=seconds, count=count))
 
+    def hold_next(self, route: str, count: Optional[int] = 1) -> Fault:
+        """The next ``count`` requests to ``route`` wait until the returned fault's release(), then
+        are carried out and answered normally: a timeout for any client, however loaded the machine,
+        and the test decides when NodeRails carries the request out."""
+        return self._add_fault(Fault(route=route, count=count, held=threading.Event()))
+
     def drop_next(self, route: str, count: Optional[int] = 1) -> Fault:
         """The next ``count`` requests to ``route`` see the connection closed without answer."""
         return self._add_fault(Fault(route=route, drop=True, count=count))
@@ -438,6 +450,13 @@ class Simulator:
     def _sleep(self, seconds: float) -> bool:
         """Sleep unless stopped; True when the simulator is shutting down."""
         return self._stop.wait(seconds) if seconds > 0 else False
+
+    def _wait_for_release(self, held: Optional[threading.Event]) -> bool:
+        """Wait until ``held`` is set; True when the simulator shuts down first."""
+        while held is not None and not held.wait(0.05):
+            if self._stop.is_set():
+                return True
+        return False
 
     # -- inspection ----------------------------------------------------------------------------
 
@@ -1035,7 +1054,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             fault = self._fault = sim._take_fault(route)
             if fault is not None:
-                if sim._sleep(fault.delay):
+                if sim._sleep(fault.delay) or sim._wait_for_release(fault.held):
                     return
                 if fault.drop:
                     self.close_connection = True

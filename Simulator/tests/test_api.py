@@ -1,6 +1,8 @@
 """The REST API over real HTTP: auth, validation, idempotency, sessions, refunds."""
 
 import socket
+import time
+from types import SimpleNamespace
 
 import pytest
 from conftest import CREDS, SESSION_BODY, auth, call
@@ -113,12 +115,16 @@ def test_expire_and_fail(sim, session):
     assert sim.session(other)['status'] == 'FAILED'
 
 
-def test_sessions_expire_after_ttl(receiver):
-    with Simulator(credentials=CREDS, session_ttl_seconds=0.2) as s:
+def test_sessions_expire_after_ttl(receiver, monkeypatch):
+    """The simulator's clock is moved past the lifetime instead of waiting for it."""
+    from noderails_sim import server
+    clock = SimpleNamespace(offset=0.0)
+    monkeypatch.setattr(server, 'time', SimpleNamespace(
+        time=lambda: time.time() + clock.offset, monotonic=time.monotonic, sleep=time.sleep))
+    with Simulator(credentials=CREDS, session_ttl_seconds=60) as s:
         sid = call('POST', s.api_url + '/checkout-sessions', SESSION_BODY, auth()).json['sessionId']
         assert call('GET', s.api_url + '/checkout-sessions/public/' + sid).json['status'] == 'OPEN'
-        import time
-        time.sleep(0.3)
+        clock.offset = 61
         assert call('GET', s.api_url + '/checkout-sessions/public/' + sid).json['status'] == 'EXPIRED'
 
 

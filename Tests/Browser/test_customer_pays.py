@@ -19,10 +19,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache.backends.locmem import LocMemCache
 from django_scopes import scopes_disabled
 from selenium.webdriver.common.by import By
 
-from browser_support import E2E_DIR, MODULE, PRICE, PUBLIC_NAME, REPO, installed_static, wait_until
+from browser_support import E2E_DIR, LIVE, MODULE, PRICE, PUBLIC_NAME, REPO, installed_static, plugin, wait_until
 from shopper import FRAME, Shopper
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -141,6 +142,7 @@ def test_customer_pays_in_the_embedded_checkout_and_the_order_is_paid(shopper, s
     # Place order re-verified the session server-side, with the live credentials.
     verify = sim.requests_for('get_session')
     assert verify and verify[-1].path == '/checkout-sessions/public/' + sid
+    assert (verify[-1].header('x-app-id'), verify[-1].header('x-api-key')) == (LIVE.app_id, LIVE.api_key)
 
 
 def test_customer_pays_for_two_identical_tickets_and_another_item(shopper, sim):
@@ -248,7 +250,14 @@ def test_complete_message_from_any_other_origin_is_ignored(shopper, sim, evil):
 # -- 3 ------------------------------------------------------------------------------------------------
 
 
-def test_polling_alone_enables_place_order_within_two_intervals(shopper, sim):
+def test_polling_alone_enables_place_order_within_two_intervals(shopper, sim, settings):
+    # A shared cache as in production (redis): the status poll's answers are cached there for
+    # just under an interval, which must not delay detection past two intervals.
+    settings.CACHES = dict(settings.CACHES, default={'BACKEND': 'django.core.cache.backends.locmem.LocMemCache',
+                                                     'LOCATION': 'e2e-polling'})
+    status_cache = plugin('views').status_cache()
+    assert isinstance(status_cache, LocMemCache) and status_cache is not plugin('views')._PROCESS_CACHE
+    status_cache.clear()
     sim.configure(post_message=False)
     sid = shopper.to_confirm()
     with shopper.in_checkout():

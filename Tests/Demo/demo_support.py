@@ -231,7 +231,8 @@ class Demo:
                 self.remember_processes()
                 return found, time.monotonic() - self.started
             if self.process.poll() is not None:
-                time.sleep(0.2)  # let the readers catch up with the last lines
+                for reader in self._readers:  # the last lines, up to the end of the pipes
+                    reader.join(5)
                 raise AssertionError('demo exited with %d before printing its URL\n%s'
                                      % (self.process.returncode, self.output))
             self.remember_processes()

@@ -160,17 +160,28 @@ def test_a_killed_pretix_forge_takes_its_shop_and_data_with_it(start_demo, recor
     demo.assert_nothing_left(banner.ports)
 
 
+def _has_entries(folder):
+    try:
+        return any(folder.iterdir())
+    except FileNotFoundError:   # the demo removed it meanwhile
+        return False
+
+
 def test_ctrl_c_while_the_environment_is_created_leaves_no_half_environment(start_demo, tmp_path):
     cache_home = tmp_path / 'cache'
     demo = start_demo(['--config', ACME, '--port', free_port()], cache_home=cache_home,
                       env=dict(os.environ, **pip_cache()))
-    # Interrupted while pip installs pretix: its downloads and build folders exist by then.
+    # Interrupted while pip installs pretix, once its temporary folders (downloads, builds) exist in
+    # the staging folder's tmp/.
     deadline = time.monotonic() + 300
-    while not any('-m pip install' in p.command and 'requirements.txt' in p.command for p in demo.seen.values()):
+
+    def pip_at_work():
+        installing = any('-m pip install' in p.command and 'requirements.txt' in p.command for p in demo.seen.values())
+        return installing and any(_has_entries(tmp) for tmp in (cache_home / 'pretix-forge').glob('.pretix-*/tmp'))
+    while not pip_at_work():
         assert demo.process.poll() is None and time.monotonic() < deadline, demo.output
         demo.remember_processes()
         time.sleep(0.05)
-    time.sleep(3)
     assert demo.stop(signal.SIGINT) == 130, demo.output
     assert 'pretix-forge demo: interrupted; nothing was left running' in demo.stderr, demo.output
     # Neither the environment nor its staging folder: the next start creates it from scratch.

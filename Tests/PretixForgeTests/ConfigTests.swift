@@ -20,11 +20,32 @@ struct ConfigTests {
     }
 
     @Test func defaultsApplyToOptionalKeys() throws {
-        let source = config(replacing: ["webhook_path": "", "currency": "", "poll_interval_seconds": "", "signature_payload": "", "license": ""])
-        let config = try ConfigLoader.load(source: source, file: "forge.toml", baseDirectory: nil)
-        #expect(config.provider.webhookPath == config.provider.identifier)
-        #expect(config.noderails.pollIntervalSeconds == 3)
-        #expect(config.package.license == "Apache-2.0")
+        let omitted = ["webhook_path", "currency", "poll_interval_seconds", "http_timeout_seconds", "signature_payload",
+                       "timestamp_unit", "tolerance_seconds", "license"]
+        // A new identifier, so a defaulted webhook path is told apart from the stock "noderails".
+        var replacements = Dictionary(uniqueKeysWithValues: omitted.map { ($0, "") })
+        replacements["identifier"] = "\"acme_pay\""
+        let source = config(replacing: replacements)
+        for key in omitted {
+            #expect(!source.split(separator: "\n").contains { $0.hasPrefix("\(key) =") }, "\(key) is still in the config")
+        }
+        let defaulted = try ConfigLoader.load(source: source, file: "forge.toml", baseDirectory: nil)
+        #expect(defaulted.provider.webhookPath == "acme_pay")
+        #expect(defaulted.noderails.currency == "USD")
+        #expect(defaulted.noderails.pollIntervalSeconds == 3)
+        #expect(defaulted.noderails.httpTimeoutSeconds == 10)
+        #expect(defaulted.webhook.signaturePayload == .timestampDotBody)
+        #expect(defaulted.webhook.timestampUnit == .milliseconds)
+        #expect(defaulted.webhook.toleranceSeconds == 300)
+        #expect(defaulted.package.license == "Apache-2.0")
+        // The same keys given other values are read, so the defaults above come from omitting them.
+        let given = try ConfigLoader.load(source: config(replacing: [
+            "webhook_path": "\"pay-acme\"", "currency": "\"EUR\"", "poll_interval_seconds": "7", "http_timeout_seconds": "20",
+            "signature_payload": "\"body\"", "timestamp_unit": "\"s\"", "tolerance_seconds": "60",
+        ]), file: "forge.toml", baseDirectory: nil)
+        #expect(given.provider.webhookPath == "pay-acme" && given.noderails.currency == "EUR")
+        #expect(given.noderails.pollIntervalSeconds == 7 && given.noderails.httpTimeoutSeconds == 20)
+        #expect(given.webhook.signaturePayload == .body && given.webhook.timestampUnit == .seconds && given.webhook.toleranceSeconds == 60)
     }
 
     /// One case per class of error: the key path it must name and a fragment of the message.

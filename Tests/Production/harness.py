@@ -65,6 +65,28 @@ def lock_waiters(stack):
         conn.close()
 
 
+def hold_payment_lock(stack, payment):
+    """Another transaction (a long pretix operation, a stuck worker) holding the payment row;
+    rollback() the returned connection to let go."""
+    conn = connect(stack)
+    with conn.cursor() as cursor:
+        cursor.execute('SELECT id FROM pretixbase_orderpayment WHERE id = %s FOR UPDATE', [payment.pk])
+    return conn
+
+
+def open_transactions(stack):
+    """Backends of the stack's database inside a transaction, other than the one asking."""
+    conn = connect(stack)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute('SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND xact_start IS NOT NULL '
+                           'AND pid <> pg_backend_pid()', [stack.db.name])
+            return cursor.fetchone()[0]
+    finally:
+        conn.close()
+
+
 def free_port():
     with socket.socket() as probe:
         probe.bind(('127.0.0.1', 0))

@@ -9,18 +9,19 @@
 #   REALPRETIX_SRC       optional rendered plugin tree that shadows the installed copy's code (PYTHONPATH)
 #   REALPRETIX_RENDER=1  render the current Templates/ with .build/debug/pretix-forge and use it as REALPRETIX_SRC
 #   PRODUCTION_ONLY=1    skip the real-pretix suite
+#   REALPRETIX_JUNITXML  optional: where the real-pretix pass writes its JUnit XML (pytest --junitxml)
 set -e
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 . "$ROOT/Tests/Support/plugin-under-test.sh"
-export PRETIX_VENV="$VENV" HERE PRODUCTION_ONLY
+export PRETIX_VENV="$VENV" HERE PRODUCTION_ONLY REALPRETIX_JUNITXML
 # Already in place (PYTHONPATH is exported); the inner real-pretix run must not redo it.
 unset REALPRETIX_PLUGIN REALPRETIX_EXTRA_PLUGINS REALPRETIX_RENDER REALPRETIX_SRC
 "$VENV/bin/python" "$HERE/with_postgres.py" -- sh -c '
     set -e
     if [ "$PRODUCTION_ONLY" != 1 ]; then
         echo "== real-pretix suite on PostgreSQL"
-        "$HERE/../RealPretix/run.sh"
+        "$HERE/../RealPretix/run.sh" ${REALPRETIX_JUNITXML:+"--junitxml=$REALPRETIX_JUNITXML"}
     fi
     echo "== production suite (PostgreSQL, several pretix workers)"
     cd "$HERE" && "$PRETIX_VENV/bin/python" -m pytest -q "$@"

@@ -15,15 +15,8 @@ from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
 from conftest import execute_payment, plugin
-from harness import CONFIRMED_ACTION, HERE, PAID_ACTION, action_count, connect, lock_waiters, wait_until
-
-
-def _hold_payment_lock(stack, payment):
-    """Another transaction (a long pretix operation, a stuck worker) holding the payment row."""
-    conn = connect(stack)
-    with conn.cursor() as cursor:
-        cursor.execute('SELECT id FROM pretixbase_orderpayment WHERE id = %s FOR UPDATE', [payment.pk])
-    return conn
+from harness import (CONFIRMED_ACTION, HERE, PAID_ACTION, action_count, connect, hold_payment_lock, lock_waiters,
+                     open_transactions, wait_until)
 
 
 def _processed(event_id):
@@ -53,7 +46,7 @@ def test_lock_timeout_answers_503_in_time_and_retry_confirms(stack):
     order, payment, sid = stack.pending_order()
     stack.sim.mark_paid(sid)
     document = stack.sim.build_event('payment.captured', sid)
-    holder = _hold_payment_lock(stack, payment)
+    holder = hold_payment_lock(stack, payment)
     try:
         started = time.monotonic()
         delivery = stack.sim.deliver('payment.captured', sid, document=document, times=1,
@@ -115,7 +108,7 @@ def test_worker_killed_mid_webhook_next_delivery_confirms(stack):
     order, payment, sid = stack.pending_order()
     stack.sim.mark_paid(sid)
     document = stack.sim.build_event('payment.captured', sid)
-    holder = _hold_payment_lock(stack, payment)
+    holder = hold_payment_lock(stack, payment)
     try:
         # The delivery claims its event id, then waits for the payment row: kill it right there.
         thread = threading.Thread(target=stack.sim.deliver, args=('payment.captured', sid),
@@ -127,9 +120,8 @@ def test_worker_killed_mid_webhook_next_delivery_confirms(stack):
         holder.rollback()
         holder.close()
     thread.join(20)
-    # The killed worker's transaction must roll back entirely once PostgreSQL notices.
-    assert wait_until(lambda: lock_waiters(stack) == 0)
-    time.sleep(0.5)
+    # The killed worker's transaction must roll back entirely once PostgreSQL notices the dead client.
+    assert wait_until(lambda: lock_waiters(stack) == 0 and open_transactions(stack) == 0)
     _assert_untouched(order, payment, document['id'])
     redelivery = stack.sim.deliver('payment.captured', sid, document=document, times=1,
                                    url=stack.workers[0].webhook_url)[0]

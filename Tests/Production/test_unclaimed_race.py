@@ -186,9 +186,11 @@ def _race(stack, racers, index, kind, first, sid, checkout, payment):
             else:
                 one, other = (customer, task) if first == 'customer' else (task, customer)
                 one.send(**jobs[one])
-                wait_until(lambda: lock_waiters(stack) >= 1, 15, interval=0.01)
+                wait_until(lambda: lock_waiters(stack) >= 1, 15, interval=0.01,
+                           message='the first side at the checkout lock')
                 other.send(**jobs[other])
-            met = wait_until(lambda: lock_waiters(stack) >= 2, 15, interval=0.01)
+            met = wait_until(lambda: lock_waiters(stack) >= 2, 15, interval=0.01,
+                             message='both sides waiting for the checkout lock')
         finally:
             holder.rollback()  # both go on, the first waiter first
             holder.close()

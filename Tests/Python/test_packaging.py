@@ -251,22 +251,38 @@ def test_failing_build_leaves_previous_dist_untouched(run_forge, tmp_path):
 
 def test_interrupted_build_leaves_old_or_complete_new_dist(forge, run_forge, tmp_path):
     out = tmp_path / "dist"
-    run_forge("build", "--out", out, env={**os.environ, "SOURCE_DATE_EPOCH": "1600000000"})
+    old_build = {**os.environ, "SOURCE_DATE_EPOCH": "1600000000"}
+    run_forge("build", "--out", out, env=old_build)
     old = snapshot(out)
     run_forge("build", "--out", tmp_path / "expected-new", env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"})
     new = snapshot(tmp_path / "expected-new")
+
+    def staging():
+        return sorted(p.name for p in tmp_path.glob(".dist.forge-staging-*"))
+
     rng = random.Random(4231)
-    outcomes = set()
-    for _ in range(12):
+    outcomes, abandoned = set(), []
+    for attempt in range(12):
         process = subprocess.Popen([str(forge), "build", "--out", str(out)], env={**os.environ, "SOURCE_DATE_EPOCH": "1700000000"},
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.0, 0.8))
+        if attempt % 2:
+            time.sleep(rng.uniform(0.0, 0.8))
+        else:
+            # Every other kill waits for the staging folder, so kills land mid-build however fast the machine.
+            deadline = time.monotonic() + 30
+            while not staging() and process.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0.0, 0.02))
         process.send_signal(signal.SIGKILL)
         process.wait()
         state = snapshot(out)
         assert state in (old, new), "a killed build left a mixed or partial dist/"
         outcomes.add("old" if state == old else "new")
-        if state == new:
-            run_forge("build", "--out", out, env={**os.environ, "SOURCE_DATE_EPOCH": "1600000000"})
-    # At least one kill must have landed mid-build, or the test proved nothing.
-    assert "old" in outcomes, "every build finished before it was killed; shorten the delays"
+        left = staging()
+        if left or state == new:
+            # The next build removes what the killed one abandoned beside dist/.
+            run_forge("build", "--out", out, env=old_build)
+            assert staging() == [] and snapshot(out) == old, left
+            abandoned += left
+    # Kills must have landed mid-build, leaving a staging folder, or the test proved nothing.
+    assert "old" in outcomes and abandoned, "no kill landed mid-build (outcomes %s)" % sorted(outcomes)

@@ -74,7 +74,7 @@ class DjangoClientSender:
         extra = {'HTTP_' + k.upper().replace('-', '_'): v for k, v in headers.items() if k.lower() != 'content-type'}
         response = self.client.post(path, data=body, content_type=headers.get('Content-Type', 'application/json'),
                                     **extra)
-        return response.status_code, response.content
+        return response.status_code, response.content, response.items()
 
 
 @pytest.fixture
@@ -110,13 +110,8 @@ def http_timeout(monkeypatch):
     The value is a rendered config constant, not an HTTP mock: the plugin still makes real
     requests that really time out."""
     def set_timeout(seconds):
-        for sub in ('conf', 'payment', 'client'):
-            try:
-                mod = plugin(sub)
-            except ImportError:
-                continue
-            if hasattr(mod, 'HTTP_TIMEOUT_SECONDS'):
-                monkeypatch.setattr(mod, 'HTTP_TIMEOUT_SECONDS', seconds)
+        # The provider reads conf's value whenever it builds a client (test_outage's guard checks that).
+        monkeypatch.setattr(plugin('conf'), 'HTTP_TIMEOUT_SECONDS', seconds)
     return set_timeout
 
 
@@ -286,6 +281,19 @@ def admin(shop):
     client = Client()
     assert client.login(email='admin@example.org', password='forge-admin-pw')
     return client
+
+
+def refund_via_backend(admin, order, payment, amount):
+    """What an organiser does: Order -> Refund -> partial amount on the NodeRails payment -> Perform refund."""
+    from django.db.models import Max
+    with scopes_disabled():
+        last = order.refunds.aggregate(m=Max('id'))['m'] or 0
+    url = '/control/event/%s/%s/orders/%s/refund' % (ORG, EVENT, order.code)
+    return admin.post(url, {
+        'start-action': 'do_nothing', 'start-mode': 'partial', 'start-partial_amount': amount,
+        'refund-%d' % payment.pk: amount, 'refund-manual': '0', 'refund-new-giftcard': '0',
+        'refund-offsetting': '0', 'last_known_refund_id': str(last), 'perform': 'true', 'comment': '',
+    })
 
 
 class FormReader:

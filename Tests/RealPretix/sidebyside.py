@@ -94,11 +94,15 @@ class Variant:
             timestamp_unit=rendered('TIMESTAMP_UNIT', self.module),
         )
 
+    @property
+    def currency(self):
+        """The currency the variant was rendered for ([noderails] currency)."""
+        return rendered('CURRENCY', self.module)
+
     def configure(self, event, sim):
-        """What an organiser enters on the variant's settings page. The currency is set explicitly because
-        a variant may be rendered for another currency (acme-tickets.toml is EUR) and the event is USD."""
+        """What an organiser enters on the variant's settings page; the currency stays the rendered one."""
         values = {
-            '_enabled': True, 'api_base_url': sim.api_url, 'payment_ui_url': sim.ui_url, 'currency': 'USD',
+            '_enabled': True, 'api_base_url': sim.api_url, 'payment_ui_url': sim.ui_url,
             'app_id': self.live.app_id, 'api_key': self.live.api_key, 'webhook_secret': self.live.secret,
             'app_id_test': self.test.app_id, 'api_key_test': self.test.api_key,
             'webhook_secret_test': self.test.secret,
@@ -121,12 +125,15 @@ def sim_b():
 
 @pytest.fixture
 def both(configured, sim, sim_b):
-    """One event with variant A (realpretix's ``configured``) and variant B enabled and configured,
-    each against its own simulator."""
+    """One event in the currency variant B was rendered for (acme-tickets.toml: EUR), with variant A
+    (realpretix's ``configured``, its currency set to the event's by the organiser) and variant B enabled
+    and configured, each against its own simulator."""
     with scopes_disabled():
         event = configured.event
+        event.currency = B.currency
         event.enable_plugin(B.module)
         event.save()
+        event.settings.set(A.setting_key('currency'), B.currency)
         B.configure(event, sim_b)
     return SimpleNamespace(shop=configured, event=event, sims={A.module: sim, B.module: sim_b})
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 from realpretix import age_for_reconciliation, plugin, run_periodic_tasks, wait_until
+from django.core.cache.backends.locmem import LocMemCache
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -214,8 +215,9 @@ def test_retried_checkout_creation_gets_the_first_session_back(customer, sim, ht
     http_timeout(TIMEOUT)
     customer.add_to_cart(count=2)
     customer.questions()
-    sim.delay_next('create_session', 2.5)
+    held = sim.hold_next('create_session')
     _payment_step_error(customer, customer.choose_payment())
+    held.release()
     assert wait_until(lambda: len(sim.sessions) == 1, timeout=10), 'NodeRails never made the first session'
     r = customer.choose_payment()
     assert r.status_code == 302 and r['Location'].endswith('/checkout/confirm/'), customer.messages(customer.follow(r))
@@ -284,8 +286,9 @@ def test_status_poll_cache_and_rate_limit_hold_without_a_shared_cache(customer, 
     views = plugin('views')
     customer.to_confirm()
     status_url = re.search(r'data-status-url="([^"]+)"', customer.confirm_page().content.decode()).group(1)
-    if hasattr(views, 'status_cache'):
-        views.status_cache().clear()  # the per-process fallback outlives a test
+    cache = views.status_cache()
+    assert isinstance(cache, LocMemCache), 'no per-process cache behind a cache that keeps nothing: %r' % cache
+    cache.clear()  # the per-process fallback outlives a test
     started = time.monotonic()
     codes = []
     # A fixed window per minute: a run crossing a minute boundary may need up to twice the limit.

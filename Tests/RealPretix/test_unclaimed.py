@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from realpretix import LIVE, TEST, plugin, run_periodic_tasks, wait_until
+from realpretix import LIVE, TEST, age_for_reconciliation, plugin, run_periodic_tasks, wait_until
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
@@ -163,11 +163,11 @@ def test_noderails_down_during_refund_is_retried_next_run(customer, paid_without
     # meanwhile the customer cannot confirm the order the refund was decided for
     r, order = customer.place_order()
     page = customer.follow(r)
-    with scopes_disabled():
-        order.refresh_from_db()
-        assert order.status == 'n' and order.payments.get().state != 'confirmed'
+    payment = _failed_payment(order)
     assert any('refunded' in m for m in customer.messages(page))
+    age_for_reconciliation(payment)   # the next run also reconciles it with the PAID session
     run_periodic_tasks()
+    assert _failed_payment(order) == payment
     calls = sim.requests_for('refund')
     assert len(calls) == 2 and len({c.header('Idempotency-Key') for c in calls}) == 1
     assert len(sim.refunds) == 1
@@ -181,12 +181,13 @@ def test_refund_timeout_retry_does_not_refund_twice(paid_without_order, sim, htt
     sid = paid_without_order
     http_timeout(1.0)
     _make_due(sid)
-    sim.delay_next('refund', 2.0)
+    held = sim.hold_next('refund')
     started = time.monotonic()
     with pytest.raises(plugin('client').NodeRailsTimeout):
         run_periodic_tasks()
-    assert time.monotonic() - started < 1.9
-    assert wait_until(lambda: len(sim.refunds) == 1, timeout=5)   # carried out after all
+    assert time.monotonic() - started < 8, 'the shortened timeout (1 s) was not used'
+    held.release()
+    assert wait_until(lambda: len(sim.refunds) == 1, timeout=10)   # carried out after all
     assert _checkout(sid).state == 'refunding'
     run_periodic_tasks()
     assert len(sim.refunds) == 1
@@ -229,10 +230,20 @@ def test_refund_refused_by_noderails_is_left_to_the_organiser(customer, paid_wit
     assert len(sim.requests_for('refund')) == 1
     r, order = customer.place_order()
     page = customer.follow(r)
+    payment = _failed_payment(order)
+    assert any('contact the event organizer' in m for m in customer.messages(page))
+    age_for_reconciliation(payment)   # reconciled with the PAID session, it must stay failed
+    run_periodic_tasks()
+    assert _failed_payment(order) == payment
+
+
+def _failed_payment(order):
+    """The order's one payment, failed (not merely left pending) with the order unpaid."""
     with scopes_disabled():
         order.refresh_from_db()
-        assert order.status == 'n' and order.payments.get().state != 'confirmed'
-    assert any('contact the event organizer' in m for m in customer.messages(page))
+        payment = order.payments.get()
+    assert (order.status, payment.state) == ('n', 'failed')
+    return payment
 
 
 def test_test_mode_checkout_is_refunded_with_test_credentials(customer, sim):
@@ -252,16 +263,31 @@ def test_test_mode_checkout_is_refunded_with_test_credentials(customer, sim):
 
 
 def test_bookkeeping_of_old_unpaid_and_claimed_checkouts_is_deleted(customer, paid_without_order, sim):
-    customer2 = type(customer)(customer.shop)
-    customer2.to_confirm()
-    unpaid = customer2.state['session_id']
-    old = now() - plugin('unclaimed').CHECKOUT_RETENTION - timedelta(days=1)
+    """Old started (never paid) and claimed (an order has the money) checkouts are only bookkeeping;
+    an open one still waits for its refund, and refunding, refunded and failed ones are the record
+    of money sent back (or not): those stay."""
+    unpaid_customer = type(customer)(customer.shop)
+    unpaid_customer.to_confirm()
+    unpaid = unpaid_customer.state['session_id']
+    buyer = type(customer)(customer.shop)
+    buyer.to_confirm()
+    claimed = buyer.state['session_id']
+    sim.mark_paid(claimed)
+    r, order = buyer.place_order()
+    buyer.follow(r)
     with scopes_disabled():
-        _checkouts().update(created=old)
+        order.refresh_from_db()
+        assert order.status == 'p' and _checkout(claimed).state == 'claimed'
+        assert _checkout(unpaid).state == 'started'
+        kept = {paid_without_order: 'open'}
+        for state in ('refunding', 'refunded', 'failed'):
+            row = _checkouts().create(session_id='cs_old_' + state, event=customer.shop.event, amount='12.50',
+                                      currency='USD', state=state)
+            kept[row.session_id] = state
+        _checkouts().update(created=now() - plugin('unclaimed').CHECKOUT_RETENTION - timedelta(days=1))
     run_periodic_tasks()
     with scopes_disabled():
-        assert not _checkouts().filter(session_id=unpaid).exists()
-        assert _checkouts().filter(session_id=paid_without_order, state='open').exists()
+        assert dict(_checkouts().values_list('session_id', 'state')) == kept
 
 
 # -- two runs of the periodic task at once -----------------------------------------------------------------

@@ -522,6 +522,25 @@ def build():
     return json.dumps(document, indent=2, ensure_ascii=False) + '\n'
 
 
+def drift(current: bytes, text: str) -> str:
+    """What differs between the file on disk and the generated text, by vector name."""
+    try:
+        on_disk = json.loads(current.decode('utf-8'))
+    except ValueError:
+        return 'the file on disk is not JSON'
+    old = {v.get('name'): v for v in on_disk.get('vectors', [])}
+    new = {v['name']: v for v in json.loads(text)['vectors']}
+    parts = [
+        ('missing', sorted(set(new) - set(old), key=str)),
+        ('not generated', sorted(set(old) - set(new), key=str)),
+        ('changed', sorted((n for n in set(new) & set(old) if new[n] != old[n]), key=str)),
+    ]
+    named = ['%s: %s' % (label, ', '.join(map(str, names))) for label, names in parts if names]
+    if on_disk.get('description') != json.loads(text)['description']:
+        named.append('description changed')
+    return '; '.join(named) or 'formatting only'
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--check', action='store_true', help='exit 1 if the file on disk differs from the generated text')
@@ -530,7 +549,7 @@ def main():
     if args.check:
         current = OUTPUT.read_bytes() if OUTPUT.exists() else b''
         if current != text.encode('utf-8'):
-            print(f'{OUTPUT} is out of date; run {Path(__file__).name}', file=sys.stderr)
+            print(f'{OUTPUT} is out of date ({drift(current, text)}); run {Path(__file__).name}', file=sys.stderr)
             return 1
         return 0
     OUTPUT.write_bytes(text.encode('utf-8'))

@@ -108,9 +108,14 @@ def _locked(handler, *args):
         if isinstance(exc, OperationalError) and not _is_lock_timeout(exc):
             raise
         # Rolled back, dedupe row included, so NodeRails' retry is processed afresh.
-        response = _text('Lock timeout, please try again.', 503)
-        response['Retry-After'] = str(RETRY_AFTER_SECONDS)
-        return response
+        return _retry_later('Lock timeout, please try again.')
+
+
+def _retry_later(message: str) -> HttpResponse:
+    """503 with Retry-After: NodeRails redelivers, where a 4xx would make it give up on the event."""
+    response = _text(message, 503)
+    response['Retry-After'] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _limit_lock_waits() -> None:
@@ -152,8 +157,8 @@ def _verify(request, provider, body):
     secrets = [(mode, provider.webhook_secret(mode)) for mode in modes]
     secrets = [(mode, secret) for mode, secret in secrets if secret]
     if not secrets:
-        # 503 so NodeRails keeps retrying until the organiser has saved the secret.
-        return None, _text('Webhook secret not configured', 503)
+        # NodeRails keeps retrying until the organiser has saved the secret.
+        return None, _retry_later('Webhook secret not configured')
     signature = request.headers.get(signing.SIGNATURE_HEADER)
     timestamp = request.headers.get(signing.TIMESTAMP_HEADER)
     first_reason = None

@@ -86,9 +86,12 @@ def test_vector_file_is_well_formed():
 
 
 def test_rendered_configuration():
-    assert conf.SIGNATURE_PAYLOAD in webhook.PAYLOAD_SCHEMES
-    assert conf.TIMESTAMP_UNIT in ('ms', 's')
-    assert isinstance(conf.TOLERANCE_SECONDS, int) and conf.TOLERANCE_SECONDS >= 0
+    # The values of the forge config this plugin was generated from, as the verifier receives them.
+    assert conf.SIGNATURE_PAYLOAD == 'timestamp.body'
+    assert conf.TIMESTAMP_UNIT == 'ms'
+    assert conf.TOLERANCE_SECONDS == 300
+    assert conf.SIGNATURE_PAYLOAD in webhook.PAYLOAD_SCHEMES and conf.TIMESTAMP_UNIT in webhook.TIMESTAMP_DIVISORS
+    assert isinstance(conf.TOLERANCE_SECONDS, int) and 30 <= conf.TOLERANCE_SECONDS <= 3600
     assert webhook.SIGNATURE_HEADER == 'x-noderails-signature'
     assert webhook.TIMESTAMP_HEADER == 'x-noderails-timestamp'
 
