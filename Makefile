@@ -19,9 +19,11 @@ deps:
 	@scripts/install-deps.sh system
 	@scripts/install-deps.sh venv $(VENV) Tests/Python/requirements.txt
 	@scripts/install-deps.sh venv $(PRETIX_VENV) Tests/Python/requirements-pretix.txt
-	@scripts/install-deps.sh venv $(OLDEST_PRETIX_VENV) Tests/Python/requirements-pretix-oldest.txt $(PRETIX_PYTHON_VERSION)
+	@UV=$(VENV)/bin/uv scripts/install-deps.sh venv $(OLDEST_PRETIX_VENV) Tests/Python/requirements-pretix-oldest.txt \
+		$(PRETIX_PYTHON_VERSION)
 	@for version in $(CLAIMED_PYTHONS); do \
-		scripts/install-deps.sh venv .venvs/python-$$version Tests/Python/requirements-unit.txt $$version || exit 1; done
+		UV=$(VENV)/bin/uv scripts/install-deps.sh venv .venvs/python-$$version Tests/Python/requirements-unit.txt $$version \
+			|| exit 1; done
 
 build: deps
 	swift build
