@@ -4,7 +4,8 @@
 #   scripts/install-deps.sh system build   Debian packages to build and run the tool (`make run`)
 #   scripts/install-deps.sh system test    those the test suites need besides (`make test`)
 #   scripts/install-deps.sh venv DIR REQ   a virtualenv at DIR with the requirements file REQ
-#   scripts/install-deps.sh venv DIR REQ X.Y   the same on CPython X.Y (pyenv's, else pythonX.Y on PATH)
+#   scripts/install-deps.sh venv DIR REQ X.Y  the same on CPython X.Y (pyenv's, else pythonX.Y on PATH),
+#                                          made with uv ($UV, else uv on PATH)
 set -euo pipefail
 
 # SwiftPM resolves the Swift packages with git; libarchive and libcrypto are linked through

@@ -206,6 +206,7 @@ struct ConfigTests {
         #expect(!Compatibility.isOlder("2024.7.0.post1", than: "2024.7.0"))
         #expect(!Compatibility.isOlder("2024.10.0", than: "2024.7.0"))
         #expect(!Compatibility.isOlder("2025.1.0rc1", than: "2024.7.0"))
+        #expect(!Compatibility.isOlder("1!1.0", than: "2024.7.0"))
     }
 
     @Test func pep440Canonicalisation() {

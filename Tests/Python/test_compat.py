@@ -87,3 +87,13 @@ def test_a_claim_older_than_the_oldest_tested_pretix_is_refused(run_forge, tmp_p
     result = run_forge("generate", "--config", config, "--out", tmp_path / "plugin", check=False)
     assert result.returncode != 0
     assert f"pretix {claim} is older than the oldest pretix the plugin is tested on ({PRETIX[0]})" in result.stderr
+
+
+def test_make_test_runs_the_oldest_pretix_and_every_claimed_python():
+    suites = re.search(r"^SUITES := (.*)$", (REPO / "Makefile").read_text(), re.M).group(1).split()
+    assert "compat" in suites
+    dry_run = subprocess.run(["make", "-n", "--no-print-directory", "test-compat", "PREPARED=1"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout
+    assert re.search(r"PRETIX_VENV=\S*/\.venvs/pretix-oldest [^\n]*REQUIRE_SIDE_BY_SIDE=1 .*?Tests/RealPretix/run\.sh",
+                     dry_run.replace("\\\n", " "), re.S)
+    assert "for version in " + " ".join(PYTHONS) + "; do" in dry_run

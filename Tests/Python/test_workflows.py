@@ -146,7 +146,7 @@ def test_every_command_step_of_every_workflow_runs_green_locally(forge, generate
     executed = set()
 
     # tests.yml: the unit tests and linters with this interpreter, the integration tests inside
-    # the real pretix of this repository (its newest-pretix entry; `make compat-suites` runs the
+    # the real pretix of this repository (its newest-pretix entry; `make test-compat` runs the
     # same tests inside the oldest).
     unit_python = layered_venv(tmp_path / "venv-unit", site_packages(Path(sys.prefix)))
     runner = LocalRunner(repo, tmp_path / "run-unit", python_bin=unit_python, stubs=stub_folder)

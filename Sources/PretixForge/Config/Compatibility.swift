@@ -28,8 +28,11 @@ public struct Compatibility: Sendable {
     /// or dev release comes before its final release.
     static func isOlder(_ version: String, than other: String) -> Bool {
         func parts(_ text: String) -> (release: [Int], final: Bool) {
-            let release = text.prefix { $0.isNumber || $0 == "." }
-            return (release.split(separator: ".").map { Int($0) ?? 0 }, release.count == text.count || text.contains(".post"))
+            // An epoch ("1!") leads the release, so it is compared first.
+            let epoch = text.firstIndex(of: "!").map { Int(text[..<$0]) ?? 0 } ?? 0
+            let rest = text.split(separator: "!").last ?? ""
+            let release = rest.prefix { $0.isNumber || $0 == "." }
+            return ([epoch] + release.split(separator: ".").map { Int($0) ?? 0 }, release.count == rest.count || rest.contains(".post"))
         }
         let (left, right) = (parts(version), parts(other))
         let width = max(left.release.count, right.release.count)
