@@ -60,6 +60,9 @@ public enum ConfigSchema {
         var range: ClosedRange<Int>?
         /// Comment lines above the key in the starter config.
         var help: [String]
+        /// For a key that is a table of its own: the example section the starter config shows,
+        /// commented out, instead of a `key = value` line.
+        var starterSection: [String]? = nil
         /// The README's rules column.
         var rules: String
 
@@ -171,6 +174,17 @@ public enum ConfigSchema {
         Key(table: "noderails", name: "http_timeout_seconds", requirement: .defaults(.integer(10)), range: 1...30,
             help: ["Timeout of every call to NodeRails (1–30 s), so a slow upstream cannot wedge a worker."],
             rules: "1–30"),
+        Key(table: "noderails", name: "chains", requirement: .optional,
+            help: ["Chains NodeRails settles on, by EVM chain id, beyond (or instead of) the plugin's built-in",
+                   "table (Ethereum, OP Mainnet, BNB Smart Chain, Polygon, Base, Arbitrum One, Avalanche C-Chain,",
+                   "Sepolia, Base Sepolia, Polygon Amoy). name is the network customers see; explorer an https",
+                   "URL with {hash} where the transaction hash goes. Without an explorer (or with explorer = \"\")",
+                   "the hash is shown without a link."],
+            starterSection: ["[noderails.chains]",
+                             "8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/{hash}\" }",
+                             "324 = { name = \"zkSync Era\", explorer = \"https://explorer.zksync.io/tx/{hash}\" }"],
+            rules: "a table of its own, `[noderails.chains]`: `<chain id> = { name = \"…\", explorer = \"…\" }` adds a chain "
+                + "to the plugin's built-in table or replaces its entry (see below)"),
     ]
 
     private static let webhook: [Key] = [
@@ -261,6 +275,24 @@ public enum ConfigSchema {
             ("de", "Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuchen Sie es erneut oder wählen Sie eine andere Zahlungsart."),
             ("de-informal", "Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuche es erneut oder wähle eine andere Zahlungsart."),
         ]),
+        text("pending_email_text", help: [
+            "In the order e-mail while the crypto payment is still being confirmed; {order_url} is replaced by",
+            "the link to the order page, where the customer can pay again (added at the end if left out).",
+        ], shown: "in the order e-mail while the crypto payment is still being confirmed (see below)",
+             stock: [
+            ("en", "If you have completed your crypto payment, it is being confirmed now; you will receive another e-mail as soon as it has been confirmed. If it did not go through, you can pay again on your order page: {order_url}"),
+            ("de", "Wenn Sie Ihre Krypto-Zahlung abgeschlossen haben, wird sie gerade bestätigt; Sie erhalten eine weitere E-Mail, sobald sie bestätigt ist. Falls sie nicht durchgegangen ist, können Sie auf Ihrer Bestellseite erneut bezahlen: {order_url}"),
+            ("de-informal", "Wenn du deine Krypto-Zahlung abgeschlossen hast, wird sie gerade bestätigt; du erhältst eine weitere E-Mail, sobald sie bestätigt ist. Falls sie nicht durchgegangen ist, kannst du auf deiner Bestellseite erneut bezahlen: {order_url}"),
+        ]),
+        text("invoice_text", help: [
+            "The payment note on the invoice of a paid order; {method}, {network} and {tx_hash} are",
+            "replaced by the payment method's public name, the chain's name and the transaction hash.",
+        ], shown: "on the invoice of a paid order (see below)",
+             stock: [
+            ("en", "Paid with {method} on {network}. Transaction hash: {tx_hash}"),
+            ("de", "Bezahlt mit {method} im Netzwerk {network}. Transaktions-Hash: {tx_hash}"),
+            ("de-informal", "Bezahlt mit {method} im Netzwerk {network}. Transaktions-Hash: {tx_hash}"),
+        ]),
     ]
 
     private static let repository: [Key] = [
@@ -323,6 +355,10 @@ extension ConfigSchema {
         for table in tableNames {
             lines += ["", "[\(table)]"]
             for key in keys where key.table == table {
+                if let section = key.starterSection {
+                    lines += [""] + key.help.map { "# \($0)" } + section.map { "# \($0)" }
+                    continue
+                }
                 guard let value = key.starterValue else { continue }
                 lines += key.help.map { "# \($0)" }
                 let assignment = "\(key.name) = \(value.toml)"
