@@ -153,9 +153,9 @@ def show_transactions(sender, order, request=None, **kwargs):
 
 @receiver(order_search_filter_q, dispatch_uid='payment_%s_order_search' % MODULE)
 def find_orders_by_noderails_id(sender, query, **kwargs):
-    """pretix's order search (event, organizer and global): a NodeRails session or payment
-    intent id, or a transaction hash, finds its order. Sent for every search, even where this
-    plugin is not active; the search's own queryset limits it to what the user may see."""
+    """pretix's order searches (an event's, the one across events, the API's): a NodeRails session
+    or payment intent id, or a transaction hash, finds its order. Sent for every search, even where
+    this plugin is not active; the search's own queryset limits it to what the user may see."""
     query = (query or '').strip()
     if len(query) < MIN_SEARCH_ID_LENGTH or any(c.isspace() for c in query):
         return Q(pk__in=[])
