@@ -78,12 +78,13 @@ def test_unknown_chain_shows_the_hash_without_a_link(customer, sim, admin):
 def test_config_chains_extend_the_built_in_table(customer, sim, monkeypatch):
     """[noderails.chains] renders into texts.CHAIN_NAMES / CHAIN_EXPLORERS; set as a render would."""
     chains = plugin('chains')
-    monkeypatch.setattr(chains, 'CHAIN_NAMES', {str(UNKNOWN_CHAIN): 'Forge Chain', str(BASE): 'Base (organiser)'})
+    monkeypatch.setattr(chains, 'CHAIN_NAMES', {str(UNKNOWN_CHAIN): 'Forge <i>Chain</i> & "Co"',
+                                                str(BASE): 'Base (organiser)'})
     monkeypatch.setattr(chains, 'CHAIN_EXPLORERS', {str(UNKNOWN_CHAIN): 'https://explorer.example/tx/{hash}?x=1&y=2',
                                                     str(BASE): ''})
     order, _payment, _sid, tx_hash = _pay(customer, sim, UNKNOWN_CHAIN)
     page = _order_page(customer, order)
-    assert '<dd>Forge Chain</dd>' in page
+    assert '<dd>Forge &lt;i&gt;Chain&lt;/i&gt; &amp; &quot;Co&quot;</dd>' in page
     assert _links_to(page, 'https://explorer.example/tx/%s?x=1&y=2' % tx_hash)
     assert '&amp;y=2' in page  # escaped in the attribute
     other = _pay(Customer(customer.shop), sim, BASE)
