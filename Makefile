@@ -7,14 +7,25 @@ PYTHON := $(VENV)/bin/python
 PRETIX_VENV := .venvs/pretix
 FORGE := .build/debug/pretix-forge
 
-.PHONY: run test deps build golden vectors clean bench pretix-suites
+# The suites `make test` runs, in this order; each is also `make test-<suite>` on its own.
+# Tests/README.md says what each proves, what it needs and how long it takes.
+SUITES := swift vectors python simulator realpretix generated production browser demo
 
-deps:
-	@scripts/install-deps.sh system
+.PHONY: run test deps deps-build deps-test build golden docs vectors clean bench suite-dist $(SUITES:%=test-%)
+
+# What building and running the tool needs: nothing else is installed by `make run`.
+deps-build:
+	@scripts/install-deps.sh system build
+
+# What the suites need besides: the browser, PostgreSQL, the tools' and pretix's virtualenvs.
+deps-test: deps-build
+	@scripts/install-deps.sh system test
 	@scripts/install-deps.sh venv $(VENV) Tests/Python/requirements.txt
 	@scripts/install-deps.sh venv $(PRETIX_VENV) Tests/Python/requirements-pretix.txt
 
-build: deps
+deps: deps-test
+
+build: deps-build
 	swift build
 	@test -x $(FORGE)
 
@@ -24,50 +35,90 @@ run: build
 	$(FORGE) build --out dist
 	@echo "default plugin tree: build/pretix-noderails-1.0.0/   sdist, wheel, SHA256SUMS: dist/"
 
-## Everything: Swift tests (with the HMAC vector harness), the CLI/packaging suites, then the
-## plugin inside a real pretix (installed from the sdist just built) against the simulator.
-test: build
-	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test
+## Every suite in order; stops at the first red one and names it.
+test: deps-test build
+	@for suite in $(SUITES); do \
+		echo "== make test-$$suite"; started=$$(date +%s); \
+		$(MAKE) --no-print-directory test-$$suite PREPARED=1 || { \
+			echo "make test: suite '$$suite' failed; run it alone with: make test-$$suite"; exit 1; }; \
+		echo "== test-$$suite passed in $$(( $$(date +%s) - started )) s"; \
+	done; \
+	echo "make test: all suites passed ($(SUITES))"
+
+# Inside `make test` the set-up above ran once; a suite run alone does it first.
+SETUP := $(if $(PREPARED),,deps-test build)
+
+# Swift unit, golden and property tests (the property test checks rendered trees with pretix's Django).
+test-swift: $(SETUP)
+	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test --skip WebhookVectorTests
+
+# The shared HMAC vectors: current with their generator, and our Swift HMAC and the generated
+# webhook.py both agree with every one.
+test-vectors: $(SETUP)
+	python3 Tests/Vectors/generate_vectors.py --check
+	swift test --filter WebhookVectorTests
+
+# The CLI as users run it: init/generate/build/check, packaging read by pip, uv and a strict zip
+# reader, the plugin's own repository and its workflows, `make run` itself.
+test-python: $(SETUP)
 	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q
-	$(MAKE) --no-print-directory pretix-suites
+
+test-simulator: $(SETUP)
+	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider
 
 SUITE_DIST := build/suite-dist
 # Tells the real-pretix suite which second variant is installed beside the stock plugin, and
 # that its side-by-side tests must run (fail, not skip, if it is missing).
 SIDE_BY_SIDE := REALPRETIX_SECOND_MODULE=pretix_acme_crypto REALPRETIX_SECOND_PROVIDER=acme_crypto \
 	REALPRETIX_SECOND_WEBHOOK_PATH=acme-crypto REALPRETIX_REQUIRE_SIDE_BY_SIDE=1
+# The stock plugin and a second branded variant, both from their sdists, side by side in one pretix.
+PLUGINS_UNDER_TEST := PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) \
+	REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz \
+	REALPRETIX_EXTRA_PLUGINS=$(CURDIR)/$(SUITE_DIST)/acme/pretix_acme_crypto-1.0.0.tar.gz
 
-pretix-suites: build
+suite-dist: $(if $(PREPARED),,build)
 	rm -rf $(SUITE_DIST)
 	$(FORGE) build --out $(SUITE_DIST)
 	$(FORGE) build --config Examples/acme-tickets.toml --out $(SUITE_DIST)/acme
-	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider
-	# The stock plugin and a second branded variant, both from their sdists, side by side in one pretix.
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) \
-	REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz \
-	REALPRETIX_EXTRA_PLUGINS=$(CURDIR)/$(SUITE_DIST)/acme/pretix_acme_crypto-1.0.0.tar.gz \
-		Tests/RealPretix/run.sh
-	# The tests the generated repository ships (tests/, with test_in_pretix.py), from the unpacked
-	# sdist inside that pretix, as the repository's CI runs them: a missing pretix fails, not skips.
+
+test-realpretix: $(SETUP) suite-dist
+	$(PLUGINS_UNDER_TEST) Tests/RealPretix/run.sh
+
+# The tests the generated repository ships (tests/, with test_in_pretix.py), from the unpacked
+# sdist inside pretix, as the repository's CI runs them: a missing pretix fails, not skips.
+test-generated: $(SETUP) suite-dist
+	$(PRETIX_VENV)/bin/pip install -q --no-deps --force-reinstall $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz
 	rm -rf $(SUITE_DIST)/unpacked && mkdir -p $(SUITE_DIST)/unpacked
 	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/unpacked
 	cd $(SUITE_DIST)/unpacked/pretix_noderails-1.0.0 && \
 		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
-	# The same suite on a throwaway PostgreSQL, then concurrency, crash and lock-timeout tests
-	# against several pretix worker processes sharing that database.
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) Tests/Production/run.sh
+
+# The real-pretix suite again on a throwaway PostgreSQL, then concurrency, crash and lock-timeout
+# tests against several pretix worker processes sharing that database.
+test-production: $(SETUP) suite-dist
+	$(PLUGINS_UNDER_TEST) Tests/Production/run.sh
+
+# A customer in headless Chromium (the suite builds and installs its own sdist), then
+# accessibility again for a branded variant: its logo, colours and template overlay.
+test-browser: $(SETUP)
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q
-	# Accessibility again for a branded variant: its logo, colours and template overlay.
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) E2E_FORGE_CONFIG=Examples/blockfest/forge.toml \
 	E2E_FORGE_TEMPLATES=Examples/blockfest/templates \
 		$(PRETIX_VENV)/bin/python -m pytest Tests/Browser/test_accessibility.py -q
-	# pretix-forge demo as a user runs it: the cached environment created from scratch, a shop
-	# served and bought from over HTTP, stopped and killed every way, Blockfest's screenshots.
+
+# pretix-forge demo as a user runs it: the cached environment created from scratch, a shop
+# served and bought from over HTTP, stopped and killed every way, Blockfest's screenshots.
+test-demo: $(SETUP)
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Demo -q
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build
 	$(FORGE) generate --out Tests/PretixForgeTests/Golden/default
+
+## Rewrite Examples/noderails.toml and the README's config reference from ConfigSchema.swift.
+docs: build
+	$(FORGE) init --force Examples/noderails.toml >/dev/null
+	$(FORGE) reference | scripts/splice-reference.py README.md
 
 ## Regenerate the shared webhook signature vectors (deterministic).
 vectors:

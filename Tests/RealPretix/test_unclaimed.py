@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from realpretix import LIVE, TEST, plugin, run_periodic_tasks, wait_for
+from realpretix import LIVE, TEST, plugin, run_periodic_tasks, wait_until
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
@@ -186,7 +186,7 @@ def test_refund_timeout_retry_does_not_refund_twice(paid_without_order, sim, htt
     with pytest.raises(plugin('client').NodeRailsTimeout):
         run_periodic_tasks()
     assert time.monotonic() - started < 1.9
-    assert wait_for(lambda: len(sim.refunds) == 1, timeout=5)   # carried out after all
+    assert wait_until(lambda: len(sim.refunds) == 1, timeout=5)   # carried out after all
     assert _checkout(sid).state == 'refunding'
     run_periodic_tasks()
     assert len(sim.refunds) == 1
