@@ -11,6 +11,8 @@ public enum ConfigSchema {
         case strings([String])
         /// (language code, text), in the order the starter config writes them.
         case translations([(String, String)])
+        /// `[noderails.chains]` entries as (chain id, name, explorer), written as one inline table.
+        case chains([(Int, String, String)])
 
         static func == (lhs: Value, rhs: Value) -> Bool { lhs.toml == rhs.toml }
 
@@ -25,6 +27,9 @@ public enum ConfigSchema {
                     (language.contains("-") ? Self.quoted(language) : language) + " = " + Self.quoted(text)
                 }
                 return "{ " + entries.joined(separator: ", ") + " }"
+            case .chains(let entries):
+                let chains = entries.map { "\($0.0) = { name = \(Self.quoted($0.1)), explorer = \(Self.quoted($0.2)) }" }
+                return "{ " + chains.joined(separator: ", ") + " }"
             }
         }
 
@@ -60,9 +65,6 @@ public enum ConfigSchema {
         var range: ClosedRange<Int>?
         /// Comment lines above the key in the starter config.
         var help: [String]
-        /// For a key that is a table of its own: the example section the starter config shows,
-        /// commented out, instead of a `key = value` line.
-        var starterSection: [String]? = nil
         /// The README's rules column.
         var rules: String
 
@@ -175,16 +177,12 @@ public enum ConfigSchema {
             help: ["Timeout of every call to NodeRails (1–30 s), so a slow upstream cannot wedge a worker."],
             rules: "1–30"),
         Key(table: "noderails", name: "chains", requirement: .optional,
-            help: ["Chains NodeRails settles on, by EVM chain id, beyond (or instead of) the plugin's built-in",
-                   "table (Ethereum, OP Mainnet, BNB Smart Chain, Polygon, Base, Arbitrum One, Avalanche C-Chain,",
-                   "Sepolia, Base Sepolia, Polygon Amoy). name is the network customers see; explorer an https",
-                   "URL with {hash} where the transaction hash goes. Without an explorer (or with explorer = \"\")",
-                   "the hash is shown without a link."],
-            starterSection: ["[noderails.chains]",
-                             "8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/{hash}\" }",
-                             "324 = { name = \"zkSync Era\", explorer = \"https://explorer.zksync.io/tx/{hash}\" }"],
-            rules: "a table of its own, `[noderails.chains]`: `<chain id> = { name = \"…\", explorer = \"…\" }` adds a chain "
-                + "to the plugin's built-in table or replaces its entry (see below)"),
+            stock: .chains([(324, "zkSync Era", "https://explorer.zksync.io/tx/{hash}")]),
+            help: ["Chains beyond (or instead of) the plugin's built-in table of chain names and block explorers,",
+                   "by EVM chain id: the network name people see, and an https explorer URL with {hash} where",
+                   "the transaction hash goes (left out or \"\": the hash is shown without a link)."],
+            rules: "chain id → `{ name = \"…\", explorer = \"https://…/tx/{hash}\" }`, also written as a "
+                + "`[noderails.chains]` table; see [`[noderails.chains]`](#noderailschains) below"),
     ]
 
     private static let webhook: [Key] = [
@@ -278,7 +276,7 @@ public enum ConfigSchema {
         text("pending_email_text", help: [
             "In the order e-mail while the crypto payment is still being confirmed; {order_url} is replaced by",
             "the link to the order page, where the customer can pay again (added at the end if left out).",
-        ], shown: "in the order e-mail while the crypto payment is still being confirmed (see below)",
+        ], shown: "in the order e-mail while the payment is being confirmed ({order_url}: the order page's link)",
              stock: [
             ("en", "If you have completed your crypto payment, it is being confirmed now; you will receive another e-mail as soon as it has been confirmed. If it did not go through, you can pay again on your order page: {order_url}"),
             ("de", "Wenn Sie Ihre Krypto-Zahlung abgeschlossen haben, wird sie gerade bestätigt; Sie erhalten eine weitere E-Mail, sobald sie bestätigt ist. Falls sie nicht durchgegangen ist, können Sie auf Ihrer Bestellseite erneut bezahlen: {order_url}"),
@@ -287,7 +285,7 @@ public enum ConfigSchema {
         text("invoice_text", help: [
             "The payment note on the invoice of a paid order; {method}, {network} and {tx_hash} are",
             "replaced by the payment method's public name, the chain's name and the transaction hash.",
-        ], shown: "on the invoice of a paid order (see below)",
+        ], shown: "on a paid order's invoice ({method}, {network}, {tx_hash} filled in)",
              stock: [
             ("en", "Paid with {method} on {network}. Transaction hash: {tx_hash}"),
             ("de", "Bezahlt mit {method} im Netzwerk {network}. Transaktions-Hash: {tx_hash}"),
@@ -355,10 +353,6 @@ extension ConfigSchema {
         for table in tableNames {
             lines += ["", "[\(table)]"]
             for key in keys where key.table == table {
-                if let section = key.starterSection {
-                    lines += [""] + key.help.map { "# \($0)" } + section.map { "# \($0)" }
-                    continue
-                }
                 guard let value = key.starterValue else { continue }
                 lines += key.help.map { "# \($0)" }
                 let assignment = "\(key.name) = \(value.toml)"

@@ -152,16 +152,19 @@ def show_transactions(sender, order, request=None, **kwargs):
 
 @receiver(order_search_filter_q, dispatch_uid='payment_%s_order_search' % MODULE)
 def find_orders_by_noderails_id(sender, query, **kwargs):
-    """pretix's order search (event, organizer and global): a NodeRails session or payment
-    intent id, or a transaction hash, finds its order. Sent for every search, even where this
-    plugin is not active; the search's own queryset limits it to what the user may see."""
+    """pretix's order searches (an event's, the one across events, the API's): a NodeRails session
+    or payment intent id, or a transaction hash, finds its order. Sent for every search, even where
+    this plugin is not active; the search's own queryset limits it to what the user may see."""
     query = (query or '').strip()
     if len(query) < MIN_SEARCH_ID_LENGTH or any(c.isspace() for c in query):
         return Q(pk__in=[])
-    referenced = NodeRailsReference.objects.filter(reference=query).values('order_id')
+    referenced = NodeRailsReference.objects.filter(reference=query)
     tx_hash = '"tx_hash": %s' % json.dumps(query)
-    paid_on_chain = OrderPayment.objects.filter(provider=IDENTIFIER, info__icontains=tx_hash).values('order_id')
-    return Q(pk__in=referenced) | Q(pk__in=paid_on_chain)
+    paid_on_chain = OrderPayment.objects.filter(provider=IDENTIFIER, info__icontains=tx_hash)
+    if sender is not None:  # an event's search: only its payments are scanned
+        referenced = referenced.filter(order__event=sender)
+        paid_on_chain = paid_on_chain.filter(order__event=sender)
+    return Q(pk__in=referenced.values('order_id')) | Q(pk__in=paid_on_chain.values('order_id'))
 
 
 @receiver(register_notification_types, dispatch_uid='payment_%s_notifications' % MODULE)
