@@ -27,7 +27,9 @@ deps-build:
 deps-test: deps-build
 	@scripts/install-deps.sh system test
 	@scripts/install-deps.sh venv $(VENV) Tests/Python/requirements.txt
-	@scripts/install-deps.sh venv $(PRETIX_VENV) Tests/Python/requirements-pretix.txt
+	@# uv fills pretix's venv in seconds where pip takes minutes (uv is pinned in the tools' venv).
+	@UV=$(VENV)/bin/uv scripts/install-deps.sh venv $(PRETIX_VENV) Tests/Python/requirements-pretix.txt \
+		$(PRETIX_PYTHON_VERSION)
 	@UV=$(VENV)/bin/uv scripts/install-deps.sh venv $(OLDEST_PRETIX_VENV) Tests/Python/requirements-pretix-oldest.txt \
 		$(PRETIX_PYTHON_VERSION)
 	@for version in $(CLAIMED_PYTHONS); do \
