@@ -7,14 +7,25 @@ PYTHON := $(VENV)/bin/python
 PRETIX_VENV := .venvs/pretix
 FORGE := .build/debug/pretix-forge
 
-.PHONY: run test deps build golden vectors clean bench pretix-suites
+# The suites `make test` runs, in this order; each is also `make test-<suite>` on its own.
+# Tests/README.md says what each proves, what it needs and how long it takes.
+SUITES := swift vectors python simulator realpretix generated production body-signed browser demo
 
-deps:
-	@scripts/install-deps.sh system
+.PHONY: run test deps deps-build deps-test build golden docs vectors clean bench suite-dist $(SUITES:%=test-%)
+
+# What building and running the tool needs: nothing else is installed by `make run`.
+deps-build:
+	@scripts/install-deps.sh system build
+
+# What the suites need besides: the browser, PostgreSQL, the tools' and pretix's virtualenvs.
+deps-test: deps-build
+	@scripts/install-deps.sh system test
 	@scripts/install-deps.sh venv $(VENV) Tests/Python/requirements.txt
 	@scripts/install-deps.sh venv $(PRETIX_VENV) Tests/Python/requirements-pretix.txt
 
-build: deps
+deps: deps-test
+
+build: deps-build
 	swift build
 	@test -x $(FORGE)
 
@@ -24,76 +35,118 @@ run: build
 	$(FORGE) build --out dist
 	@echo "default plugin tree: build/pretix-noderails-1.0.0/   sdist, wheel, SHA256SUMS: dist/"
 
-## Everything: Swift tests (with the HMAC vector harness), the CLI/packaging suites, then the
-## plugin inside a real pretix (installed from the sdist just built) against the simulator.
-test: build
-	@scripts/install-deps.sh system nodejs  # the simulator's checkout script runs under node in its tests
-	rm -rf $(REPORTS)
-	python3 Tests/Vectors/generate_vectors.py --check
-	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test
-	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q --junitxml=$(REPORTS)/python.xml
-	$(MAKE) --no-print-directory pretix-suites
-	# A skip or xfail in any suite above fails the run unless Tests/Support/count_skips.py explains it.
-	$(PYTHON) Tests/Support/count_skips.py $(addprefix $(REPORTS)/,python.xml $(SUITE_REPORTS))
+## Every suite in order; stops at the first red one and names it.
+test: deps-test build
+	@rm -rf $(REPORTS)
+	@for suite in $(SUITES); do \
+		echo "== make test-$$suite"; started=$$(date +%s); \
+		$(MAKE) --no-print-directory test-$$suite PREPARED=1 || { \
+			echo "make test: suite '$$suite' failed; run it alone with: make test-$$suite"; exit 1; }; \
+		echo "== test-$$suite passed in $$(( $$(date +%s) - started )) s"; \
+	done; \
+	echo "make test: all suites passed ($(SUITES))"
+	@# A skip or xfail in any suite fails the run unless Tests/Support/count_skips.py explains it.
+	$(PYTHON) Tests/Support/count_skips.py $(addprefix $(REPORTS)/,$(REPORTS_OF_SUITES))
 
 # JUnit XML of every pytest run, read by count_skips.py (absolute: some suites run from their folder).
 REPORTS := $(CURDIR)/build/test-reports
-SUITE_REPORTS := simulator.xml realpretix.xml plugin.xml realpretix-postgresql.xml production.xml \
-	realpretix-body-seconds.xml plugin-body-seconds.xml browser.xml accessibility-blockfest.xml demo.xml
+REPORTS_OF_SUITES := python.xml simulator.xml realpretix.xml generated.xml realpretix-postgresql.xml production.xml \
+	realpretix-body-signed.xml generated-body-signed.xml browser.xml accessibility-blockfest.xml demo.xml
+
+# Inside `make test` the set-up above ran once; a suite run alone does it first.
+SETUP := $(if $(PREPARED),,deps-test build)
+
+# Swift unit, golden and property tests (the property test checks rendered trees with pretix's Django).
+test-swift: $(SETUP)
+	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test --skip WebhookVectorTests
+
+# The shared HMAC vectors: current with their generator, and our Swift HMAC and the generated
+# webhook.py both agree with every one.
+test-vectors: $(SETUP)
+	python3 Tests/Vectors/generate_vectors.py --check
+	swift test --filter WebhookVectorTests
+
+# The CLI as users run it: init/generate/build/check, packaging read by pip, uv and a strict zip
+# reader, the plugin's own repository and its workflows, `make run` itself.
+test-python: $(SETUP)
+	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q --junitxml=$(REPORTS)/python.xml
+
+test-simulator: $(SETUP)
+	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider --junitxml=$(REPORTS)/simulator.xml
 
 SUITE_DIST := build/suite-dist
 # Tells the real-pretix suite which second variant is installed beside the stock plugin, and
 # that its side-by-side tests must run (fail, not skip, if it is missing).
 SIDE_BY_SIDE := REALPRETIX_SECOND_MODULE=pretix_acme_crypto REALPRETIX_SECOND_PROVIDER=acme_crypto \
 	REALPRETIX_SECOND_WEBHOOK_PATH=acme-crypto REALPRETIX_REQUIRE_SIDE_BY_SIDE=1
+# The stock plugin and a second branded variant, both from their sdists, side by side in one pretix.
+PLUGINS_UNDER_TEST := PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) \
+	REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz \
+	REALPRETIX_EXTRA_PLUGINS=$(CURDIR)/$(SUITE_DIST)/acme/pretix_acme_crypto-1.0.0.tar.gz
 
-pretix-suites: build
+suite-dist: $(if $(PREPARED),,build)
 	rm -rf $(SUITE_DIST)
 	$(FORGE) build --out $(SUITE_DIST)
 	$(FORGE) build --config Examples/acme-tickets.toml --out $(SUITE_DIST)/acme
-	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider --junitxml=$(REPORTS)/simulator.xml
-	# The stock plugin and a second branded variant, both from their sdists, side by side in one pretix.
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) \
-	REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz \
-	REALPRETIX_EXTRA_PLUGINS=$(CURDIR)/$(SUITE_DIST)/acme/pretix_acme_crypto-1.0.0.tar.gz \
-		Tests/RealPretix/run.sh --junitxml=$(REPORTS)/realpretix.xml
-	# The tests the generated repository ships (tests/, with test_in_pretix.py), from the unpacked
-	# sdist inside that pretix, as the repository's CI runs them: a missing pretix fails, not skips.
+
+test-realpretix: $(SETUP) suite-dist
+	$(PLUGINS_UNDER_TEST) Tests/RealPretix/run.sh --junitxml=$(REPORTS)/realpretix.xml
+
+# The tests the generated repository ships (tests/, with test_in_pretix.py), from the unpacked
+# sdist inside pretix, as the repository's CI runs them: a missing pretix fails, not skips.
+test-generated: $(SETUP) suite-dist
+	$(PRETIX_VENV)/bin/pip install -q --no-deps --force-reinstall $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz
 	rm -rf $(SUITE_DIST)/unpacked && mkdir -p $(SUITE_DIST)/unpacked
 	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/unpacked
 	cd $(SUITE_DIST)/unpacked/pretix_noderails-1.0.0 && \
 		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
-		--junitxml=$(REPORTS)/plugin.xml
-	# The same suite on a throwaway PostgreSQL, then concurrency, crash and lock-timeout tests
-	# against several pretix worker processes sharing that database.
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) $(SIDE_BY_SIDE) REALPRETIX_JUNITXML=$(REPORTS)/realpretix-postgresql.xml \
+		--junitxml=$(REPORTS)/generated.xml
+
+# The real-pretix suite again on a throwaway PostgreSQL, then concurrency, crash and lock-timeout
+# tests against several pretix worker processes sharing that database.
+test-production: $(SETUP) suite-dist
+	$(PLUGINS_UNDER_TEST) REALPRETIX_JUNITXML=$(REPORTS)/realpretix-postgresql.xml \
 		Tests/Production/run.sh --junitxml=$(REPORTS)/production.xml
-	# A variant signing the raw body alone with timestamps in seconds (NodeRails' documented scheme):
-	# the webhook suite inside pretix, then its own tests, from its sdist.
+
+# A variant signing the raw body alone with timestamps in seconds (NodeRails' documented scheme,
+# the stock config otherwise): the webhook tests inside pretix, then its own tests, from its sdist.
+BODY_SIGNED := $(SUITE_DIST)/body-signed
+test-body-signed: $(SETUP)
+	mkdir -p $(BODY_SIGNED)
 	sed -e 's/^signature_payload = .*/signature_payload = "body"/' -e 's/^timestamp_unit = .*/timestamp_unit = "s"/' \
-		Examples/noderails.toml > $(SUITE_DIST)/body-seconds.toml
-	grep -qx 'signature_payload = "body"' $(SUITE_DIST)/body-seconds.toml && grep -qx 'timestamp_unit = "s"' $(SUITE_DIST)/body-seconds.toml
-	$(FORGE) build --config $(SUITE_DIST)/body-seconds.toml --out $(SUITE_DIST)/body-seconds
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz \
-		Tests/RealPretix/run.sh test_webhooks.py --junitxml=$(REPORTS)/realpretix-body-seconds.xml
-	mkdir -p $(SUITE_DIST)/body-seconds/unpacked
-	tar -xzf $(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/body-seconds/unpacked
-	cd $(SUITE_DIST)/body-seconds/unpacked/pretix_noderails-1.0.0 && \
+		Examples/noderails.toml > $(BODY_SIGNED).toml
+	grep -qx 'signature_payload = "body"' $(BODY_SIGNED).toml && grep -qx 'timestamp_unit = "s"' $(BODY_SIGNED).toml
+	$(FORGE) build --config $(BODY_SIGNED).toml --out $(BODY_SIGNED)
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(BODY_SIGNED)/pretix_noderails-1.0.0.tar.gz \
+		Tests/RealPretix/run.sh test_webhooks.py --junitxml=$(REPORTS)/realpretix-body-signed.xml
+	rm -rf $(BODY_SIGNED)/unpacked && mkdir -p $(BODY_SIGNED)/unpacked
+	tar -xzf $(BODY_SIGNED)/pretix_noderails-1.0.0.tar.gz -C $(BODY_SIGNED)/unpacked
+	cd $(BODY_SIGNED)/unpacked/pretix_noderails-1.0.0 && \
 		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
-		--junitxml=$(REPORTS)/plugin-body-seconds.xml
+		--junitxml=$(REPORTS)/generated-body-signed.xml
+
+# A customer in headless Chromium (the suite builds and installs its own sdist), then
+# accessibility again for a branded variant: its logo, colours and template overlay.
+test-browser: $(SETUP)
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Browser -q --junitxml=$(REPORTS)/browser.xml
-	# Accessibility again for a branded variant: its logo, colours and template overlay.
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) E2E_FORGE_CONFIG=Examples/blockfest/forge.toml \
 	E2E_FORGE_TEMPLATES=Examples/blockfest/templates \
 		$(PRETIX_VENV)/bin/python -m pytest Tests/Browser/test_accessibility.py -q \
 		--junitxml=$(REPORTS)/accessibility-blockfest.xml
-	# pretix-forge demo as a user runs it: the cached environment created from scratch, a shop
-	# served and bought from over HTTP, stopped and killed every way, Blockfest's screenshots.
+
+# pretix-forge demo as a user runs it: the cached environment created from scratch, a shop
+# served and bought from over HTTP, stopped and killed every way, Blockfest's screenshots.
+test-demo: $(SETUP)
 	PRETIX_FORGE=$(CURDIR)/$(FORGE) $(PRETIX_VENV)/bin/python -m pytest Tests/Demo -q --junitxml=$(REPORTS)/demo.xml
 
 ## Refresh the golden copy of the default plugin tree after an intended template change.
 golden: build
 	$(FORGE) generate --out Tests/PretixForgeTests/Golden/default
+
+## Rewrite Examples/noderails.toml and the README's config reference from ConfigSchema.swift.
+docs: build
+	$(FORGE) init --force Examples/noderails.toml >/dev/null
+	$(FORGE) reference | scripts/splice-reference.py README.md
 
 ## Regenerate the shared webhook signature vectors (deterministic).
 vectors:

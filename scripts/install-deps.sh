@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Installs what pretix-forge needs to build and test, and only what is missing.
 # Idempotent: a second run with everything present takes about a second.
-#   scripts/install-deps.sh system        Debian packages (needs root, as on CI)
-#   scripts/install-deps.sh venv DIR REQ  a virtualenv at DIR with the requirements file REQ
+#   scripts/install-deps.sh system build   Debian packages to build and run the tool (`make run`)
+#   scripts/install-deps.sh system test    those the test suites need besides (`make test`)
+#   scripts/install-deps.sh venv DIR REQ   a virtualenv at DIR with the requirements file REQ
 set -euo pipefail
 
-system_packages=(pkg-config libarchive-dev libssl-dev python3-venv gettext postgresql chromium chromium-driver shellcheck git)
+# SwiftPM resolves the Swift packages with git; libarchive and libcrypto are linked through
+# pkg-config.
+build_packages=(pkg-config libarchive-dev libssl-dev git)
+# python3-venv for the suites' virtualenvs, gettext for the catalogue checks, PostgreSQL for the
+# production suite, Chromium for the browser suite, shellcheck for the workflow lint, Node.js for
+# the simulator's checkout-script tests.
+test_packages=(python3-venv gettext postgresql chromium chromium-driver shellcheck nodejs)
 
 install_system() {
     local missing=()
-    for package in "${system_packages[@]}" "$@"; do
+    for package in "$@"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done
     if [ ${#missing[@]} -eq 0 ]; then
@@ -48,7 +55,12 @@ install_venv() {
 }
 
 case "${1:-}" in
-    system) shift; install_system "$@" ;;
+    system)
+        case "${2:-}" in
+            build) install_system "${build_packages[@]}" ;;
+            test) install_system "${build_packages[@]}" "${test_packages[@]}" ;;
+            *) echo "usage: $0 system build|test" >&2; exit 2 ;;
+        esac ;;
     venv) install_venv "$2" "$3" ;;
-    *) echo "usage: $0 system [extra-packages…] | venv DIR REQUIREMENTS" >&2; exit 2 ;;
+    *) echo "usage: $0 system build|test | venv DIR REQUIREMENTS" >&2; exit 2 ;;
 esac

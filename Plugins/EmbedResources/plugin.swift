@@ -1,14 +1,13 @@
 import Foundation
 import PackagePlugin
 
-/// Embeds the top-level Templates/, the stock config, the shared HMAC vectors and the demo's
+/// Embeds the top-level Templates/, the shared HMAC vectors, the license texts and the demo's
 /// Python (Demo/, the NodeRails simulator) into the PretixForge library, so the CLI never reads them from disk at run time.
 @main
 struct EmbedResources: BuildToolPlugin {
     /// Logical name inside the binary → path relative to the package root.
     static let roots: [(String, String)] = [
         ("Templates", "Templates"),
-        ("Examples/noderails.toml", "Examples/noderails.toml"),
         ("Vectors/webhook-signatures.json", "Tests/Vectors/webhook-signatures.json"),
         ("Licenses", "Licenses"),
         // `pretix-forge demo` writes these out and runs them with the pretix interpreter.

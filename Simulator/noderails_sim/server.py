@@ -615,7 +615,7 @@ class Simulator:
                     intent_id: Optional[str] = None, refund_id: Optional[str] = None,
                     amount: Optional[str] = None, currency: Optional[str] = None, status: Optional[str] = None,
                     event_id: Optional[str] = None, data: Optional[dict] = None) -> dict:
-        """The JSON document of one event, shaped like NodeRails' (seed 002)."""
+        """The JSON document of one event, shaped like NodeRails' (docs/noderails-contract.md)."""
         with self._lock:
             session = self._session(session_id) if session_id else None
             if session is not None and session.payment_intent_id is None and not event_type.startswith('checkout_session.'):

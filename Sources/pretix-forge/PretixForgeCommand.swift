@@ -8,7 +8,7 @@ struct PretixForgeCommand: ParsableCommand {
         commandName: "pretix-forge",
         abstract: "Generate, package and verify the NodeRails crypto-checkout payment plugin for pretix.",
         version: Pipeline.toolVersion,
-        subcommands: [Init.self, Generate.self, Build.self, Check.self, OverlayCommand.self, Webhook.self, Demo.self]
+        subcommands: [Init.self, Reference.self, Generate.self, Build.self, Check.self, OverlayCommand.self, Webhook.self, Demo.self]
     )
 
     /// Every failure exits 1 with a message on stderr; help and version exit 0.
@@ -62,6 +62,15 @@ struct Init: ParsableCommand {
             throw ForgeError("cannot write the file: \(error.localizedDescription)", at: SourceLocation(file: path))
         }
         print("wrote \(path); edit it, then run: pretix-forge generate --config \(Pipeline.shellQuoted(path))")
+    }
+}
+
+struct Reference: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the config reference in Markdown: every key, its default and its rules (the README's table).")
+
+    func run() {
+        print(ConfigSchema.markdownReference, terminator: "")
     }
 }
 

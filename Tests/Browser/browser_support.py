@@ -1,12 +1,11 @@
 """Constants and small helpers shared by the browser suite's conftest, page object and tests."""
 
-import importlib
 import os
-import time
 import tomllib
-from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
+
+import pretix_testkit
+from pretix_testkit import LIVE, ORG, PRICE  # noqa: F401
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -23,9 +22,7 @@ PUBLIC_NAME = _VARIANT['provider']['public_name']
 WEBHOOK_SEGMENT = _VARIANT['provider'].get('webhook_path', IDENTIFIER)
 BRANDING = _VARIANT.get('branding', {})
 
-ORG, EVENT = 'forge', 'conf'
-PRICE = Decimal('12.50')
-LIVE = SimpleNamespace(app_id='app-live-0001', api_key='nr_live_sk_LIVEKEY', secret='whsec_LIVESECRET')
+EVENT = 'conf'
 
 # Bounds for every wait in the suite (seconds).
 PAGE_TIMEOUT = 30
@@ -34,7 +31,7 @@ WAIT = 10
 
 def plugin(name=''):
     """The installed plugin module (or a submodule)."""
-    return importlib.import_module(MODULE + ('.' + name if name else ''))
+    return pretix_testkit.plugin(MODULE, name)
 
 
 def installed_static(relative: str) -> Path:
@@ -42,14 +39,6 @@ def installed_static(relative: str) -> Path:
     return Path(plugin().__file__).parent / 'static' / MODULE / relative
 
 
-def wait_until(predicate, timeout=None, interval=0.05, message='condition'):
-    """Poll ``predicate`` until it is truthy; AssertionError after ``timeout`` (default WAIT) seconds."""
-    timeout = WAIT if timeout is None else timeout
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError('timed out after %.1fs waiting for %s' % (timeout, message))
-        time.sleep(interval)
+def wait_until(predicate, timeout=WAIT, message='condition'):
+    """Poll ``predicate`` until it is truthy, at most ``timeout`` seconds (a page, not a database, is watched)."""
+    return pretix_testkit.wait_until(predicate, timeout, interval=0.05, message=message)

@@ -28,7 +28,6 @@ import tarfile
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,8 +36,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from browser_support import (  # noqa: E402
-    CONFIG, DIST_NAME, EVENT, IDENTIFIER, LIVE, MODULE, ORG, PAGE_TIMEOUT, PRICE, REPO, WAIT, WEBHOOK_SEGMENT, plugin,
+    CONFIG, DIST_NAME, EVENT, IDENTIFIER, LIVE, MODULE, ORG, PAGE_TIMEOUT, REPO, WAIT, WEBHOOK_SEGMENT, plugin,
 )
+from pretix_testkit import configure_provider, create_shop
 
 
 # -- 1. our sdist into this interpreter, before Django starts ---------------------------------------------
@@ -251,25 +251,12 @@ def pretix_url(live_server):
 @pytest.fixture
 def shop(transactional_db, pretix_url):
     """Organizer, live USD event, one 12.50 ticket in a quota of 10, bank transfer as the other method."""
-    from django.utils.timezone import now
     from django_scopes import scopes_disabled
-    from pretix.base.models import Event, Organizer
+    shop = create_shop(MODULE, event_slug=EVENT, item_name='Conference ticket')
     with scopes_disabled():
-        organizer = Organizer.objects.create(name='Forge Org', slug=ORG)
-        organizer.enable_plugin('pretix.plugins.banktransfer')  # an event/organizer hybrid plugin
-        organizer.save()
-        event = Event.objects.create(
-            organizer=organizer, name='Forge Conf', slug=EVENT, currency='USD', live=True,
-            date_from=now() + timedelta(days=30), plugins='pretix.plugins.banktransfer',
-        )
-        event.enable_plugin(MODULE)
-        event.save()
-        item = event.items.create(name='Conference ticket', default_price=PRICE, admission=True, active=True)
-        quota = event.quotas.create(name='Tickets', size=10)
-        quota.items.add(item)
-        s = event.settings
-        s.set('attendee_names_asked', False)
-        s.set('payment_term_days', 3)
+        shop.organizer.enable_plugin('pretix.plugins.banktransfer')  # an event/organizer hybrid plugin
+        shop.organizer.save()
+        s = shop.event.settings
         # Nothing here is about e-mail, tickets or invoices; rendering those PDFs costs seconds per order.
         s.set('mail_attach_tickets', False)
         s.set('mail_attach_ical', False)
@@ -277,9 +264,9 @@ def shop(transactional_db, pretix_url):
         s.set('payment_banktransfer__enabled', True)
         s.set('payment_banktransfer_bank_details_type', 'other')
         s.set('payment_banktransfer_bank_details', 'Forge Bank, IBAN XX00 0000')
-    return SimpleNamespace(organizer=organizer, event=event, item=item, quota=quota,
-                           url='%s/%s/%s/' % (pretix_url, ORG, EVENT),
-                           webhook_url='%s/%s/%s/%s/webhook/' % (pretix_url, ORG, EVENT, WEBHOOK_SEGMENT))
+    shop.url = '%s/%s/%s/' % (pretix_url, ORG, EVENT)
+    shop.webhook_url = '%s/%s/%s/%s/webhook/' % (pretix_url, ORG, EVENT, WEBHOOK_SEGMENT)
+    return shop
 
 
 @pytest.fixture
@@ -300,12 +287,7 @@ def sim(shop):
 @pytest.fixture
 def configured(shop, sim):
     """The provider enabled as an organiser would: simulator URLs as payment UI and API, live credentials."""
-    values = {
-        '_enabled': True, 'api_base_url': sim.api_url, 'payment_ui_url': sim.ui_url, 'currency': 'USD',
-        'app_id': LIVE.app_id, 'api_key': LIVE.api_key, 'webhook_secret': LIVE.secret,
-    }
-    for key, value in values.items():
-        shop.event.settings.set('payment_%s_%s' % (IDENTIFIER, key), value)
+    configure_provider(shop.event, IDENTIFIER, sim)
     assert len({_origin(shop.url), _origin(sim.api_url), _origin(sim.ui_url)}) == 3
     return shop
 

@@ -92,6 +92,10 @@ def branded(key, language):
 def select_our_method(shopper):
     shopper.select_method(PUBLIC_NAME)
     shopper.wait(lambda: shopper.css('#payment_%s' % IDENTIFIER).is_displayed(), message='our method expanded')
+    # Displayed already while Bootstrap's collapse still animates its height; axe run then sees
+    # the description clipped and cannot tell its contrast ("incomplete"). Audit the settled page.
+    shopper.wait(lambda: shopper.d.execute_script("return document.querySelectorAll('.collapsing').length === 0"),
+                 message='the payment panels settled')
 
 
 def continue_to_confirm(shopper):

@@ -16,12 +16,21 @@ final class TreeChecker: @unchecked Sendable {
         ProcessInfo.processInfo.environment["PRETIX_PYTHON"] ?? Repo.url(".venvs/pretix/bin/python").path
     }
 
-    init() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
-            throw VectorHarness.HarnessFailure(message: "no pretix venv at \(Self.python): run `make test` (it creates .venvs/pretix) or set PRETIX_PYTHON")
+    init(python: String = TreeChecker.python) throws {
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw VectorHarness.HarnessFailure(message: "no pretix venv at \(python): run `make test` (it creates .venvs/pretix) or set PRETIX_PYTHON")
         }
-        process.executableURL = URL(fileURLWithPath: Self.python)
-        process.arguments = [Repo.url("Tests/Python/tree_checker.py").path]
+        let probe = try run(python, ["-c", "import django, esprima, pretix"])
+        guard probe.status == 0 else {
+            throw VectorHarness.HarnessFailure(message: "the pretix venv at \(python) cannot import django, esprima and pretix "
+                + "(\(probe.stderr.split(separator: "\n").last ?? "")): run `make deps-test`, which installs "
+                + "Tests/Python/requirements-pretix.txt into it, or set PRETIX_PYTHON")
+        }
+        // A checker that dies must fail this test with its message, not end the whole test
+        // process with SIGPIPE on the next write.
+        signal(SIGPIPE, SIG_IGN)
+        process.executableURL = URL(fileURLWithPath: python)
+        process.arguments = [Repo.url("Tests/Support/tree_checker.py").path]
         process.standardInput = input
         process.standardOutput = output
         try process.run()
@@ -35,7 +44,7 @@ final class TreeChecker: @unchecked Sendable {
     func problems(tree: URL, probe: String) throws -> [String] {
         try lock.withLock {
             let request = try JSONSerialization.data(withJSONObject: ["tree": tree.path, "probe": probe]) + Data("\n".utf8)
-            input.fileHandleForWriting.write(request)
+            try input.fileHandleForWriting.write(contentsOf: request)
             while !buffer.contains(UInt8(ascii: "\n")) {
                 let chunk = output.fileHandleForReading.availableData
                 guard !chunk.isEmpty else { throw VectorHarness.HarnessFailure(message: "tree_checker.py exited") }
@@ -76,6 +85,17 @@ struct PropertyTests {
             }
         }
         return source
+    }
+
+    /// A venv that exists but lacks pretix (a half-finished install) is named with its fix,
+    /// rather than the checker dying on its first answer.
+    @Test func aPretixVenvWithoutPretixIsNamedWithItsFix() throws {
+        let fake = try Repo.temporaryDirectory().appendingPathComponent("python")
+        try "#!/bin/sh\necho \"ModuleNotFoundError: No module named 'django'\" >&2\nexit 1\n".write(to: fake, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let error = try #require(throws: VectorHarness.HarnessFailure.self) { try TreeChecker(python: fake.path) }
+        #expect(error.description.contains("cannot import django, esprima and pretix (ModuleNotFoundError: No module named 'django')"))
+        #expect(error.description.contains("run `make deps-test`"))
     }
 
     @Test func everyTargetShowsHostileTextLiterally() async throws {

@@ -45,8 +45,23 @@ struct ProcessResult {
     var stderr: String
 }
 
+/// A program the tests run is not on PATH: says which and where it comes from, rather than
+/// letting `env` fail with status 127 deep inside a harness.
+struct MissingProgram: Error, CustomStringConvertible {
+    var name: String
+    var description: String {
+        "\(name) is not on PATH. The vector harness and the rendered-tree checks run the generated Python with it: "
+            + "install Python 3.9 or newer (`make test` expects Debian's python3) and run `swift test` again"
+    }
+}
+
 /// Runs a program to completion, feeding nothing on stdin.
 func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ProcessResult {
+    let searchPath = (environment ?? ProcessInfo.processInfo.environment)["PATH"] ?? ""
+    let found = executable.contains("/") || searchPath.split(separator: ":").contains {
+        FileManager.default.isExecutableFile(atPath: "\($0)/\(executable)")
+    }
+    guard found else { throw MissingProgram(name: executable) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [executable] + arguments

@@ -165,6 +165,16 @@ struct WebhookVectorTests {
         #expect(flippedName != nil && mismatches.first?.hasPrefix(flippedName!) == true)
     }
 
+    /// Without python3 on PATH the harness names the missing program and the fix instead of
+    /// an exit status from `env`.
+    @Test func aMissingInterpreterIsNamedWithItsFix() throws {
+        let error = try #require(throws: MissingProgram.self) {
+            try run("python3", ["-c", "pass"], environment: ["PATH": Repo.url(".build/test-scratch/no-programs-here").path])
+        }
+        #expect(error.description.hasPrefix("python3 is not on PATH"))
+        #expect(error.description.contains("install Python 3.9 or newer"))
+    }
+
     @Test func signerOutputVerifiesWithTheGeneratedPython() throws {
         let signer = WebhookSigner(secret: "whsec_local-test", payload: .timestampDotBody, unit: .milliseconds)
         let body = Data(#"{"id":"evt_1","type":"payment.captured","data":{"amount":"12.50"}}"#.utf8)

@@ -1,7 +1,6 @@
 """Fixtures of the production suite: one Stack (PostgreSQL, migrated pretix, NodeRails simulator,
 several pretix web worker processes) for the whole session, stopped at the end whatever happened."""
 
-import importlib
 import signal
 import threading
 from types import SimpleNamespace
@@ -9,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 import harness
+import pretix_testkit
 
 
 def pytest_configure(config):
@@ -36,7 +36,7 @@ def _clean_simulator(stack):
 
 
 def plugin(name=''):
-    return importlib.import_module(harness.MODULE + ('.' + name if name else ''))
+    return pretix_testkit.plugin(harness.MODULE, name)
 
 
 def in_thread(target, *args):

@@ -26,8 +26,6 @@ import time
 import urllib.error
 import urllib.request
 from datetime import timedelta
-from decimal import Decimal
-from types import SimpleNamespace
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -35,14 +33,14 @@ for _path in (os.path.join(ROOT, 'Tests', 'Support'), os.path.join(ROOT, 'Simula
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import pretix_testkit  # noqa: E402
+from pretix_testkit import LIVE, ORG, PRICE, configure_provider, create_shop, wait_until  # noqa: E402,F401
 from throwaway_postgres import ThrowawayPostgres  # noqa: E402
 
 MODULE = os.environ.get('REALPRETIX_MODULE', 'pretix_noderails')
 IDENTIFIER = os.environ.get('REALPRETIX_PROVIDER', 'noderails')
 WEBHOOK_SEGMENT = os.environ.get('REALPRETIX_WEBHOOK_PATH', 'noderails')
-ORG, EVENT = 'forge', 'prod'
-PRICE = Decimal('12.50')
-LIVE = SimpleNamespace(app_id='app-live-0001', api_key='nr_live_sk_LIVEKEY', secret='whsec_LIVESECRET')
+EVENT = 'prod'
 WEBHOOK_PATH = '/%s/%s/%s/webhook/' % (ORG, EVENT, WEBHOOK_SEGMENT)
 CONFIRMED_ACTION = 'pretix.event.order.payment.confirmed'
 PAID_ACTION = 'pretix.event.order.paid'
@@ -87,15 +85,6 @@ def open_transactions(stack):
             return cursor.fetchone()[0]
     finally:
         conn.close()
-
-
-def wait_until(predicate, timeout=20, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def free_port():
@@ -248,7 +237,7 @@ class Stack:
         import django
         django.setup()
         self.sim = self._simulator()
-        self.shop = create_shop(self.sim)
+        self.shop = _production_shop(self.sim)
         # Workers start after the provider is configured: each reads the settings on its own.
         self.workers = [Worker(self.env, self.root, i) for i in range(self.worker_count)]
         for worker in self.workers:
@@ -337,39 +326,17 @@ def _plugin_models():
 
 
 def _rendered(name):
-    """A value rendered from the forge config: conf.py holds them all (older builds kept the
-    signature settings in webhook.py)."""
-    import importlib
-    for sub in ('conf', 'webhook'):
-        try:
-            return getattr(importlib.import_module('%s.%s' % (MODULE, sub)), name)
-        except (ImportError, AttributeError):
-            continue
-    raise AssertionError('%s renders no %s' % (MODULE, name))
+    """A value rendered from the forge config (conf.py, or webhook.py for the signature scheme)."""
+    return pretix_testkit.plugin_constant(MODULE, name)
 
 
-def create_shop(sim):
-    """Organizer, live USD event with the plugin enabled and configured against the simulator."""
-    from django.utils.timezone import now
+def _production_shop(sim):
+    """The shared shop (unlimited quota: the load benchmark sells hundreds) configured against the simulator."""
     from django_scopes import scopes_disabled
-    from pretix.base.models import Event, Organizer
+    shop = create_shop(MODULE, event_slug=EVENT, event_name='Forge Production', quota_size=None)
     with scopes_disabled():
-        organizer = Organizer.objects.create(name='Forge Org', slug=ORG)
-        event = Event.objects.create(organizer=organizer, name='Forge Production', slug=EVENT, currency='USD',
-                                     live=True, date_from=now() + timedelta(days=30))
-        event.enable_plugin(MODULE)
-        event.save()
-        item = event.items.create(name='Ticket', default_price=PRICE, admission=True, active=True)
-        quota = event.quotas.create(name='Tickets', size=None)
-        quota.items.add(item)
-        values = {
-            '_enabled': True, 'api_base_url': sim.api_url, 'payment_ui_url': sim.ui_url, 'currency': 'USD',
-            'app_id': LIVE.app_id, 'api_key': LIVE.api_key, 'webhook_secret': LIVE.secret,
-        }
-        for key, value in values.items():
-            event.settings.set('payment_%s_%s' % (IDENTIFIER, key), value)
-        web = organizer.sales_channels.get(identifier='web')
-    return SimpleNamespace(organizer=organizer, event=event, item=item, quota=quota, web=web)
+        configure_provider(shop.event, IDENTIFIER, sim)
+    return shop
 
 
 def action_count(order, action_type):

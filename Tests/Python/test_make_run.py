@@ -1,6 +1,7 @@
 """`make run`, the first command of the README: it builds the tool and leaves the stock plugin
 tree and the release files where it says."""
 
+import os
 import subprocess
 
 from conftest import REPO
@@ -14,3 +15,38 @@ def test_make_run_writes_tree_and_dist_and_says_where():
     assert (tree / "pretix_noderails" / "payment.py").is_file()
     for name in ("pretix_noderails-1.0.0.tar.gz", "pretix_noderails-1.0.0-py3-none-any.whl", "SHA256SUMS"):
         assert (REPO / "dist" / name).is_file()
+
+
+def fake_debian(folder):
+    """A PATH folder where dpkg-query reports every package missing and apt-get records its
+    arguments instead of installing, so a test sees what a bare machine would get."""
+    log = folder / "apt-get.log"
+    (folder / "dpkg-query").write_text("#!/bin/sh\nexit 1\n")
+    (folder / "apt-get").write_text('#!/bin/sh\necho "$*" >> "%s"\n' % log)
+    for name in ("dpkg-query", "apt-get"):
+        (folder / name).chmod(0o755)
+    return log
+
+
+def test_make_run_installs_only_what_building_the_tool_needs(tmp_path):
+    log = fake_debian(tmp_path)
+    env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"]))
+    result = subprocess.run(["make", "--no-print-directory", "run"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    installs = [line.split() for line in log.read_text().splitlines() if " install " in " %s " % line]
+    assert len(installs) == 1, log.read_text()
+    packages = [word for word in installs[0] if not word.startswith("-") and word != "install"]
+    assert sorted(packages) == ["git", "libarchive-dev", "libssl-dev", "pkg-config"]
+    assert "virtualenv" not in result.stdout + result.stderr
+
+
+def test_make_test_installs_the_suites_needs_on_top(tmp_path):
+    log = fake_debian(tmp_path)
+    env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"]))
+    result = subprocess.run(["scripts/install-deps.sh", "system", "test"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    packages = log.read_text().split()
+    for package in ("libarchive-dev", "postgresql", "chromium", "chromium-driver", "python3-venv"):
+        assert package in packages

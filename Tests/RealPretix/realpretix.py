@@ -10,13 +10,9 @@ same database transaction) by default; tests marked ``live_http`` deliver them o
 HTTP to pytest-django's live_server instead.
 """
 
-import importlib
 import os
 import re
-import time
 from datetime import timedelta
-from decimal import Decimal
-from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -24,26 +20,25 @@ from django.test import Client
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
+import pretix_testkit
 from noderails_sim import Simulator
+from pretix_testkit import LIVE, ORG, PRICE, TEST, configure_provider, create_shop, wait_until  # noqa: F401
 
 MODULE = os.environ.get('REALPRETIX_MODULE', 'pretix_noderails')
 IDENTIFIER = os.environ.get('REALPRETIX_PROVIDER', 'noderails')
 WEBHOOK_SEGMENT = os.environ.get('REALPRETIX_WEBHOOK_PATH', 'noderails')
 
-ORG, EVENT = 'forge', 'conf'
-PRICE = Decimal('12.50')
-LIVE = SimpleNamespace(app_id='app-live-0001', api_key='nr_live_sk_LIVEKEY', secret='whsec_LIVESECRET')
-TEST = SimpleNamespace(app_id='app-test-0001', api_key='nr_test_sk_TESTKEY', secret='whsec_TESTSECRET')
+EVENT = 'conf'
 WEBHOOK_URL_PATH = '/%s/%s/%s/webhook/' % (ORG, EVENT, WEBHOOK_SEGMENT)
 
 
 def plugin(name=''):
     """The installed plugin module (or one of its submodules)."""
-    return importlib.import_module(MODULE + ('.' + name if name else ''))
+    return pretix_testkit.plugin(MODULE, name)
 
 
 def setting_key(key):
-    return 'payment_%s_%s' % (IDENTIFIER, key)
+    return pretix_testkit.setting_key(IDENTIFIER, key)
 
 
 @pytest.fixture(autouse=True)
@@ -65,22 +60,7 @@ def _pretix_test_settings(settings):
 @pytest.fixture
 def shop(db):
     """Organizer, live USD event with the plugin enabled, one 12.50 item in a quota of 10."""
-    from pretix.base.models import Event, Organizer
-    with scopes_disabled():
-        organizer = Organizer.objects.create(name='Forge Org', slug=ORG)
-        event = Event.objects.create(
-            organizer=organizer, name='Forge Conf', slug=EVENT, currency='USD', live=True,
-            date_from=now() + timedelta(days=30), plugins='pretix.plugins.banktransfer',
-        )
-        event.enable_plugin(MODULE)
-        event.save()
-        item = event.items.create(name='Ticket', default_price=PRICE, admission=True, active=True)
-        quota = event.quotas.create(name='Tickets', size=10)
-        quota.items.add(item)
-        event.settings.set('attendee_names_asked', False)
-        event.settings.set('payment_term_days', 3)
-        web = organizer.sales_channels.get(identifier='web')
-    return SimpleNamespace(organizer=organizer, event=event, item=item, quota=quota, web=web)
+    return create_shop(MODULE, event_slug=EVENT)
 
 
 class DjangoClientSender:
@@ -111,27 +91,15 @@ def sim():
 
 
 def rendered(name, module=None):
-    """A value rendered from the forge config: conf.py holds them all (older builds kept the signature
-    settings in webhook.py)."""
-    for sub in ('conf', 'webhook'):
-        try:
-            return getattr(importlib.import_module((module or MODULE) + '.' + sub), name)
-        except (ImportError, AttributeError):
-            continue
-    raise AssertionError('%s renders no %s' % (module or MODULE, name))
+    """A value rendered from the forge config (conf.py, or webhook.py for the signature scheme)."""
+    return pretix_testkit.plugin_constant(module or MODULE, name)
 
 
 @pytest.fixture
 def configured(shop, sim):
     """The provider enabled with simulator URLs and live + test credentials."""
-    s = shop.event.settings
-    values = {
-        '_enabled': True, 'api_base_url': sim.api_url, 'payment_ui_url': sim.ui_url, 'currency': 'USD',
-        'app_id': LIVE.app_id, 'api_key': LIVE.api_key, 'webhook_secret': LIVE.secret,
-        'app_id_test': TEST.app_id, 'api_key_test': TEST.api_key, 'webhook_secret_test': TEST.secret,
-    }
-    for key, value in values.items():
-        s.set(setting_key(key), value)
+    configure_provider(shop.event, IDENTIFIER, sim, app_id_test=TEST.app_id, api_key_test=TEST.api_key,
+                       webhook_secret_test=TEST.secret)
     return shop
 
 
@@ -276,15 +244,6 @@ def age_for_reconciliation(*payments):
     age = plugin('signals').RECONCILE_MIN_AGE + timedelta(minutes=1)
     with scopes_disabled():
         OrderPayment.objects.filter(pk__in=[p.pk for p in payments]).update(created=now() - age)
-
-
-def wait_for(predicate, timeout=5.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def make_order(shop, *, total=PRICE, testmode=False, state='created', status='n', expires_in=timedelta(days=3),

@@ -8,7 +8,7 @@ attempt; a later webhook settles the original payment).
 import time
 
 import pytest
-from realpretix import age_for_reconciliation, plugin, run_periodic_tasks, wait_for
+from realpretix import age_for_reconciliation, plugin, run_periodic_tasks, wait_until
 from django.core.cache.backends.locmem import LocMemCache
 from django_scopes import scopes_disabled
 
@@ -218,7 +218,7 @@ def test_retried_checkout_creation_gets_the_first_session_back(customer, sim, ht
     held = sim.hold_next('create_session')
     _payment_step_error(customer, customer.choose_payment())
     held.release()
-    assert wait_for(lambda: len(sim.sessions) == 1, timeout=10), 'NodeRails never made the first session'
+    assert wait_until(lambda: len(sim.sessions) == 1, timeout=10), 'NodeRails never made the first session'
     r = customer.choose_payment()
     assert r.status_code == 302 and r['Location'].endswith('/checkout/confirm/'), customer.messages(customer.follow(r))
     first, second = sim.requests_for('create_session')

@@ -4,7 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from realpretix import EVENT, LIVE, ORG, plugin, refund_via_backend, run_periodic_tasks, setting_key, wait_for
+from realpretix import EVENT, LIVE, ORG, plugin, refund_via_backend, run_periodic_tasks, setting_key, wait_until
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -154,7 +154,7 @@ def test_refund_timeout_is_not_reported_failed_and_settles_once(paid, sim, admin
     held = sim.hold_next('refund')
     refund_via_backend(admin, order, payment, '5.00')
     held.release()   # NodeRails carries it out after the plugin gave up
-    assert wait_for(lambda: len(sim.refunds) == 1, timeout=10), 'simulator did not process the late refund'
+    assert wait_until(lambda: len(sim.refunds) == 1, timeout=10), 'simulator did not process the late refund'
     with scopes_disabled():
         refund = order.refunds.get()
         assert refund.state != 'failed', 'refund of unknown outcome reported as failed'
@@ -208,7 +208,7 @@ def test_refund_without_a_clear_answer_stays_in_transit_and_settles_once(paid, s
     # it made (or makes it now, if it never got it); the webhook then completes it. One refund, once.
     sim.clear_faults()
     fault.release()
-    assert wait_for(lambda: outcome not in ('timeout',) or len(sim.refunds) == 1, timeout=10)
+    assert wait_until(lambda: outcome not in ('timeout',) or len(sim.refunds) == 1, timeout=10)
     with scopes_disabled():
         order.refunds.update(created=refund.created - timedelta(minutes=10))
     run_periodic_tasks()

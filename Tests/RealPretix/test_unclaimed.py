@@ -6,7 +6,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from realpretix import LIVE, TEST, age_for_reconciliation, plugin, run_periodic_tasks, wait_for
+from realpretix import LIVE, TEST, age_for_reconciliation, plugin, run_periodic_tasks, wait_until
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
@@ -187,7 +187,7 @@ def test_refund_timeout_retry_does_not_refund_twice(paid_without_order, sim, htt
         run_periodic_tasks()
     assert time.monotonic() - started < 8, 'the shortened timeout (1 s) was not used'
     held.release()
-    assert wait_for(lambda: len(sim.refunds) == 1, timeout=10)   # carried out after all
+    assert wait_until(lambda: len(sim.refunds) == 1, timeout=10)   # carried out after all
     assert _checkout(sid).state == 'refunding'
     run_periodic_tasks()
     assert len(sim.refunds) == 1

@@ -95,7 +95,7 @@ def expected_hmac(scheme, secret, body, timestamp_header):
 
 
 def event_body(event_type='payment.captured', amount='12.50', status='CAPTURED'):
-    """Compact JSON in the NodeRails webhook shape (seed 002), as the sender serialised it."""
+    """Compact JSON in the NodeRails webhook shape (docs/noderails-contract.md), as the sender serialised it."""
     return (
         '{"id":"evt_01HF3Z8Q7KX2","type":"%s","createdAt":"2023-11-14T22:13:20.000Z",'
         '"data":{"id":"pi_7Hq2Xw","paymentIntentId":"pi_7Hq2Xw","checkoutSessionId":"cs_4Lm9Rt",'
@@ -319,7 +319,7 @@ def secret_vectors():
 
 def scheme_vectors():
     return [
-        make('scheme-body-ms', 'Body-only scheme (seed 002 manual verification), ms timestamp.', 'ok', scheme='body'),
+        make('scheme-body-ms', 'Body-only scheme (manual verification on the NodeRails webhook page), ms timestamp.', 'ok', scheme='body'),
         make('scheme-body-seconds', 'Body-only scheme with a seconds timestamp.', 'ok', scheme='body', unit='s'),
         make(
             'scheme-body-signature-under-timestamp-body',

@@ -3,45 +3,6 @@ import Foundation
 import FoundationXML
 #endif
 
-/// The stock customer-facing texts and colours, used where a config leaves them out.
-enum BrandingDefaults {
-    static let accentColor = "#2f6fed"
-    static let textColor = "#ffffff"
-
-    static let texts: [String: [String: String]] = [
-        "payment_description": [
-            "en": "Pay with cryptocurrency through NodeRails. The secure NodeRails checkout opens on the next page; your order is placed once the payment has arrived.",
-            "de": "Bezahlen Sie mit Kryptowährung über NodeRails. Der sichere NodeRails-Checkout öffnet sich auf der nächsten Seite; Ihre Bestellung wird abgeschlossen, sobald die Zahlung eingegangen ist.",
-            "de-informal": "Bezahle mit Kryptowährung über NodeRails. Der sichere NodeRails-Checkout öffnet sich auf der nächsten Seite; deine Bestellung wird abgeschlossen, sobald die Zahlung eingegangen ist.",
-        ],
-        "confirm_heading": [
-            "en": "Complete your crypto payment",
-            "de": "Schließen Sie Ihre Krypto-Zahlung ab",
-            "de-informal": "Schließe deine Krypto-Zahlung ab",
-        ],
-        "confirm_instructions": [
-            "en": "Pay in the NodeRails checkout below. As soon as your payment is detected, you can place your order.",
-            "de": "Bezahlen Sie im NodeRails-Checkout unten. Sobald Ihre Zahlung erkannt wurde, können Sie Ihre Bestellung abschließen.",
-            "de-informal": "Bezahle im NodeRails-Checkout unten. Sobald deine Zahlung erkannt wurde, kannst du deine Bestellung abschließen.",
-        ],
-        "waiting_message": [
-            "en": "Waiting for your payment…",
-            "de": "Warten auf Ihre Zahlung …",
-            "de-informal": "Warten auf deine Zahlung …",
-        ],
-        "success_message": [
-            "en": "Payment received. You can now place your order.",
-            "de": "Zahlung erhalten. Sie können Ihre Bestellung jetzt abschließen.",
-            "de-informal": "Zahlung erhalten. Du kannst deine Bestellung jetzt abschließen.",
-        ],
-        "failure_message": [
-            "en": "The payment did not go through and you have not been charged. Please try again or choose another payment method.",
-            "de": "Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuchen Sie es erneut oder wählen Sie eine andere Zahlungsart.",
-            "de-informal": "Die Zahlung ist nicht durchgegangen, es wurde nichts abgebucht. Bitte versuche es erneut oder wähle eine andere Zahlungsart.",
-        ],
-    ]
-}
-
 /// Checks that a logo is what its extension says, and that an SVG cannot run code when
 /// pretix serves it from its own origin.
 enum LogoCheck {

@@ -38,9 +38,9 @@ public struct ForgeConfig: Sendable, Equatable {
     }
 
     public enum SignaturePayload: String, Sendable, CaseIterable {
-        /// HMAC over "<timestamp>.<raw body>", as the plugin spec (seed 000) describes.
+        /// HMAC over "<timestamp>.<raw body>", as the plugin spec describes (docs/noderails-contract.md).
         case timestampDotBody = "timestamp.body"
-        /// HMAC over the raw body alone, as NodeRails' webhook documentation (seed 002) shows.
+        /// HMAC over the raw body alone, as NodeRails' webhook page shows (docs/noderails-contract.md).
         case body
     }
 
@@ -101,8 +101,6 @@ public struct ForgeConfig: Sendable, Equatable {
         public var forgeRepository: String
         /// Where `unmanaged` is written, for problems only a render can reveal.
         public var unmanagedLocation: SourceLocation
-
-        public static let defaultForgeRepository = "https://github.com/noderails/pretix-forge"
     }
 
     public var package: Package

@@ -47,7 +47,7 @@ public enum PretixEnvironment {
         let location = SourceLocation(file: "command line")
         guard FileManager.default.isExecutableFile(atPath: python) else {
             throw ForgeError("\(path) is not an executable file", at: location, keyPath: "--python",
-                             fix: "pass the python of an environment with pretix, e.g. /srv/pretix/venv/bin/python, or leave --python out to use pretix-forge's own")
+                             fix: "pass the python of an environment with pretix, e.g. <that environment>/bin/python, or leave --python out to use pretix-forge's own")
         }
         let script = """
             import importlib.util, sys

@@ -1,7 +1,7 @@
 import Foundation
 
 /// The resource files compiled into the binary by the EmbedResources build plugin:
-/// `Templates/…`, `Examples/noderails.toml`, `Vectors/webhook-signatures.json`, `Licenses/…`,
+/// `Templates/…`, `Vectors/webhook-signatures.json`, `Licenses/…`,
 /// `Demo/…`, `Simulator/noderails_sim/…`.
 public enum EmbeddedFiles {
     /// Logical path → bytes, decoded once.

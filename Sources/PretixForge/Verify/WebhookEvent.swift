@@ -1,6 +1,6 @@
 import Foundation
 
-/// A NodeRails webhook event body in the shape of seed 002, with the ids the plugin matches on.
+/// A NodeRails webhook event body in the shape docs/noderails-contract.md describes, with the ids the plugin matches on.
 public struct WebhookEvent: Sendable {
     public var type: String
     public var eventID: String?

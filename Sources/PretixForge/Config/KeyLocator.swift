@@ -1,0 +1,51 @@
+import Foundation
+
+/// Finds the line of `table.key` in TOML source. TOMLKit reports lines for syntax errors
+/// only, so this light scan gives value errors a line too. It understands `[table]`
+/// headers and `key = value` lines, which is every shape a forge config takes.
+struct KeyLocator {
+    private var lines: [String: Int] = [:]
+    private var valueLines: [String: String] = [:]
+
+    init(source: String) {
+        var table = ""
+        for (index, line) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.hasPrefix("["), let close = trimmed.firstIndex(of: "]") {
+                table = trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimmingCharacters(in: .whitespaces)
+                lines[table] = lines[table] ?? index + 1
+            } else if let key = Self.assignedKey(trimmed) {
+                let path = table.isEmpty ? key : "\(table).\(key)"
+                lines[path] = lines[path] ?? index + 1
+                valueLines[path] = trimmed
+            }
+        }
+    }
+
+    /// The key of a `key = value` (or `"key" = value`) line, nil for anything else.
+    static func assignedKey(_ line: String) -> String? {
+        guard let equals = line.firstIndex(of: "=") else { return nil }
+        var key = line[..<equals].trimmingCharacters(in: .whitespaces)
+        if key.count >= 2, key.hasPrefix("\""), key.hasSuffix("\"") { key = String(key.dropFirst().dropLast()) }
+        let keyByte: (UInt8) -> Bool = { ASCIIPattern.isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
+        return ASCIIPattern.matches(key, first: keyByte, rest: keyByte) ? key : nil
+    }
+
+    /// The line of the key, or of the nearest enclosing key or table that has one. An array
+    /// element (`repository.unmanaged[2]`) is found at its array's key.
+    func line(of keyPath: String) -> Int? {
+        let withoutIndex = keyPath.hasSuffix("]") ? String(keyPath[..<(keyPath.lastIndex(of: "[") ?? keyPath.endIndex)]) : keyPath
+        var parts = withoutIndex.split(separator: ".")
+        while !parts.isEmpty {
+            if let line = lines[parts.joined(separator: ".")] { return line }
+            parts.removeLast()
+        }
+        return nil
+    }
+
+    /// TOMLKit hands strings over as C strings, which end at a NUL; spot the escape in the source.
+    func valueHasNUL(_ keyPath: String) -> Bool {
+        guard let line = valueLines[keyPath] else { return false }
+        return line.contains("\\u0000") || line.contains("\\U00000000")
+    }
+}
