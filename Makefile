@@ -15,7 +15,7 @@ FORGE := .build/debug/pretix-forge
 
 # The suites `make test` runs, in this order; each is also `make test-<suite>` on its own.
 # Tests/README.md says what each proves, what it needs and how long it takes.
-SUITES := swift vectors python simulator realpretix generated compat production browser demo
+SUITES := swift vectors python simulator realpretix generated compat production body-signed browser demo
 
 .PHONY: run test deps deps-build deps-test build golden docs vectors clean bench suite-dist $(SUITES:%=test-%)
 
@@ -64,8 +64,9 @@ test: deps-test build
 # JUnit XML of every pytest run, read by count_skips.py at the end of `make test` (absolute:
 # some suites run from their own folder). A report missing from this list's files fails the run.
 REPORTS := $(CURDIR)/build/test-reports
-PYTEST_REPORTS = python simulator realpretix realpretix-body-seconds plugin plugin-body-seconds realpretix-oldest \
-	plugin-oldest $(addprefix unit-,$(CLAIMED_PYTHONS)) realpretix-postgresql production browser accessibility-blockfest demo
+PYTEST_REPORTS = python simulator realpretix generated realpretix-oldest generated-oldest \
+	$(addprefix unit-,$(CLAIMED_PYTHONS)) realpretix-postgresql production realpretix-body-signed generated-body-signed \
+	browser accessibility-blockfest demo
 
 # Inside `make test` the set-up above ran once; a suite run alone does it first.
 SETUP := $(if $(PREPARED),,deps-test build)
@@ -102,17 +103,9 @@ suite-dist: $(if $(PREPARED),,build)
 	rm -rf $(SUITE_DIST)
 	$(FORGE) build --out $(SUITE_DIST)
 	$(FORGE) build --config Examples/acme-tickets.toml --out $(SUITE_DIST)/acme
-	@# A variant signing the raw body alone with timestamps in seconds (NodeRails' documented scheme).
-	sed -e 's/^signature_payload = .*/signature_payload = "body"/' -e 's/^timestamp_unit = .*/timestamp_unit = "s"/' \
-		Examples/noderails.toml > $(SUITE_DIST)/body-seconds.toml
-	grep -qx 'signature_payload = "body"' $(SUITE_DIST)/body-seconds.toml && grep -qx 'timestamp_unit = "s"' $(SUITE_DIST)/body-seconds.toml
-	$(FORGE) build --config $(SUITE_DIST)/body-seconds.toml --out $(SUITE_DIST)/body-seconds
 
 test-realpretix: $(SETUP) suite-dist
 	$(PLUGINS_UNDER_TEST) Tests/RealPretix/run.sh --junitxml=$(REPORTS)/realpretix.xml
-	# The body-signed, seconds-timestamp variant through the webhook tests.
-	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz \
-		Tests/RealPretix/run.sh test_webhooks.py --junitxml=$(REPORTS)/realpretix-body-seconds.xml
 
 # The tests the generated repository ships (tests/, with test_in_pretix.py), from the unpacked
 # sdist inside pretix, as the repository's CI runs them: a missing pretix fails, not skips.
@@ -122,14 +115,7 @@ test-generated: $(SETUP) suite-dist
 	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/unpacked
 	cd $(SUITE_DIST)/unpacked/pretix_noderails-1.0.0 && \
 		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
-		--junitxml=$(REPORTS)/plugin.xml
-	# The body-signed, seconds-timestamp variant's own tests, from its sdist.
-	$(PRETIX_VENV)/bin/pip install -q --no-deps --force-reinstall $(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz
-	mkdir -p $(SUITE_DIST)/body-seconds/unpacked
-	tar -xzf $(SUITE_DIST)/body-seconds/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/body-seconds/unpacked
-	cd $(SUITE_DIST)/body-seconds/unpacked/pretix_noderails-1.0.0 && \
-		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
-		--junitxml=$(REPORTS)/plugin-body-seconds.xml
+		--junitxml=$(REPORTS)/generated.xml
 
 # The claims of compat.toml, from the same sdists: the real-pretix suite (sqlite, side by side) and
 # the generated repository's tests inside the oldest pretix claimed, then the plugin's unit tests
@@ -142,7 +128,7 @@ test-compat: $(SETUP) suite-dist
 	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(COMPAT_UNPACKED)
 	cd $(COMPAT_UNPACKED)/pretix_noderails-1.0.0 && \
 		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(OLDEST_PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
-		--junitxml=$(REPORTS)/plugin-oldest.xml
+		--junitxml=$(REPORTS)/generated-oldest.xml
 	for version in $(CLAIMED_PYTHONS); do \
 		(cd $(COMPAT_UNPACKED)/pretix_noderails-1.0.0 && $(CURDIR)/.venvs/python-$$version/bin/python -m pytest -q \
 			-p no:cacheprovider --ignore=tests/test_in_pretix.py tests --junitxml=$(REPORTS)/unit-$$version.xml) || exit 1; done
@@ -152,6 +138,23 @@ test-compat: $(SETUP) suite-dist
 test-production: $(SETUP) suite-dist
 	$(PLUGINS_UNDER_TEST) REALPRETIX_JUNITXML=$(REPORTS)/realpretix-postgresql.xml \
 		Tests/Production/run.sh --junitxml=$(REPORTS)/production.xml
+
+# A variant signing the raw body alone with timestamps in seconds (NodeRails' documented scheme,
+# the stock config otherwise): the webhook tests inside pretix, then its own tests, from its sdist.
+BODY_SIGNED := $(SUITE_DIST)/body-signed
+test-body-signed: $(SETUP)
+	mkdir -p $(BODY_SIGNED)
+	sed -e 's/^signature_payload = .*/signature_payload = "body"/' -e 's/^timestamp_unit = .*/timestamp_unit = "s"/' \
+		Examples/noderails.toml > $(BODY_SIGNED).toml
+	grep -qx 'signature_payload = "body"' $(BODY_SIGNED).toml && grep -qx 'timestamp_unit = "s"' $(BODY_SIGNED).toml
+	$(FORGE) build --config $(BODY_SIGNED).toml --out $(BODY_SIGNED)
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(BODY_SIGNED)/pretix_noderails-1.0.0.tar.gz \
+		Tests/RealPretix/run.sh test_webhooks.py --junitxml=$(REPORTS)/realpretix-body-signed.xml
+	rm -rf $(BODY_SIGNED)/unpacked && mkdir -p $(BODY_SIGNED)/unpacked
+	tar -xzf $(BODY_SIGNED)/pretix_noderails-1.0.0.tar.gz -C $(BODY_SIGNED)/unpacked
+	cd $(BODY_SIGNED)/unpacked/pretix_noderails-1.0.0 && \
+		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
+		--junitxml=$(REPORTS)/generated-body-signed.xml
 
 # A customer in headless Chromium (the suite builds and installs its own sdist), then
 # accessibility again for a branded variant: its logo, colours and template overlay.
