@@ -107,15 +107,16 @@ suite-dist: $(if $(PREPARED),,build)
 test-realpretix: $(SETUP) suite-dist
 	$(PLUGINS_UNDER_TEST) Tests/RealPretix/run.sh --junitxml=$(REPORTS)/realpretix.xml
 
-# The tests the generated repository ships (tests/, with test_in_pretix.py), from the unpacked
-# sdist inside pretix, as the repository's CI runs them: a missing pretix fails, not skips.
+# $(call shipped-tests,SDIST,FOLDER,PRETIX_VENV,REPORT): the tests the generated repository ships
+# (tests/, with test_in_pretix.py), from SDIST unpacked into FOLDER, inside that pretix, as the
+# repository's CI runs them: a missing pretix fails, not skips.
+shipped-tests = rm -rf $(2) && mkdir -p $(2) && tar -xzf $(1) -C $(2) && \
+	cd $(2)/pretix_noderails-1.0.0 && PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(3)/bin/python -m pytest -q \
+	-p no:cacheprovider tests --junitxml=$(REPORTS)/$(4).xml
+
 test-generated: $(SETUP) suite-dist
 	$(PRETIX_VENV)/bin/pip install -q --no-deps --force-reinstall $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz
-	rm -rf $(SUITE_DIST)/unpacked && mkdir -p $(SUITE_DIST)/unpacked
-	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(SUITE_DIST)/unpacked
-	cd $(SUITE_DIST)/unpacked/pretix_noderails-1.0.0 && \
-		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
-		--junitxml=$(REPORTS)/generated.xml
+	$(call shipped-tests,$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz,$(SUITE_DIST)/unpacked,$(PRETIX_VENV),generated)
 
 # The claims of compat.toml, from the same sdists: the real-pretix suite (sqlite, side by side) and
 # the generated repository's tests inside the oldest pretix claimed, then the plugin's unit tests
@@ -124,11 +125,7 @@ COMPAT_UNPACKED := $(SUITE_DIST)/compat-unpacked
 test-compat: $(SETUP) suite-dist
 	$(subst $(PRETIX_VENV),$(OLDEST_PRETIX_VENV),$(PLUGINS_UNDER_TEST)) Tests/RealPretix/run.sh \
 		--junitxml=$(REPORTS)/realpretix-oldest.xml
-	rm -rf $(COMPAT_UNPACKED) && mkdir -p $(COMPAT_UNPACKED)
-	tar -xzf $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz -C $(COMPAT_UNPACKED)
-	cd $(COMPAT_UNPACKED)/pretix_noderails-1.0.0 && \
-		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(OLDEST_PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
-		--junitxml=$(REPORTS)/generated-oldest.xml
+	$(call shipped-tests,$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz,$(COMPAT_UNPACKED),$(OLDEST_PRETIX_VENV),generated-oldest)
 	for version in $(CLAIMED_PYTHONS); do \
 		(cd $(COMPAT_UNPACKED)/pretix_noderails-1.0.0 && $(CURDIR)/.venvs/python-$$version/bin/python -m pytest -q \
 			-p no:cacheprovider --ignore=tests/test_in_pretix.py tests --junitxml=$(REPORTS)/unit-$$version.xml) || exit 1; done
@@ -150,11 +147,7 @@ test-body-signed: $(SETUP)
 	$(FORGE) build --config $(BODY_SIGNED).toml --out $(BODY_SIGNED)
 	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(BODY_SIGNED)/pretix_noderails-1.0.0.tar.gz \
 		Tests/RealPretix/run.sh test_webhooks.py --junitxml=$(REPORTS)/realpretix-body-signed.xml
-	rm -rf $(BODY_SIGNED)/unpacked && mkdir -p $(BODY_SIGNED)/unpacked
-	tar -xzf $(BODY_SIGNED)/pretix_noderails-1.0.0.tar.gz -C $(BODY_SIGNED)/unpacked
-	cd $(BODY_SIGNED)/unpacked/pretix_noderails-1.0.0 && \
-		PLUGIN_TESTS_REQUIRE_PRETIX=1 $(CURDIR)/$(PRETIX_VENV)/bin/python -m pytest -q -p no:cacheprovider tests \
-		--junitxml=$(REPORTS)/generated-body-signed.xml
+	$(call shipped-tests,$(BODY_SIGNED)/pretix_noderails-1.0.0.tar.gz,$(BODY_SIGNED)/unpacked,$(PRETIX_VENV),generated-body-signed)
 
 # A customer in headless Chromium (the suite builds and installs its own sdist), then
 # accessibility again for a branded variant: its logo, colours and template overlay.

@@ -265,7 +265,8 @@ class Stack:
 
     def _simulator(self):
         from noderails_sim import Simulator
-        webhook = _rendered('SIGNATURE_PAYLOAD'), _rendered('TIMESTAMP_UNIT')
+        webhook = (pretix_testkit.plugin_constant(MODULE, 'SIGNATURE_PAYLOAD'),
+                   pretix_testkit.plugin_constant(MODULE, 'TIMESTAMP_UNIT'))
         sim = Simulator(credentials={LIVE.app_id: LIVE.api_key}, webhook_secret=LIVE.secret, separate_ui=True,
                         webhook_url='http://127.0.0.1:9/unset', signature_scheme=webhook[0],
                         timestamp_unit=webhook[1])
@@ -323,11 +324,6 @@ class Stack:
 def _plugin_models():
     import importlib
     return importlib.import_module(MODULE + '.models')
-
-
-def _rendered(name):
-    """A value rendered from the forge config (conf.py, or webhook.py for the signature scheme)."""
-    return pretix_testkit.plugin_constant(MODULE, name)
 
 
 def _production_shop(sim):
