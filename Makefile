@@ -12,16 +12,31 @@ OLDEST_PRETIX_VENV := .venvs/pretix-oldest
 PRETIX_PYTHON_VERSION = $(or $(shell python3 scripts/compat.py pretix.python),$(error cannot read compat.toml))
 CLAIMED_PYTHONS = $(or $(shell python3 scripts/compat.py python.versions),$(error cannot read compat.toml))
 FORGE := .build/debug/pretix-forge
+# `pip install pretix-forge`: the release build, linked statically (scripts/static-link.sh) and
+# packaged as a manylinux wheel by `pretix-forge package-self`.
+# Its own scratch folder: it builds beside the debug build's suites (see `test`).
+RELEASE_SCRATCH := .build-release
+RELEASE_FORGE := $(RELEASE_SCRATCH)/release/pretix-forge
+STATIC_PKG_CONFIG := $(RELEASE_SCRATCH)/static-pkgconfig
+TOOL_WHEEL = $(wildcard $(CURDIR)/dist/pretix_forge-$(shell $(RELEASE_FORGE) --version)-*.whl)
 
 # The suites `make test` runs, in this order; each is also `make test-<suite>` on its own.
 # Tests/README.md says what each proves, what it needs and how long it takes.
-SUITES := swift vectors python simulator realpretix generated compat production body-signed browser demo
+# realpretix (sqlite, newest pretix) is not among them: production runs that suite on PostgreSQL
+# with the newest pretix, and compat on sqlite with the oldest.
+SUITES := swift vectors simulator generated compat production body-signed browser demo python wheel
+# The suites that install the tool's own wheel.
+WHEEL_SUITES := python wheel
 
-.PHONY: run test deps deps-build deps-test build golden docs vectors clean bench suite-dist $(SUITES:%=test-%)
+.PHONY: run test deps deps-build deps-dist deps-test build dist golden docs vectors clean bench suite-dist $(SUITES:%=test-%)
 
 # What building and running the tool needs: nothing else is installed by `make run`.
 deps-build:
 	@scripts/install-deps.sh system build
+
+# What the static release build needs besides: the archives of the libraries it links in.
+deps-dist: deps-build
+	@scripts/install-deps.sh system dist
 
 # What the suites need besides: the browser, PostgreSQL, the tools' and pretix's virtualenvs.
 deps-test: deps-build
@@ -42,6 +57,12 @@ build: deps-build
 	swift build
 	@test -x $(FORGE)
 
+## pretix-forge's own wheel in dist/: the static release binary, for `pip install pretix-forge`.
+dist: deps-dist
+	PKG_CONFIG_PATH=$(CURDIR)/$(STATIC_PKG_CONFIG) swift build -c release --scratch-path $(RELEASE_SCRATCH) \
+		$$(scripts/static-link.sh $(STATIC_PKG_CONFIG) $(RELEASE_SCRATCH))
+	$(RELEASE_FORGE) package-self --out dist
+
 ## Build the tool and run the main job on the embedded default config.
 run: build
 	$(FORGE) generate
@@ -49,9 +70,19 @@ run: build
 	@echo "default plugin tree: build/pretix-noderails-1.0.0/   sdist, wheel, SHA256SUMS: dist/"
 
 ## Every suite in order; stops at the first red one and names it.
-test: deps-test build
-	@rm -rf $(REPORTS)
-	@for suite in $(SUITES); do \
+# The wheel's static release build (make dist, minutes of compiling) runs beside the first suites
+# at the lowest CPU priority, so it takes only the CPU they leave idle; the suites that install the
+# wheel come last and wait for it. Its output is in build/dist.log.
+test: deps-test deps-dist build
+	@rm -rf $(REPORTS) && mkdir -p build
+	@setsid nice -n 19 $(MAKE) --no-print-directory dist > build/dist.log 2>&1 & dist=$$!; \
+	trap 'kill -- -$$dist 2>/dev/null' EXIT; \
+	for suite in $(SUITES); do \
+		if [ -n "$$dist" ] && [[ " $(WHEEL_SUITES) " == *" $$suite "* ]]; then \
+			echo "== waiting for make dist (build/dist.log)"; \
+			wait $$dist || { cat build/dist.log; echo "make test: make dist failed; run it alone with: make dist"; exit 1; }; \
+			dist=""; tail -n 1 build/dist.log; \
+		fi; \
 		echo "== make test-$$suite"; started=$$(date +%s); \
 		$(MAKE) --no-print-directory test-$$suite PREPARED=1 || { \
 			echo "make test: suite '$$suite' failed; run it alone with: make test-$$suite"; exit 1; }; \
@@ -64,12 +95,14 @@ test: deps-test build
 # JUnit XML of every pytest run, read by count_skips.py at the end of `make test` (absolute:
 # some suites run from their own folder). A report missing from this list's files fails the run.
 REPORTS := $(CURDIR)/build/test-reports
-PYTEST_REPORTS = python simulator realpretix generated realpretix-oldest generated-oldest \
+PYTEST_REPORTS = python wheel simulator generated realpretix-oldest generated-oldest \
 	$(addprefix unit-,$(CLAIMED_PYTHONS)) realpretix-postgresql production realpretix-body-signed generated-body-signed \
 	browser accessibility-blockfest demo
 
 # Inside `make test` the set-up above ran once; a suite run alone does it first.
 SETUP := $(if $(PREPARED),,deps-test build)
+# The suites that install the tool's own wheel.
+WHEEL_SETUP := $(if $(PREPARED),,dist)
 
 # Swift unit, golden and property tests (the property test checks rendered trees with pretix's Django).
 test-swift: $(SETUP)
@@ -83,8 +116,13 @@ test-vectors: $(SETUP)
 
 # The CLI as users run it: init/generate/build/check, packaging read by pip, uv and a strict zip
 # reader, the plugin's own repository and its workflows, `make run` itself.
-test-python: $(SETUP)
-	PRETIX_FORGE=$(FORGE) $(PYTHON) -m pytest Tests/Python -q --junitxml=$(REPORTS)/python.xml
+test-python: $(SETUP) $(WHEEL_SETUP)
+	PRETIX_FORGE=$(FORGE) PRETIX_FORGE_WHEEL=$(TOOL_WHEEL) $(PYTHON) -m pytest Tests/Python -q --junitxml=$(REPORTS)/python.xml
+
+# pretix-forge's wheel: its manylinux tag (auditwheel), every command from a fresh venv with no
+# Swift on PATH, the same output as the debug build, byte-identical when packaged twice.
+test-wheel: $(SETUP) $(WHEEL_SETUP)
+	PRETIX_FORGE=$(FORGE) PRETIX_FORGE_WHEEL=$(TOOL_WHEEL) $(PYTHON) -m pytest Tests/Wheel -q --junitxml=$(REPORTS)/wheel.xml
 
 test-simulator: $(SETUP)
 	$(PRETIX_VENV)/bin/python -m pytest Simulator/tests -q -p no:cacheprovider --junitxml=$(REPORTS)/simulator.xml
@@ -177,14 +215,17 @@ vectors:
 	python3 Tests/Vectors/generate_vectors.py
 
 clean:
-	rm -rf .build build dist
+	rm -rf .build $(RELEASE_SCRATCH) build dist
 
-## Speed against setuptools, and 1/10/100 variants (release build; prints a table).
-bench: deps
-	swift build -c release
-	PRETIX_FORGE=.build/release/pretix-forge $(PYTHON) scripts/bench.py
+## Start-up, speed against setuptools, 1/10/100 variants: the binary from the wheel (prints a table).
+BENCH_VENV := build/bench-venv
+bench: deps dist
+	rm -rf $(BENCH_VENV)
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --no-index --disable-pip-version-check $(TOOL_WHEEL)
+	PRETIX_FORGE=$(BENCH_VENV)/bin/pretix-forge $(PYTHON) scripts/bench.py
 	# Webhook load against pretix on PostgreSQL, with the plugin from a fresh sdist.
 	rm -rf build/bench-dist
-	.build/release/pretix-forge build --out build/bench-dist
+	$(BENCH_VENV)/bin/pretix-forge build --out build/bench-dist
 	$(PRETIX_VENV)/bin/pip install -q --no-deps --force-reinstall build/bench-dist/pretix_noderails-1.0.0.tar.gz
 	$(PRETIX_VENV)/bin/python scripts/bench_webhooks.py

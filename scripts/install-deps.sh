@@ -2,6 +2,7 @@
 # Installs what pretix-forge needs to build and test, and only what is missing.
 # Idempotent: a second run with everything present takes about a second.
 #   scripts/install-deps.sh system build   Debian packages to build and run the tool (`make run`)
+#   scripts/install-deps.sh system dist    those the static release build needs besides (`make dist`)
 #   scripts/install-deps.sh system test    those the test suites need besides (`make test`)
 #   scripts/install-deps.sh venv DIR REQ   a virtualenv at DIR with the requirements file REQ
 #   scripts/install-deps.sh venv DIR REQ X.Y  the same on CPython X.Y (pyenv's, else pythonX.Y on PATH),
@@ -11,6 +12,9 @@ set -euo pipefail
 # SwiftPM resolves the Swift packages with git; libarchive and libcrypto are linked through
 # pkg-config.
 build_packages=(pkg-config libarchive-dev libssl-dev git)
+# The static archives of libarchive's and libcrypto's own dependencies, and of libxml2's (which
+# FoundationXML loads), for the wheel's single binary (scripts/static-link.sh).
+dist_packages=(libacl1-dev libbz2-dev libicu-dev liblz4-dev liblzma-dev libxml2-dev libzstd-dev nettle-dev zlib1g-dev)
 # python3-venv for the suites' virtualenvs, gettext for the catalogue checks, PostgreSQL for the
 # production suite, Chromium for the browser suite, shellcheck for the workflow lint, Node.js for
 # the simulator's checkout script in its tests.
@@ -87,9 +91,10 @@ case "${1:-}" in
     system)
         case "${2:-}" in
             build) install_system "${build_packages[@]}" ;;
-            test) install_system "${build_packages[@]}" "${test_packages[@]}" ;;
-            *) echo "usage: $0 system build|test" >&2; exit 2 ;;
+            dist) install_system "${build_packages[@]}" "${dist_packages[@]}" ;;
+            test) install_system "${build_packages[@]}" "${dist_packages[@]}" "${test_packages[@]}" ;;
+            *) echo "usage: $0 system build|dist|test" >&2; exit 2 ;;
         esac ;;
     venv) install_venv "$2" "$3" "${4:-}" ;;
-    *) echo "usage: $0 system build|test | venv DIR REQUIREMENTS [PYTHON-VERSION]" >&2; exit 2 ;;
+    *) echo "usage: $0 system build|dist|test | venv DIR REQUIREMENTS [PYTHON-VERSION]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,9 @@ import Foundation
 public enum Pipeline {
     public static let toolVersion = "0.1.0"
     public static var generator: String { "pretix-forge \(toolVersion)" }
+    /// pretix-forge's own source: the tool wheel's Source URL and the default the plugin
+    /// repository's workflows fetch from.
+    public static let sourceRepository = "https://github.com/noderails/pretix-forge"
 
     /// The config at `path`, or the embedded stock config when nil.
     public static func loadConfig(_ path: String?) throws(ForgeError) -> ForgeConfig {

@@ -8,7 +8,8 @@ struct PretixForgeCommand: ParsableCommand {
         commandName: "pretix-forge",
         abstract: "Generate, package and verify the NodeRails crypto-checkout payment plugin for pretix.",
         version: Pipeline.toolVersion,
-        subcommands: [Init.self, Reference.self, Generate.self, Build.self, Check.self, OverlayCommand.self, Webhook.self, Demo.self]
+        subcommands: [Init.self, Reference.self, Generate.self, Build.self, Check.self, OverlayCommand.self, Webhook.self, Demo.self,
+                      PackageSelf.self]
     )
 
     /// Every failure exits 1 with a message on stderr; help and version exit 0.

@@ -1,8 +1,5 @@
 import ArgumentParser
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import PretixForge
 
 struct Webhook: ParsableCommand {
@@ -110,42 +107,27 @@ struct Send: ParsableCommand {
     @Option(help: "Seconds to wait for the response (NodeRails waits 15).")
     var timeout: Double = 15
 
+    @Option(help: ArgumentHelp("Also trust the certificates in this PEM file, e.g. a test deployment's self-signed one.",
+                               valueName: "file"))
+    var caFile: String?
+
     func run() throws {
         guard let target = URL(string: url), let scheme = target.scheme, ["http", "https"].contains(scheme), target.host != nil else {
             throw ForgeError("'\(url)' is not an http(s) URL", at: SourceLocation(file: "command line"), fix: "pass the full webhook URL")
         }
-        let delivery = try options.delivery()
-        var request = URLRequest(url: target, timeoutInterval: timeout)
-        request.httpMethod = "POST"
-        for header in delivery.headers { request.setValue(header.value, forHTTPHeaderField: header.name) }
-        request.httpBody = delivery.body
-        let (status, body) = try Self.perform(request)
-        print("HTTP \(status)")
-        FileHandle.standardOutput.write(body)
-        if body.last != UInt8(ascii: "\n") { print() }
-        if !(200..<300).contains(status) { throw ExitCode(1) }
-    }
-
-    /// Synchronous request: this command does one delivery and waits for it.
-    static func perform(_ request: URLRequest) throws(ForgeError) -> (Int, Data) {
-        final class Box: @unchecked Sendable { var result: Result<(Int, Data), Error>? }
-        let box = Box()
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { data, response, error in
-            if let error {
-                box.result = .failure(error)
-            } else {
-                box.result = .success(((response as? HTTPURLResponse)?.statusCode ?? 0, data ?? Data()))
-            }
-            done.signal()
-        }.resume()
-        done.wait()
-        switch box.result {
-        case .success(let value)?: return value
-        case .failure(let error)?:
-            throw ForgeError("delivery failed: \(error.localizedDescription)", at: SourceLocation(file: request.url?.absoluteString ?? "URL"))
-        case nil:
-            throw ForgeError("delivery failed", at: SourceLocation(file: request.url?.absoluteString ?? "URL"))
+        guard timeout > 0 else {
+            throw ForgeError("--timeout must be more than 0 seconds", at: SourceLocation(file: "command line"), keyPath: "--timeout",
+                             fix: "pass the seconds to wait, e.g. --timeout 15")
         }
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+            throw ForgeError("cannot read the certificate file", at: SourceLocation(file: caFile), keyPath: "--ca-file",
+                             fix: "pass a PEM file holding the server's certificate or its CA")
+        }
+        let delivery = try options.delivery()
+        let response = try WebhookTransport(timeout: timeout, trusting: caFile).post(delivery.body, headers: delivery.headers, to: url)
+        print("HTTP \(response.status)")
+        FileHandle.standardOutput.write(response.body)
+        if response.body.last != UInt8(ascii: "\n") { print() }
+        if !(200..<300).contains(response.status) { throw ExitCode(1) }
     }
 }

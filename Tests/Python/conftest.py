@@ -45,6 +45,15 @@ def forge():
     return path
 
 
+@pytest.fixture(scope="session")
+def tool_wheel():
+    """pretix-forge's own platform wheel, as `make dist` builds it (PRETIX_FORGE_WHEEL names it)."""
+    named = os.environ.get("PRETIX_FORGE_WHEEL")
+    if not named or not Path(named).is_file():
+        pytest.fail(f"pretix-forge's wheel not found at {named!r}; run `make dist` and set PRETIX_FORGE_WHEEL (make test does)")
+    return Path(named).resolve()
+
+
 @pytest.fixture
 def run_forge(forge):
     def run(*args, cwd=None, env=None, check=True):

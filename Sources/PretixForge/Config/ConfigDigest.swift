@@ -48,7 +48,6 @@ extension ForgeConfig {
             "repository": .object([
                 "unmanaged": .array(repository.unmanaged.map { .string($0.pattern) }),
                 "gitignore": .int(repository.gitignore ? 1 : 0), "workflows": .int(repository.workflows ? 1 : 0),
-                "forge_repository": .string(repository.forgeRepository),
             ]),
         ])
     }

@@ -56,6 +56,8 @@ final class ConfigReader {
                 let path = "\(key).\(inner)"
                 if ConfigSchema.isSecretKey(inner) {
                     report(path, "secrets are never part of the config", fix: ConfigSchema.secretsFix)
+                } else if let replacement = ConfigSchema.retiredKeys[path] {
+                    report(path, "no longer used", fix: replacement)
                 } else {
                     let hint = Suggestions.closest(to: inner, in: keys).map { "did you mean '\(key).\($0)'?" }
                     report(path, "unknown key", fix: hint ?? "keys of [\(key)]: " + keys.joined(separator: ", "))
@@ -378,11 +380,9 @@ final class ConfigReader {
         let unmanaged = globs("repository.unmanaged")
         let gitignore = boolean("repository.gitignore")
         let workflows = boolean("repository.workflows")
-        let forgeRepository = string("repository.forge_repository", default: defaultString("repository.forge_repository"))
-            .flatMap { url($0, key: "repository.forge_repository", example: defaultString("repository.forge_repository") ?? "") }
-        guard let unmanaged, let gitignore, let workflows, let forgeRepository else { return nil }
+        guard let unmanaged, let gitignore, let workflows else { return nil }
         let location = SourceLocation(file: file, line: locator.line(of: "repository.unmanaged"))
-        return .init(unmanaged: unmanaged, gitignore: gitignore, workflows: workflows, forgeRepository: forgeRepository,
+        return .init(unmanaged: unmanaged, gitignore: gitignore, workflows: workflows,
                      unmanagedLocation: location)
     }
 

@@ -312,12 +312,12 @@ public enum ConfigSchema {
                    "(on a v* tag: reproducible build, check, PyPI trusted publishing, GitHub release)."],
             rules: "write `.github/workflows/` `tests.yml`, `check.yml`, `release.yml` and the action they share, "
                 + "`.github/actions/pretix-forge/`"),
-        Key(table: "repository", name: "forge_repository",
-            requirement: .defaults(.string("https://github.com/noderails/pretix-forge")),
-            help: ["Where those workflows fetch pretix-forge's source (tag v<version>) to build the version",
-                   "recorded in .pretix-forge.json."],
-            rules: "https git URL the workflows build pretix-forge from, at tag `v<version>` of the version "
-                + "`.pretix-forge.json` records"),
+    ]
+
+    /// Keys earlier versions read and this one does not: each names what replaced it.
+    static let retiredKeys: [String: String] = [
+        "repository.forge_repository": "delete this line: the workflows now install the recorded pretix-forge with "
+            + "`pip install pretix-forge==<version>` instead of building it from its source repository",
     ]
 
     private static func text(_ name: String, help: [String], shown: String, stock: [(String, String)]) -> Key {

@@ -112,8 +112,6 @@ public struct ForgeConfig: Sendable, Equatable {
         public var unmanaged: [PathGlob]
         public var gitignore: Bool
         public var workflows: Bool
-        /// Git URL the workflows build pretix-forge from (tag v<version>) until it is on PyPI.
-        public var forgeRepository: String
         /// Where `unmanaged` is written, for problems only a render can reveal.
         public var unmanagedLocation: SourceLocation
     }

@@ -2,6 +2,9 @@ import CArchive
 import Foundation
 
 /// Reads the regular-file members of a tar.gz or zip (libarchive detects which).
+///
+/// Only the formats sdists and wheels use are enabled: each further libarchive reader would
+/// pull its own compression or XML library into the statically linked binary.
 enum ArchiveReader {
     /// AE_IFREG; the C macro is not imported into Swift.
     static let regularFileType: mode_t = 0o100000
@@ -9,8 +12,9 @@ enum ArchiveReader {
     static func members(of data: Data) throws(ArchiveWriter.Failure) -> [String: Data] {
         guard let archive = archive_read_new() else { throw ArchiveWriter.Failure(description: "libarchive: out of memory") }
         defer { archive_read_free(archive) }
-        archive_read_support_filter_all(archive)
-        archive_read_support_format_all(archive)
+        archive_read_support_filter_gzip(archive)
+        archive_read_support_format_tar(archive)
+        archive_read_support_format_zip(archive)
         var members: [String: Data] = [:]
         let status = data.withUnsafeBytes { buffer -> Int32 in
             guard archive_read_open_memory(archive, buffer.baseAddress, buffer.count) == ARCHIVE_OK else { return ARCHIVE_FATAL }

@@ -23,7 +23,9 @@ struct ProjectMetadata {
     struct Failure: Error {
         var message: String
     }
+}
 
+extension ProjectMetadata {
     init(pyproject: String, tree: PluginTree) throws(Failure) {
         let root: TOMLTable
         do { root = try TOMLTable(string: pyproject) } catch { throw Failure(message: "pyproject.toml does not parse: \(error)") }

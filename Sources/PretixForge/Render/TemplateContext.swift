@@ -107,9 +107,6 @@ enum TemplateContext {
                 "confirm_on": pythonTuple(webhook.confirmOn.map(\.rawValue)),
             ],
             "branding": brandingContext(config.branding),
-            "repository": [
-                "forge_repository": config.repository.forgeRepository,
-            ],
             "compat": compatContext(Compatibility.embedded),
         ]
     }

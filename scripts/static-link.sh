@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Prepares the static link of pretix-forge into one binary that loads nothing but glibc, as a
+# manylinux wheel must (make dist), and prints the `swift build` flags for it:
+#   PKG_CONFIG_PATH=DIR swift build -c release --scratch-path SCRATCH $(scripts/static-link.sh DIR SCRATCH)
+#
+# * The Swift runtime and Foundation come in with --static-swift-stdlib. That link also names
+#   libstdc++, libxml2 (FoundationXML) and zlib with plain -l, which the linker answers with the
+#   shared library wherever one sits beside the archive. The one folder it searches before the
+#   system's is the build's own products folder, so their archives are linked in there.
+# * libarchive and libcrypto reach the link through pkg-config (Package.swift's system-library
+#   targets): DIR gets a libarchive.pc and libcrypto.pc naming, by file (-l:libz.a), their
+#   archives and those of every library `pkg-config --static` says they and the libraries above
+#   need, and libgcc_eh for the C++ runtime's unwinding instead of the shared libgcc_s.
+# * The binary is stripped: the wheel ships no debug information.
+set -euo pipefail
+
+dir=$1
+scratch=$2
+mkdir -p "$dir"
+glibc=" c m dl rt pthread resolv util "
+
+archive() {
+    local file
+    file=$(gcc -print-file-name="lib$1.a")
+    if [ "$file" = "lib$1.a" ]; then
+        echo "static-link: lib$1.a is missing; install the Debian -dev package holding it (dpkg -S lib$1.so), or run make dist" >&2
+        return 1
+    fi
+    echo "$file"
+}
+
+# -l:lib<name>.a for each non-glibc library of the flags given; glibc's stay shared.
+static_flags() {
+    local flag name
+    for flag in "$@"; do
+        name=${flag#-l}
+        if [[ $glibc == *" $name "* ]]; then
+            printf ' %s' "$flag"
+        else
+            archive "$name" >/dev/null
+            printf ' -l:lib%s.a' "$name"
+        fi
+    done
+}
+
+products=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
+mkdir -p "$products"
+for name in stdc++ xml2 z; do
+    ln -sf "$(archive "$name")" "$products/lib$name.a"
+done
+
+toolchain_needs=$(PKG_CONFIG_PATH='' pkg-config --static --libs-only-l libxml-2.0 zlib)
+for package in libarchive libcrypto; do
+    # shellcheck disable=SC2046 # one flag per word
+    set -- $(PKG_CONFIG_PATH='' pkg-config --static --libs-only-l "$package")
+    # shellcheck disable=SC2086 # one flag per word
+    [ "$package" = libarchive ] && set -- "$@" $toolchain_needs -lgcc_eh
+    # Each library once, at its last place: an archive serves only those named before it, and
+    # SwiftPM drops a .pc's flags from the first repeated one on.
+    # shellcheck disable=SC2046
+    set -- $(printf '%s\n' "$@" | tac | awk '!seen[$0]++' | tac)
+    printf 'Name: %s\nDescription: %s, linked statically\nVersion: %s\nLibs:%s\n' "$package" "$package" \
+        "$(PKG_CONFIG_PATH='' pkg-config --modversion "$package")" "$(static_flags "$@")" > "$dir/$package.pc.new"
+    # SwiftPM re-reads a .pc only when the build plan changes: a file that changed must replan.
+    if ! cmp -s "$dir/$package.pc.new" "$dir/$package.pc"; then
+        mv "$dir/$package.pc.new" "$dir/$package.pc"
+        touch Package.swift
+    else
+        rm "$dir/$package.pc.new"
+    fi
+done
+
+echo "--static-swift-stdlib -Xlinker --strip-all"
