@@ -11,7 +11,9 @@
 #   targets): DIR gets a libarchive.pc and libcrypto.pc naming, by file (-l:libz.a), their
 #   archives and those of every library `pkg-config --static` says they and the libraries above
 #   need, and libgcc_eh for the C++ runtime's unwinding instead of the shared libgcc_s.
-# * The binary is stripped: the wheel ships no debug information.
+# * The binary is stripped, and the paths compiled into it (C's __FILE__ in assertions, Swift's
+#   #filePath) are relative to the checkout: the wheel carries no path of the machine that built
+#   it, and two checkouts build the same bytes.
 set -euo pipefail
 
 dir=$1
@@ -70,4 +72,6 @@ for package in libarchive libcrypto; do
     fi
 done
 
-echo "--static-swift-stdlib -Xlinker --strip-all"
+checkout="$(pwd)/"
+echo "--static-swift-stdlib -Xlinker --strip-all -Xcc -ffile-prefix-map=$checkout= -Xcxx -ffile-prefix-map=$checkout=" \
+    "-Xswiftc -file-prefix-map -Xswiftc $checkout="

@@ -125,9 +125,10 @@ struct Send: ParsableCommand {
         }
         let delivery = try options.delivery()
         let response = try WebhookTransport(timeout: timeout, trusting: caFile).post(delivery.body, headers: delivery.headers, to: url)
-        print("HTTP \(response.status)")
-        FileHandle.standardOutput.write(response.body)
-        if response.body.last != UInt8(ascii: "\n") { print() }
+        // One write: print() buffers, FileHandle does not, so mixing them reorders piped output.
+        var output = Data("HTTP \(response.status)\n".utf8) + response.body
+        if response.body.last != UInt8(ascii: "\n") { output.append(UInt8(ascii: "\n")) }
+        FileHandle.standardOutput.write(output)
         if !(200..<300).contains(response.status) { throw ExitCode(1) }
     }
 }
