@@ -46,8 +46,8 @@ def stubs(tmp_path):
 
 @pytest.fixture
 def pip_finds_the_tool_wheel(monkeypatch, tool_wheel):
-    """The shared action's `pip install pretix-forge==<version>` gets our wheel instead of PyPI's."""
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    """The shared action's `pip install pretix-forge==<version>` finds our wheel (the other
+    steps still install from PyPI, where no pretix-forge is published yet)."""
     monkeypatch.setenv("PIP_FIND_LINKS", str(tool_wheel.parent))
 
 

@@ -134,7 +134,7 @@ class LocalRunner:
             "GITHUB_REPOSITORY": self.github["repository"], "PATH": os.pathsep.join(path),
             "PIP_DISABLE_PIP_VERSION_CHECK": "1", **self.job_env, **env, **{k: str(v) for k, v in files.items()},
         }
-        for key in ("PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CERT", "SSL_CERT_FILE", "LANG"):
+        for key in ("PIP_FIND_LINKS", "PIP_CERT", "SSL_CERT_FILE", "LANG"):
             if key in os.environ:
                 full_env.setdefault(key, os.environ[key])
         result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script], cwd=cwd, env=full_env,
