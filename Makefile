@@ -16,7 +16,11 @@ FORGE := .build/debug/pretix-forge
 # packaged as a manylinux wheel by `pretix-forge package-self`.
 # Its own scratch folder: it builds beside the debug build's suites (see `test`).
 RELEASE_SCRATCH := .build-release
-RELEASE_FORGE := $(RELEASE_SCRATCH)/release/pretix-forge
+# The binary the wheel ships: the release product without the two ELF sections in which builds
+# of one commit in two folders differ (.swift_modhash, module hashes the Swift compiler writes
+# and nothing reads at run time, and the linker's build id, a digest over them); without them
+# any checkout packages the same bytes.
+RELEASE_FORGE := $(RELEASE_SCRATCH)/pretix-forge
 STATIC_PKG_CONFIG := $(RELEASE_SCRATCH)/static-pkgconfig
 TOOL_WHEEL = $(wildcard $(CURDIR)/dist/pretix_forge-$(shell $(RELEASE_FORGE) --version)-*.whl)
 
@@ -61,6 +65,7 @@ build: deps-build
 dist: deps-dist
 	PKG_CONFIG_PATH=$(CURDIR)/$(STATIC_PKG_CONFIG) swift build -c release --scratch-path $(RELEASE_SCRATCH) \
 		$$(scripts/static-link.sh $(STATIC_PKG_CONFIG) $(RELEASE_SCRATCH))
+	objcopy --remove-section=.swift_modhash --remove-section=.note.gnu.build-id $(RELEASE_SCRATCH)/release/pretix-forge $(RELEASE_FORGE)
 	$(RELEASE_FORGE) package-self --out dist
 
 ## Build the tool and run the main job on the embedded default config.

@@ -13,8 +13,9 @@ set -euo pipefail
 # pkg-config.
 build_packages=(pkg-config libarchive-dev libssl-dev git)
 # The static archives of libarchive's and libcrypto's own dependencies, and of libxml2's (which
-# FoundationXML loads), for the wheel's single binary (scripts/static-link.sh).
-dist_packages=(libacl1-dev libbz2-dev libicu-dev liblz4-dev liblzma-dev libxml2-dev libzstd-dev nettle-dev zlib1g-dev)
+# FoundationXML loads), for the wheel's single binary (scripts/static-link.sh); binutils' objcopy
+# (Makefile, dist).
+dist_packages=(binutils libacl1-dev libbz2-dev libicu-dev liblz4-dev liblzma-dev libxml2-dev libzstd-dev nettle-dev zlib1g-dev)
 # python3-venv for the suites' virtualenvs, gettext for the catalogue checks, PostgreSQL for the
 # production suite, Chromium for the browser suite, shellcheck for the workflow lint, Node.js for
 # the simulator's checkout script in its tests.

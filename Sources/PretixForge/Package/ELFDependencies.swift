@@ -82,15 +82,21 @@ public struct ELFDependencies: Equatable, Sendable {
                 }
             case ELFReader.versionNeedSection:
                 let strings = try reader.section(sections, at: section.link)
+                // Each entry names its successor by a relative offset, 0 after the last; the
+                // counts are not trusted beyond that, so a damaged file cannot loop for long.
                 var file = section.offset
                 for _ in 0..<section.info {
                     var auxiliary = file + Int(reader.u32(file + 8))
                     for _ in 0..<reader.u16(file + 2) {
                         let name = try reader.string(in: strings, at: Int(reader.u32(auxiliary + 8)))
                         if let version = GlibcVersion(symbolVersion: name) { versions.insert(version) }
-                        auxiliary += Int(reader.u32(auxiliary + 12))
+                        let next = Int(reader.u32(auxiliary + 12))
+                        if next == 0 { break }
+                        auxiliary += next
                     }
-                    file += Int(reader.u32(file + 12))
+                    let next = Int(reader.u32(file + 12))
+                    if next == 0 { break }
+                    file += next
                 }
             default:
                 continue
