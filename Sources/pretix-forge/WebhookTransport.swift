@@ -49,8 +49,12 @@ struct WebhookTransport {
             tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMFile(trusting))]
         }
         let wait = TimeAmount.milliseconds(Int64(timeout * 1000))
-        return HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow,
-                                        timeout: .init(connect: wait, read: wait))
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls, redirectConfiguration: .disallow,
+                                                     timeout: .init(connect: wait, read: wait))
+        // One delivery, for a person watching it: a refused connection or an untrusted
+        // certificate is reported at once instead of retried until the timeout.
+        configuration.connectionPool.retryConnectionEstablishment = false
+        return configuration
     }
 
     /// NIO's errors print as type names; the cases a person meets get words.

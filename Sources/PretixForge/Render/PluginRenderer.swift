@@ -39,15 +39,31 @@ public struct PluginRenderer: Sendable {
     /// Path segment replaced by the module name, so `Templates/` mirrors the generated tree.
     static let moduleSegment = "__module__"
     static let tagOpener = "<%"
-    static let delimiterPrefix = "{{% CONTENT_TYPE: TEXT }}{{=\(tagOpener) %>=}}"
+    static let tagCloser = "%>"
+    static let delimiterPrefix = "{{% CONTENT_TYPE: TEXT }}{{=\(tagOpener) \(tagCloser)=}}"
     static let vectorsPath = "tests/webhook-signatures.json"
     /// A file every generated tree has, by which `generate` recognises a folder it may replace.
     public static let treeMarker = "pretixplugin.toml"
 
     /// A template checked and parsed once, rendered once per variant.
     struct CompiledTemplate: Sendable {
+        /// Runs of whole lines: those without a tag are kept as text, those with one parsed.
+        enum Piece: Sendable {
+            case text(String)
+            case template(MustacheTemplate)
+        }
+
         var path: String
-        var template: MustacheTemplate
+        var pieces: [Piece]
+
+        func render(_ context: [String: [String: Any]]) -> String {
+            pieces.map { piece in
+                switch piece {
+                case .text(let text): text
+                case .template(let template): template.render(context)
+                }
+            }.joined()
+        }
     }
 
     private let compiled: [CompiledTemplate]
@@ -56,10 +72,11 @@ public struct PluginRenderer: Sendable {
     private let overlayDigest: String?
 
     /// Checks and parses every template up front, reporting all problems together, so a
-    /// batch of variants pays for parsing once. Parsing is most of a single build's work and
-    /// each template is independent, so they are parsed on all cores. Most of the plugin's
-    /// Python has no tag (its values come from conf.py), and Mustache renders such text as it
-    /// is: it is copied, not parsed, which was most of the parsing time.
+    /// batch of variants pays for parsing once. Parsing was most of a single build's work
+    /// (make bench, perf), so Mustache gets only the lines holding a tag: most of the plugin's
+    /// Python has none (its values come from conf.py), and templates use variable tags only
+    /// (checkTags), which Mustache renders in place, so a line without one is output as it is.
+    /// Each template is independent; they are parsed on all cores.
     public init(templates: TemplateSet = .embedded) throws(ForgeError) {
         let variables = TemplateContext.variableKinds
         let entries = templates.files.sorted(by: { $0.key < $1.key })
@@ -69,7 +86,7 @@ public struct PluginRenderer: Sendable {
             guard let text = String(data: data, encoding: .utf8), !Self.isBinary(path), text.contains(Self.tagOpener) else { return }
             outcomes.set(index, Result { () throws(ForgeError) -> CompiledTemplate in
                 try Self.checkTags(in: text, path: path, variables: variables)
-                return CompiledTemplate(path: path, template: try Self.parse(text, path: path))
+                return CompiledTemplate(path: path, pieces: try Self.pieces(of: text, path: path))
             })
         }
         var compiled: [CompiledTemplate] = []
@@ -95,7 +112,7 @@ public struct PluginRenderer: Sendable {
             tree.files[Self.outputPath(path, module: config.package.module)] = data
         }
         for item in compiled {
-            let output = item.template.render(context)
+            let output = item.render(context)
             // checkTags makes this unreachable for tags it sees; kept as the last line of defence.
             if output.contains(ConfigText.unescapedMarker) {
                 throw ForgeError("free text is inserted without an escaping transform", at: SourceLocation(file: "Templates/\(item.path)"),
@@ -121,6 +138,27 @@ public struct PluginRenderer: Sendable {
 
     static func isBinary(_ path: String) -> Bool {
         [".png", ".jpg", ".jpeg", ".gif", ".ico", ".woff", ".woff2", ".mo"].contains { path.lowercased().hasSuffix($0) }
+    }
+
+    /// The template as runs of whole lines with and without tags; one piece when a tag spans
+    /// lines, which a run of lines could cut.
+    static func pieces(of text: String, path: String) throws(ForgeError) -> [CompiledTemplate.Piece] {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let tagged = lines.map { $0.contains(tagOpener) || $0.contains(tagCloser) }
+        let tagsWithinLines = zip(lines, tagged).allSatisfy { line, hasTag in
+            !hasTag || line.components(separatedBy: tagOpener).count == line.components(separatedBy: tagCloser).count
+        }
+        guard tagsWithinLines else { return [.template(try parse(text, path: path))] }
+        var pieces: [CompiledTemplate.Piece] = []
+        var start = 0
+        while start < lines.count {
+            var end = start + 1
+            while end < lines.count, tagged[end] == tagged[start] { end += 1 }
+            let run = lines[start..<end].joined(separator: "\n") + (end < lines.count ? "\n" : "")
+            pieces.append(tagged[start] ? .template(try parse(run, path: path)) : .text(run))
+            start = end
+        }
+        return pieces
     }
 
     private static func parse(_ text: String, path: String) throws(ForgeError) -> MustacheTemplate {
