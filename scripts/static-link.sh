@@ -63,10 +63,11 @@ for package in libarchive libcrypto; do
     set -- $(printf '%s\n' "$@" | tac | awk '!seen[$0]++' | tac)
     printf 'Name: %s\nDescription: %s, linked statically\nVersion: %s\nLibs:%s\n' "$package" "$package" \
         "$(PKG_CONFIG_PATH='' pkg-config --modversion "$package")" "$(static_flags "$@")" > "$dir/$package.pc.new"
-    # SwiftPM re-reads a .pc only when the build plan changes: a file that changed must replan.
+    # SwiftPM reads a .pc only when it plans the build: a changed one drops the release plan.
+    # (Touching Package.swift would do it too, but breaks a debug build running beside this one.)
     if ! cmp -s "$dir/$package.pc.new" "$dir/$package.pc"; then
         mv "$dir/$package.pc.new" "$dir/$package.pc"
-        touch Package.swift
+        rm -f "$scratch/release.yaml"
     else
         rm "$dir/$package.pc.new"
     fi
