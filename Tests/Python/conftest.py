@@ -1,6 +1,5 @@
 """Shared fixtures: the pretix-forge binary under test and helpers to run it."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +7,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "Tests" / "Support"))
+
+from forge_fixtures import forge, tool_wheel  # noqa: E402,F401  (fixtures, found by name)
 DEFAULT_CONFIG = REPO / "Examples" / "noderails.toml"
 
 # Hostile but valid text: quotes, backslashes, template syntax of every target language,
@@ -35,23 +37,6 @@ def hostile_config_text():
         key = line.split(" =", 1)[0]
         lines.append(f"{key} = {toml_string(replacements[key])}" if key in replacements else line)
     return "\n".join(lines) + "\n"
-
-
-@pytest.fixture(scope="session")
-def forge():
-    path = Path(os.environ.get("PRETIX_FORGE", REPO / ".build" / "debug" / "pretix-forge")).resolve()
-    if not path.is_file():
-        pytest.fail(f"pretix-forge binary not found at {path}; run `make build` (or set PRETIX_FORGE)")
-    return path
-
-
-@pytest.fixture(scope="session")
-def tool_wheel():
-    """pretix-forge's own platform wheel, as `make dist` builds it (PRETIX_FORGE_WHEEL names it)."""
-    named = os.environ.get("PRETIX_FORGE_WHEEL")
-    if not named or not Path(named).is_file():
-        pytest.fail(f"pretix-forge's wheel not found at {named!r}; run `make dist` and set PRETIX_FORGE_WHEEL (make test does)")
-    return Path(named).resolve()
 
 
 @pytest.fixture

@@ -41,24 +41,24 @@ def test_make_run_installs_only_what_building_the_tool_needs(tmp_path):
     assert "virtualenv" not in result.stdout + result.stderr
 
 
-def test_make_test_installs_the_suites_needs_on_top(tmp_path):
-    log = fake_debian(tmp_path)
-    env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"]))
-    result = subprocess.run(["scripts/install-deps.sh", "system", "test"], cwd=REPO, env=env, capture_output=True,
+def packages_installed_for(group, folder):
+    """What `install-deps.sh system GROUP` asks apt for on a bare machine."""
+    log = fake_debian(folder)
+    env = dict(os.environ, PATH="%s:%s" % (folder, os.environ["PATH"]))
+    result = subprocess.run(["scripts/install-deps.sh", "system", group], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    packages = log.read_text().split()
+    return log.read_text().split()
+
+
+def test_make_test_installs_the_suites_needs_on_top(tmp_path):
+    packages = packages_installed_for("test", tmp_path)
     for package in ("libarchive-dev", "libzstd-dev", "postgresql", "chromium", "chromium-driver", "python3-venv"):
         assert package in packages
 
 
 def test_make_dist_installs_the_static_archives_and_not_the_suites_needs(tmp_path):
-    log = fake_debian(tmp_path)
-    env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"]))
-    result = subprocess.run(["scripts/install-deps.sh", "system", "dist"], cwd=REPO, env=env, capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    packages = log.read_text().split()
+    packages = packages_installed_for("dist", tmp_path)
     for package in ("libarchive-dev", "libacl1-dev", "libzstd-dev", "liblz4-dev", "libxml2-dev", "libicu-dev", "nettle-dev"):
         assert package in packages
     assert "postgresql" not in packages and "chromium" not in packages

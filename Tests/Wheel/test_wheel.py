@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from forge_fixtures import forge, tool_wheel  # noqa: F401  (fixtures, found by name)
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = "whsec_wheel_suite"
@@ -28,30 +29,14 @@ GLIBC_FAMILY = {"linux-vdso.so.1", "libc.so.6", "libm.so.6", "libdl.so.2", "libr
 
 
 @pytest.fixture(scope="session")
-def wheel():
-    named = os.environ.get("PRETIX_FORGE_WHEEL")
-    if not named or not Path(named).is_file():
-        pytest.fail(f"pretix-forge's wheel not found at {named!r}; run `make dist` and set PRETIX_FORGE_WHEEL (make test does)")
-    return Path(named)
-
-
-@pytest.fixture(scope="session")
-def debug_forge():
-    path = Path(os.environ.get("PRETIX_FORGE", REPO / ".build" / "debug" / "pretix-forge")).resolve()
-    if not path.is_file():
-        pytest.fail(f"the debug build is missing at {path}; run `make build`")
-    return path
-
-
-@pytest.fixture(scope="session")
-def installed(wheel, tmp_path_factory):
+def installed(tool_wheel, tmp_path_factory):
     """A fresh virtualenv with the wheel pip-installed, and the environment a user's shell has:
     the venv's bin/ and the system's on PATH, no Swift toolchain, no LD_LIBRARY_PATH."""
     root = tmp_path_factory.mktemp("user")
     environment = root / "venv"
     venv.EnvBuilder(with_pip=True).create(environment)
     subprocess.run([environment / "bin" / "python", "-m", "pip", "install", "-q", "--no-index",
-                    "--disable-pip-version-check", wheel], check=True)
+                    "--disable-pip-version-check", tool_wheel], check=True)
     path = os.pathsep.join([str(environment / "bin"), "/usr/local/bin", "/usr/bin", "/bin"])
     env = {"PATH": path, "HOME": str(root), "LANG": "C.UTF-8", "NODERAILS_WEBHOOK_SECRET": SECRET}
     assert shutil.which("swift", path=path) is None and shutil.which("swiftc", path=path) is None, \
@@ -75,10 +60,10 @@ def files_under(folder):
 # -- the wheel file ------------------------------------------------------------------------------
 
 
-def test_auditwheel_finds_the_manylinux_tag_the_file_name_claims(wheel):
-    claimed = re.fullmatch(r"pretix_forge-[0-9.]+-py3-none-(manylinux_\d+_\d+_x86_64)\.whl", wheel.name)
-    assert claimed, f"{wheel.name} is not named like a manylinux wheel"
-    report = subprocess.run([Path(sys.executable).parent / "auditwheel", "show", wheel], capture_output=True, text=True)
+def test_auditwheel_finds_the_manylinux_tag_the_file_name_claims(tool_wheel):
+    claimed = re.fullmatch(r"pretix_forge-[0-9.]+-py3-none-(manylinux_\d+_\d+_x86_64)\.whl", tool_wheel.name)
+    assert claimed, f"{tool_wheel.name} is not named like a manylinux wheel"
+    report = subprocess.run([Path(sys.executable).parent / "auditwheel", "show", tool_wheel], capture_output=True, text=True)
     assert report.returncode == 0, report.stdout + report.stderr
     # auditwheel wraps its sentences to the terminal's width.
     found = re.search(r'consistent with the following platform tag: "([^"]+)"', " ".join(report.stdout.split()))
@@ -86,10 +71,10 @@ def test_auditwheel_finds_the_manylinux_tag_the_file_name_claims(wheel):
     assert found.group(1) == claimed.group(1), report.stdout
 
 
-def test_the_binary_is_a_script_in_a_wheel_holding_no_python(wheel):
-    with zipfile.ZipFile(wheel) as archive:
+def test_the_binary_is_a_script_in_a_wheel_holding_no_python(tool_wheel):
+    with zipfile.ZipFile(tool_wheel) as archive:
         names = archive.namelist()
-        version = wheel.name.split("-")[1]
+        version = tool_wheel.name.split("-")[1]
         script = archive.getinfo(f"pretix_forge-{version}.data/scripts/pretix-forge")
         assert script.external_attr >> 16 == 0o100755
         info = f"pretix_forge-{version}.dist-info"
@@ -97,7 +82,7 @@ def test_the_binary_is_a_script_in_a_wheel_holding_no_python(wheel):
         metadata = archive.read(f"{info}/METADATA").decode()
         record = archive.read(f"{info}/RECORD").decode().splitlines()
         assert not [name for name in names if name.endswith(".py")]
-        assert "Root-Is-Purelib: false\n" in wheel_file and f"Tag: {wheel.stem.split('-', 2)[2]}\n" in wheel_file
+        assert "Root-Is-Purelib: false\n" in wheel_file and f"Tag: {tool_wheel.stem.split('-', 2)[2]}\n" in wheel_file
         assert metadata.startswith("Metadata-Version: 2.4\nName: pretix-forge\n")
         assert "License-Expression: Apache-2.0\nLicense-File: LICENSE\n" in metadata
         assert f"{info}/licenses/LICENSE" in names
@@ -122,17 +107,17 @@ def test_the_installed_binary_loads_only_glibc(installed):
     assert loaded and loaded <= GLIBC_FAMILY, f"loads more than glibc:\n{listing}"
 
 
-def test_every_command_from_the_wheel_gives_what_the_debug_build_gives(installed, debug_forge, tmp_path):
+def test_every_command_from_the_wheel_gives_what_the_debug_build_gives(installed, forge, tmp_path):
     binary, env = installed
-    assert run(binary, "--version", env=env).stdout == run(debug_forge, "--version").stdout
+    assert run(binary, "--version", env=env).stdout == run(forge, "--version").stdout
 
     results = {}
-    for name, forge in (("wheel", binary), ("debug", debug_forge)):
+    for name, build in (("wheel", binary), ("debug", forge)):
         work = tmp_path / name
         work.mkdir()
-        run(forge, "init", "forge.toml", env=env if forge == binary else None, cwd=work)
-        run(forge, "generate", "--config", "forge.toml", "--out", "tree", env=env if forge == binary else None, cwd=work)
-        run(forge, "build", "--config", "forge.toml", "--out", "dist", env=env if forge == binary else None, cwd=work)
+        run(build, "init", "forge.toml", env=env if build == binary else None, cwd=work)
+        run(build, "generate", "--config", "forge.toml", "--out", "tree", env=env if build == binary else None, cwd=work)
+        run(build, "build", "--config", "forge.toml", "--out", "dist", env=env if build == binary else None, cwd=work)
         results[name] = files_under(work)
     assert results["wheel"].keys() == results["debug"].keys()
     different = [path for path in results["wheel"] if results["wheel"][path] != results["debug"][path]]
@@ -149,21 +134,21 @@ def test_every_command_from_the_wheel_gives_what_the_debug_build_gives(installed
     assert drift.returncode == 1 and b"pretix_noderails/client.py" in drift.stdout + drift.stderr
 
 
-def test_packaging_the_installed_binary_again_gives_the_same_bytes(installed, wheel, tmp_path):
+def test_packaging_the_installed_binary_again_gives_the_same_bytes(installed, tool_wheel, tmp_path):
     binary, env = installed
     lines = []
     for out in ("first", "second"):
         printed = run(binary, "package-self", "--binary", binary, "--readme", REPO / "README.md", "--out", tmp_path / out,
                       env=env).stdout.decode()
         lines.append(printed)
-    first, second = (tmp_path / out / wheel.name for out in ("first", "second"))
-    assert first.read_bytes() == second.read_bytes() == wheel.read_bytes()
-    assert lines[0] == lines[1] == f"{hashlib.sha256(wheel.read_bytes()).hexdigest()}  {wheel.name}\n"
+    first, second = (tmp_path / out / tool_wheel.name for out in ("first", "second"))
+    assert first.read_bytes() == second.read_bytes() == tool_wheel.read_bytes()
+    assert lines[0] == lines[1] == f"{hashlib.sha256(tool_wheel.read_bytes()).hexdigest()}  {tool_wheel.name}\n"
 
 
-def test_a_binary_that_loads_shared_libraries_is_refused(installed, debug_forge, tmp_path):
+def test_a_binary_that_loads_shared_libraries_is_refused(installed, forge, tmp_path):
     binary, env = installed
-    refused = run(binary, "package-self", "--binary", debug_forge, "--readme", REPO / "README.md", "--out", tmp_path / "out",
+    refused = run(binary, "package-self", "--binary", forge, "--readme", REPO / "README.md", "--out", tmp_path / "out",
                   env=env, check=False)
     assert refused.returncode == 1
     assert b"libswiftCore.so" in refused.stderr and b"make dist" in refused.stderr
