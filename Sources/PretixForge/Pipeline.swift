@@ -109,7 +109,7 @@ public enum Pipeline {
         var messages: [String] = []
         var session: TreeSession?
         if let out, FileManager.default.fileExists(atPath: out) {
-            session = try TreeSession(directory: out)
+            session = try TreeSession(directory: out, access: .write)
             if let note = session?.recoveryNote { messages.append(note) }
         }
         let sources = try session?.sources(config: explicitConfig, templates: explicitTemplates)
@@ -120,7 +120,7 @@ public enum Pipeline {
         let tree = try render(config, templates: templates)
         let directory = out ?? defaultTreeDirectory(for: config)
         if session == nil, FileManager.default.fileExists(atPath: directory) {
-            session = try TreeSession(directory: directory)
+            session = try TreeSession(directory: directory, access: .write)
         }
         let previous = session?.manifest
         let (manifest, manifestWarnings) = treeManifest(for: tree, config: config, templates: templates, sources: sources,
@@ -143,11 +143,11 @@ public enum Pipeline {
                              fix: "pass --adopt to take it over (files equal to the render are adopted, others refused unless --force; "
                                 + "nothing else is touched), or choose a new or empty folder")
         }
-        let update = TreeUpdate.plan(directory: directory, files: files, previous: previous, force: force)
+        let update = TreeUpdate.plan(root: session.root, files: files, previous: previous, force: force)
         if !update.refusals.isEmpty {
-            throw update.refusalError(directory: directory, module: config.package.module)
+            throw update.refusalError(root: session.root, module: config.package.module)
         }
-        try TreeTransaction.commit(update.change, in: directory)
+        try TreeTransaction.commit(update.change, in: session.root)
         var counts: [String] = []
         for (count, label) in [(update.added.count, "added"), (update.replaced.count, "changed"), (update.removed.count, "removed"),
                                (update.restored.count, "restored"), (update.adopted.count, "adopted")] where count > 0 {

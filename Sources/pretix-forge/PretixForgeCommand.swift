@@ -8,7 +8,7 @@ struct PretixForgeCommand: ParsableCommand {
         commandName: "pretix-forge",
         abstract: "Generate, package and verify the NodeRails crypto-checkout payment plugin for pretix.",
         version: Pipeline.toolVersion,
-        subcommands: [Init.self, Reference.self, Generate.self, Build.self, Check.self, OverlayCommand.self, Webhook.self, Demo.self,
+        subcommands: [Init.self, Reference.self, Generate.self, Build.self, Check.self, Recover.self, OverlayCommand.self, Webhook.self, Demo.self,
                       PackageSelf.self]
     )
 
@@ -126,7 +126,7 @@ struct Build: ParsableCommand {
         var paths: [String?] = configs.isEmpty ? [nil] : try BatchBuilder.expandConfigPaths(configs)
         if let tree {
             guard paths.count == 1 else { throw ValidationError("--tree builds one variant; pass at most one --config") }
-            let sources = try TreeSession(directory: tree).sources(config: configs.first, templates: overlay.templates)
+            let sources = try TreeSession(directory: tree, access: .read).sources(config: configs.first, templates: overlay.templates)
             printToStandardError(sources.notes)
             paths = [sources.configPath]
             templatesPath = sources.templatesPath
@@ -186,8 +186,7 @@ struct Check: ParsableCommand {
     }
 
     func run() throws {
-        let session = try tree.map { path throws(ForgeError) in try TreeSession(directory: path) }
-        if let note = session?.recoveryNote { printToStandardError([note]) }
+        let session = try tree.map { path throws(ForgeError) in try TreeSession(directory: path, access: .read) }
         let sources = try session?.sources(config: options.config, templates: overlay.templates)
             ?? TreeSources(configPath: options.config, templatesPath: overlay.templates)
         printToStandardError(sources.notes)
@@ -205,7 +204,7 @@ struct Check: ParsableCommand {
                 printToStandardError(Pipeline.staleOverlayWarnings(recorded, tree: session.directory))
             }
             reports.append(TreeCheck.compare(
-                directory: session.directory, manifest: session.manifest, expected: expected, config: config, inputs: sources,
+                root: session.root, manifest: session.manifest, expected: expected, config: config, inputs: sources,
                 repairCommand: "pretix-forge generate\(configArgument) --out \(Pipeline.shellQuoted(session.directory))"))
         }
         if !dist.isEmpty {
@@ -220,6 +219,25 @@ struct Check: ParsableCommand {
         }
         for report in reports { print(report, terminator: "") }
         if reports.contains(where: { !$0.isClean }) { throw ExitCode(1) }
+    }
+}
+
+struct Recover: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Finish a pretix-forge run that was interrupted while writing a tree.",
+        discussion: """
+            Completes the run if it had committed (its journal exists), else discards its staged files; then stops. Only what \
+            pretix-forge on this machine left is acted on (it seals its journal and staging folder); anything else is refused \
+            and named. `check --tree` and `build --tree` refuse a tree an interrupted run left and name this command.
+            """
+    )
+
+    @Option(help: ArgumentHelp("The tree.", valueName: "dir"))
+    var tree: String = "."
+
+    func run() throws {
+        let session = try TreeSession(directory: tree, access: .write)
+        print(session.recoveryNote ?? "nothing to recover in \(tree): no interrupted pretix-forge run left anything")
     }
 }
 
@@ -247,7 +265,7 @@ struct OverlayUpdateCommand: ParsableCommand {
 
     func run() throws {
         let git = try OverlayUpdate.gitExecutable()
-        let session = try TreeSession(directory: tree)
+        let session = try TreeSession(directory: tree, access: .write)
         if let note = session.recoveryNote { printToStandardError([note]) }
         let manifestPath = session.join(TreeManifest.fileName)
         guard let manifest = session.manifest, manifest.overlay != nil else {
@@ -261,11 +279,15 @@ struct OverlayUpdateCommand: ParsableCommand {
             throw ValidationError("pass --templates DIR")
         }
         let outcome = try OverlayUpdate.run(manifest: manifest, overlay: try Overlay.load(folder, over: .embedded), git: git)
+        // Each file replaced whole, inside its folder, without following a link.
+        let overlayRoot = try TreeRoot(folder)
         for (path, data) in outcome.overlayWrites.sorted(by: { $0.key < $1.key }) {
-            try write(data, to: URL(fileURLWithPath: folder).appendingPathComponent(path).path)
+            do throws(TreeRoot.Failure) { try overlayRoot.replaceFile(path, data) } catch { throw error.error(in: overlayRoot) }
         }
         // After the overlay files: a kill in between leaves the old bases, and merging again is harmless.
-        if outcome.manifest != manifest { try write(outcome.manifest.data, to: manifestPath) }
+        if outcome.manifest != manifest {
+            do throws(TreeRoot.Failure) { try session.root.replaceFile(TreeManifest.fileName, outcome.manifest.data) } catch { throw error.error(in: session.root) }
+        }
         for result in outcome.results {
             switch result {
             case .upToDate(let path): print("up to date: \(folder)/\(path)")
@@ -284,13 +306,5 @@ struct OverlayUpdateCommand: ParsableCommand {
             throw ExitCode(1)
         }
         if !outcome.overlayWrites.isEmpty { print("now run: pretix-forge generate --out \(Pipeline.shellQuoted(tree))") }
-    }
-
-    private func write(_ data: Data, to path: String) throws(ForgeError) {
-        do {
-            try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw ForgeError("cannot write the file: \(error.localizedDescription)", at: SourceLocation(file: path))
-        }
     }
 }

@@ -140,40 +140,76 @@ struct RepositoryTests {
         let previous = TreeManifest(forgeVersion: "0.0.1", config: .init(digest: "x", origin: .embedded), overlay: nil,
                                     files: old.mapValues { Digest.sha256($0).hexString })
         let new = ["a.txt": Data("a2\n".utf8), "b.txt": Data("b1\n".utf8), "new.txt": Data("n\n".utf8)]
-        let clean = TreeUpdate.plan(directory: folder.path, files: new, previous: previous, force: false)
+        let clean = TreeUpdate.plan(root: try TreeRoot(folder.path), files: new, previous: previous, force: false)
         #expect(clean.refusals.isEmpty)
         #expect(Set(clean.change.writes.keys) == ["a.txt", "new.txt"] && Array(clean.change.removals.keys) == ["gone.txt"])
 
         try Data("a1 edited\n".utf8).write(to: folder.appendingPathComponent("a.txt"))
         try Data("in the way\n".utf8).write(to: folder.appendingPathComponent("new.txt"))
-        let refused = TreeUpdate.plan(directory: folder.path, files: new, previous: previous, force: false)
+        let refused = TreeUpdate.plan(root: try TreeRoot(folder.path), files: new, previous: previous, force: false)
         #expect(refused.refusals.map(\.path) == ["a.txt", "new.txt"])
-        let message = refused.refusalError(directory: folder.path, module: "m").description
+        let message = refused.refusalError(root: try TreeRoot(folder.path), module: "m").description
         #expect(message.contains("a.txt: error: edited by hand") && message.contains("-a1 edited") && message.contains("--force"))
-        let forced = TreeUpdate.plan(directory: folder.path, files: new, previous: previous, force: true)
+        let forced = TreeUpdate.plan(root: try TreeRoot(folder.path), files: new, previous: previous, force: true)
         #expect(forced.refusals.isEmpty && Set(forced.change.writes.keys) == ["a.txt", "new.txt"])
         #expect(!forced.change.writes.keys.contains("mine.txt") && !forced.change.removals.keys.contains("mine.txt"))
     }
 
+    /// What a run killed after its commit point leaves: a sealed staging folder holding `staged`
+    /// and a sealed journal naming them and `removals`.
+    private static func interruptedRun(in root: TreeRoot, staged: [String: Data], removals: [String: String]) throws {
+        let seal = try MachineSeal.load()
+        try root.makeFolder(TreeTransaction.stagingFolder)
+        let parts = TreeTransaction.stagingSealParts(root, root.identity(of: TreeTransaction.stagingFolder)!)
+        try root.writeFile(TreeTransaction.stagingFolder + "/" + TreeTransaction.stagingSeal, Data(seal.seal(parts).utf8), durable: false)
+        for (path, data) in staged { try root.writeFile(TreeTransaction.stagingFolder + "/" + path, data, durable: false) }
+        let journal = TreeTransaction.Journal(install: staged.keys.sorted().map { ($0, Digest.sha256(staged[$0]!).hexString) },
+                                              remove: removals, tree: root.identity)
+        try root.writeFile(TreeTransaction.journalFile, journal.data(sealedWith: seal), durable: false)
+    }
+
     @Test func journalRollsForwardAndStagingAloneRollsBack() throws {
         let folder = try Repo.temporaryDirectory()
+        let root = try TreeRoot(folder.path)
         try Data("old\n".utf8).write(to: folder.appendingPathComponent("a.txt"))
         try Data("remove me\n".utf8).write(to: folder.appendingPathComponent("b.txt"))
-        // A run killed after its commit point: staged file and journal, nothing moved yet.
-        let staging = folder.appendingPathComponent(TreeTransaction.stagingFolder)
-        try FileManager.default.createDirectory(at: staging.appendingPathComponent("sub"), withIntermediateDirectories: true)
-        try Data("new\n".utf8).write(to: staging.appendingPathComponent("a.txt"))
-        try Data("added\n".utf8).write(to: staging.appendingPathComponent("sub/c.txt"))
-        let journal = TreeTransaction.Journal(install: ["a.txt", "sub/c.txt"], remove: ["b.txt": Digest.sha256(Data("remove me\n".utf8)).hexString])
-        try journal.data.write(to: folder.appendingPathComponent(TreeTransaction.journalFile))
-        #expect(try TreeTransaction.recover(in: folder.path) == .completed)
+        try Self.interruptedRun(in: root, staged: ["a.txt": Data("new\n".utf8), "sub/c.txt": Data("added\n".utf8)],
+                                removals: ["b.txt": Digest.sha256(Data("remove me\n".utf8)).hexString])
+        #expect(try TreeTransaction.recover(in: root) == .completed)
         #expect(try Self.files(in: folder) == ["a.txt": Data("new\n".utf8), "sub/c.txt": Data("added\n".utf8)])
 
         // A run killed while staging: the tree is left as it was.
-        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
-        try Data("half\n".utf8).write(to: staging.appendingPathComponent("a.txt"))
-        #expect(try TreeTransaction.recover(in: folder.path) == .rolledBack)
+        try Self.interruptedRun(in: root, staged: ["a.txt": Data("half\n".utf8)], removals: [:])
+        try FileManager.default.removeItem(at: folder.appendingPathComponent(TreeTransaction.journalFile))
+        #expect(try TreeTransaction.recover(in: root) == .rolledBack)
         #expect(try Self.files(in: folder) == ["a.txt": Data("new\n".utf8), "sub/c.txt": Data("added\n".utf8)])
-        #expect(try TreeTransaction.recover(in: folder.path) == nil)
+        #expect(try TreeTransaction.recover(in: root) == nil)
+    }
+
+    @Test func aJournalOrStagingFolderWithoutThisMachinesSealIsRefusedAndKept() throws {
+        let folder = try Repo.temporaryDirectory()
+        let root = try TreeRoot(folder.path)
+        try Data("old\n".utf8).write(to: folder.appendingPathComponent("a.txt"))
+        // A staged file changed after the journal sealed its digest.
+        try Self.interruptedRun(in: root, staged: ["a.txt": Data("new\n".utf8)], removals: [:])
+        try Data("swapped\n".utf8).write(to: folder.appendingPathComponent(TreeTransaction.stagingFolder + "/a.txt"))
+        #expect(throws: ForgeError.self) { try TreeTransaction.recover(in: root) }
+        #expect(try Data(contentsOf: folder.appendingPathComponent("a.txt")) == Data("old\n".utf8))
+
+        // The same journal in another folder (copied, or committed and checked out elsewhere).
+        let elsewhere = try Repo.temporaryDirectory()
+        try FileManager.default.copyItem(at: folder.appendingPathComponent(TreeTransaction.journalFile),
+                                         to: elsewhere.appendingPathComponent(TreeTransaction.journalFile))
+        let refused = #expect(throws: ForgeError.self) { try TreeTransaction.recover(in: try TreeRoot(elsewhere.path)) }
+        #expect(refused?.description.contains("not left by an interrupted pretix-forge run on this machine") == true)
+        #expect(FileManager.default.fileExists(atPath: elsewhere.appendingPathComponent(TreeTransaction.journalFile).path))
+
+        // A staging folder with no seal, without a journal.
+        let unsealed = try Repo.temporaryDirectory()
+        try FileManager.default.createDirectory(at: unsealed.appendingPathComponent(TreeTransaction.stagingFolder + "/x"),
+                                                withIntermediateDirectories: true)
+        try Data("mine\n".utf8).write(to: unsealed.appendingPathComponent(TreeTransaction.stagingFolder + "/x/notes.md"))
+        #expect(throws: ForgeError.self) { try TreeTransaction.recover(in: try TreeRoot(unsealed.path)) }
+        #expect(FileManager.default.fileExists(atPath: unsealed.appendingPathComponent(TreeTransaction.stagingFolder + "/x/notes.md").path))
     }
 }

@@ -49,15 +49,24 @@ public enum AtomicOutput {
     }
 
     private static func publish(_ files: [String: Data], to directory: String, mode: Mode) throws(ForgeError) {
+        // A tree can hold a link named like the folder a habitual `--out dist` writes to.
+        try TreeRoot.refuseSymlinkedComponents(of: directory)
         let fileManager = FileManager.default
         let target = URL(fileURLWithPath: directory).standardizedFileURL
         let parent = target.deletingLastPathComponent()
         let stagingPrefix = ".\(target.lastPathComponent).forge-staging-"
-        let staging = parent.appendingPathComponent(stagingPrefix + String(getpid()))
-        removeAbandonedStaging(in: parent, prefix: stagingPrefix)
         let location = SourceLocation(file: target.path)
         do {
             try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
+        } catch {
+            throw ForgeError("cannot write the output: \(error.localizedDescription)", at: location,
+                             fix: "check that the folder is writable and the disk has space")
+        }
+        let seal = try? MachineSeal.load()
+        let parentRoot = try? TreeRoot(parent.path)
+        if let seal, let parentRoot { removeAbandonedStaging(in: parentRoot, prefix: stagingPrefix, seal: seal) }
+        let staging = parent.appendingPathComponent(stagingName(prefix: stagingPrefix, pid: getpid(), parent: parentRoot, seal: seal))
+        do {
             try? fileManager.removeItem(at: staging)
             if mode == .update, fileManager.fileExists(atPath: target.path) {
                 try fileManager.copyItem(at: target, to: staging)
@@ -91,12 +100,25 @@ public enum AtomicOutput {
         try? fileManager.removeItem(at: staging)
     }
 
-    /// A build killed mid-way leaves its staging folder behind; remove those whose process is gone.
-    private static func removeAbandonedStaging(in parent: URL, prefix: String) {
+    /// `PREFIX<pid>-<seal>`: the seal (over the parent folder's identity, the prefix and the pid,
+    /// under this machine's key) proves a staging folder this machine's own, so a folder of that
+    /// name checked out from git is never taken for one and removed.
+    private static func stagingName(prefix: String, pid: Int32, parent: TreeRoot?, seal: MachineSeal?) -> String {
+        guard let seal, let parent else { return prefix + String(pid) }
+        let tag = seal.seal(["pretix-forge output staging", parent.identity, prefix, String(pid)]).prefix(16)
+        return "\(prefix)\(pid)-\(tag)"
+    }
+
+    /// A build killed mid-way leaves its staging folder behind; remove those that carry this
+    /// machine's seal and whose process is gone.
+    private static func removeAbandonedStaging(in parent: TreeRoot, prefix: String, seal: MachineSeal) {
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: parent.path) else { return }
         for name in names where name.hasPrefix(prefix) {
-            guard let pid = Int32(name.dropFirst(prefix.count)), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH else { continue }
-            try? FileManager.default.removeItem(at: parent.appendingPathComponent(name))
+            let fields = name.dropFirst(prefix.count).split(separator: "-")
+            guard fields.count == 2, let pid = Int32(fields[0]), pid != getpid(),
+                  name == stagingName(prefix: prefix, pid: pid, parent: parent, seal: seal),
+                  kill(pid, 0) != 0, errno == ESRCH else { continue }
+            try? parent.removeScratchFolder(name)
         }
     }
 }

@@ -67,23 +67,27 @@ public enum DriftCheck {
         return DriftReport(subject: subject, changes: changes, repairCommand: repairCommand)
     }
 
-    /// Reads every regular file under `directory`, keyed by relative path.
+    /// Reads every regular file under `directory`, keyed by relative path. A folder of
+    /// templates may hold no symlink: a link would pull a file from outside it into the plugin.
     public static func readTree(_ directory: String) throws(ForgeError) -> [String: Data] {
-        let root = URL(fileURLWithPath: directory).standardizedFileURL
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder that `generate --out` wrote")
         }
+        let root = try TreeRoot(directory)
+        let (paths, links) = root.walk()
+        if let link = links.first(where: { !isIgnoredLocalFile($0) }) {
+            throw ForgeError("is a symbolic link; a template folder holds plain files only", at: SourceLocation(file: root.join(link)),
+                             fix: "replace the link with a copy of the file it points to")
+        }
         var files: [String: Data] = [:]
-        let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey])
-        while let url = enumerator?.nextObject() as? URL {
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
-            let relative = String(url.standardizedFileURL.path.dropFirst(root.path.count + 1))
-            if isIgnoredLocalFile(relative) { continue }
-            guard let data = try? Data(contentsOf: url) else {
-                throw ForgeError("cannot read the file", at: SourceLocation(file: url.path))
+        for relative in paths where !isIgnoredLocalFile(relative) {
+            do {
+                guard case .file(let data) = try root.ownEntry(relative) else { continue }
+                files[relative] = data
+            } catch {
+                throw error.error(in: root)
             }
-            files[relative] = data
         }
         return files
     }

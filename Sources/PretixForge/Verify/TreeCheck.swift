@@ -6,16 +6,15 @@ import Foundation
 public enum TreeCheck {
     /// Folders no tree's files live in: version control, virtualenvs, caches, build output.
     static let localFolders: Set<String> = [".git", ".hg", ".venv", "venv", ".tox", ".nox", "build", "dist", "node_modules",
-                                            ".mypy_cache", ".ruff_cache", "htmlcov", ".idea", ".vscode", TreeTransaction.stagingFolder]
+                                            ".mypy_cache", ".ruff_cache", "htmlcov", ".idea", ".vscode"]
     static let maximumListedUnmanaged = 20
 
     /// - Parameters:
     ///   - expected: the render plus the manifest `generate` would write now.
     ///   - inputs: the config file and overlay folder in use, which are the maintainer's by definition.
-    public static func compare(directory: String, manifest: TreeManifest?, expected: [String: Data], config: ForgeConfig,
+    public static func compare(root: TreeRoot, manifest: TreeManifest?, expected: [String: Data], config: ForgeConfig,
                                inputs: TreeSources, repairCommand: String) -> DriftReport {
-        let root = URL(fileURLWithPath: directory)
-        var report = DriftReport(subject: directory, changes: [], repairCommand: repairCommand)
+        var report = DriftReport(subject: root.path, changes: [], repairCommand: repairCommand)
         let expectedManifest = expected[TreeManifest.fileName].flatMap { try? TreeManifest.decode($0, file: TreeManifest.fileName) }
         if let manifest {
             if manifest.forgeVersion != Pipeline.toolVersion {
@@ -38,7 +37,16 @@ public enum TreeCheck {
         }
         let managed = Set(expected.keys).union(manifest.map { Array($0.files.keys) } ?? [])
         for path in managed.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }) {
-            let onDisk = FileManager.default.contents(atPath: root.appendingPathComponent(path).path)
+            // Read without following a link: a link in the tree must not print a file from outside it.
+            let onDisk: Data?
+            switch try? root.entry(path) {
+            case .file(let data)?: onDisk = data
+            case .missing?: onDisk = nil
+            default:
+                report.changes.append(.changed(path, diff: "  is a symbolic link, a folder or a special file (or lies behind one); "
+                                               + "pretix-forge manages a regular file here and does not read through it"))
+                continue
+            }
             switch (expected[path], onDisk) {
             case (nil, _?):
                 report.changes.append(.unexpected(path))
@@ -64,7 +72,7 @@ public enum TreeCheck {
         return report
     }
 
-    private static func unmanagedFiles(root: URL, managed: Set<String>, config: ForgeConfig,
+    private static func unmanagedFiles(root: TreeRoot, managed: Set<String>, config: ForgeConfig,
                                        inputs: TreeSources) -> (unmanaged: [String], declared: Int) {
         let inputPaths = [inputs.configPath, inputs.templatesPath].compactMap { path -> String? in
             guard let path, case .inTree(let relative) = TreeSources.origin(of: path, in: root.path) else { return nil }
@@ -72,7 +80,7 @@ public enum TreeCheck {
         }
         var unmanaged: [String] = []
         var declared = 0
-        for path in walk(root) where !managed.contains(path) {
+        for path in root.walk(skipping: localFolders).files where !managed.contains(path) {
             if inputPaths.contains(where: { path == $0 || path.hasPrefix($0 + "/") }) || DriftCheck.isIgnoredLocalFile(path) { continue }
             if config.repository.unmanaged.contains(where: { $0.matches(path) }) {
                 declared += 1
@@ -95,24 +103,5 @@ public enum TreeCheck {
             lines.append("\(declared) file\(declared == 1 ? "" : "s") under [repository] unmanaged patterns\n")
         }
         return lines
-    }
-
-    /// Relative paths of the regular files under `root`, skipping `localFolders`.
-    static func walk(_ root: URL) -> [String] {
-        let base = root.standardizedFileURL.path
-        var paths: [String] = []
-        let enumerator = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .isDirectoryKey])
-        while let url = enumerator?.nextObject() as? URL {
-            let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .isDirectoryKey])
-            if values?.isDirectory == true {
-                if localFolders.contains(url.lastPathComponent) { enumerator?.skipDescendants() }
-                continue
-            }
-            guard values?.isRegularFile == true else { continue }
-            let relative = String(url.standardizedFileURL.path.dropFirst(base.count + 1))
-            if relative == TreeTransaction.journalFile { continue }
-            paths.append(relative)
-        }
-        return paths.sorted()
     }
 }

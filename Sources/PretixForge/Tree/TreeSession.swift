@@ -1,15 +1,25 @@
 import Foundation
 
-/// An existing tree opened by a command: locked against concurrent runs, an interrupted run
-/// completed or undone, and its manifest read.
+/// An existing tree opened by a command: locked against concurrent runs, its manifest read, and
+/// what an interrupted run left either finished (commands that write the tree) or reported
+/// (commands that only read it).
 public final class TreeSession {
-    public let directory: String
+    public enum Access: Sendable {
+        /// `check --tree`, `build --tree`: nothing in the tree is created, changed or removed; a
+        /// tree an interrupted run left is refused, naming `recover`.
+        case read
+        /// `generate`, `overlay update`, `recover`: an interrupted run of this machine is
+        /// completed or undone first.
+        case write
+    }
+
+    public let root: TreeRoot
+    public var directory: String { root.path }
     public let manifest: TreeManifest?
     /// What was done about an interrupted run, for the command to report.
     public let recovery: TreeTransaction.Recovery?
-    private let lock: TreeLock
 
-    public init(directory: String) throws(ForgeError) {
+    public init(directory: String, access: Access) throws(ForgeError) {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder that `generate --out` wrote")
@@ -17,10 +27,17 @@ public final class TreeSession {
         guard isDirectory.boolValue else {
             throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a new or empty folder")
         }
-        self.directory = directory
-        lock = try TreeLock(directory)
-        recovery = try TreeTransaction.recover(in: directory)
-        manifest = try TreeManifest.read(in: directory)
+        root = try TreeRoot(directory)
+        root.lock(exclusive: access == .write)
+        switch access {
+        case .read:
+            let leftovers = TreeTransaction.leftovers(in: root)
+            guard leftovers.isEmpty else { throw TreeTransaction.leftoverError(leftovers, in: root) }
+            recovery = nil
+        case .write:
+            recovery = try TreeTransaction.recover(in: root)
+        }
+        manifest = try TreeManifest.read(in: root)
     }
 
     public var recoveryNote: String? {
@@ -43,7 +60,8 @@ public final class TreeSession {
     }
 
     /// The config and overlay to use: those given on the command line, else those the manifest
-    /// records (paths inside the tree), so `check --tree .` in CI needs no arguments.
+    /// records (paths inside the tree, reached without following a link), so `check --tree .` in
+    /// CI needs no arguments.
     public func sources(config explicitConfig: String?, templates explicitTemplates: String?) throws(ForgeError) -> TreeSources {
         var sources = TreeSources(configPath: explicitConfig, templatesPath: explicitTemplates)
         if explicitConfig == nil, let origin = manifest?.config.origin {
@@ -58,6 +76,17 @@ public final class TreeSession {
     private func recorded(_ origin: TreeManifest.Origin, what: String, option: String, notes: inout [String]) throws(ForgeError) -> String? {
         switch origin {
         case .inTree(let path):
+            let entry: TreeRoot.Entry
+            do { entry = try root.entry(path) } catch { throw error.error(in: root) }
+            switch (what, entry) {
+            case ("config", .file), ("overlay", .folder): break
+            case (_, .missing):
+                throw ForgeError("the \(what) the manifest records is missing", at: SourceLocation(file: join(path)), fix: "restore it, or pass \(option)")
+            default:
+                throw ForgeError("the \(what) the manifest records is not a \(what == "config" ? "regular file" : "folder") "
+                                 + "(pretix-forge reads no \(what) through a link)", at: SourceLocation(file: join(path)),
+                                 fix: "restore it as a plain \(what == "config" ? "file" : "folder"), or pass \(option)")
+            }
             notes.append("\(what): \(join(path)) (recorded in \(join(TreeManifest.fileName)))")
             return join(path)
         case .outsideTree:
@@ -71,7 +100,7 @@ public final class TreeSession {
 
     /// A path inside the tree, spelled from the folder as the user gave it.
     public func join(_ relative: String) -> String {
-        directory.hasSuffix("/") ? directory + relative : directory + "/" + relative
+        root.join(relative)
     }
 }
 

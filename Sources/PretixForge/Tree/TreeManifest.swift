@@ -100,14 +100,17 @@ public struct TreeManifest: Sendable, Equatable {
 
     // MARK: Reading
 
-    /// The manifest in `directory`, nil when it has none.
-    public static func read(in directory: String) throws(ForgeError) -> TreeManifest? {
-        let path = URL(fileURLWithPath: directory).appendingPathComponent(fileName).path
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw ForgeError("cannot read the file", at: SourceLocation(file: path))
+    /// The manifest in the tree, nil when it has none; a link or folder in its place is refused.
+    public static func read(in root: TreeRoot) throws(ForgeError) -> TreeManifest? {
+        let entry: TreeRoot.Entry
+        do { entry = try root.ownEntry(fileName) } catch { throw error.error(in: root) }
+        switch entry {
+        case .missing: return nil
+        case .file(let data): return try decode(data, file: root.join(fileName))
+        default:
+            throw ForgeError("is not a regular file (pretix-forge reads no manifest through a link)", at: SourceLocation(file: root.join(fileName)),
+                             fix: "restore it with `git checkout -- \(fileName)`, or regenerate with --adopt")
         }
-        return try decode(data, file: path)
     }
 
     public static func decode(_ data: Data, file: String) throws(ForgeError) -> TreeManifest {
@@ -126,7 +129,9 @@ public struct TreeManifest: Sendable, Equatable {
         guard let fileMembers = root["files"]?.object else { throw broken("no \"files\"") }
         var files: [String: String] = [:]
         for (path, value) in fileMembers {
-            guard isSafeRelativePath(path) else { throw broken("the managed path '\(path)' leaves the tree") }
+            if let problem = TreeRoot.problem(with: path) {
+                throw broken("the managed path '\(path.replacingOccurrences(of: "\0", with: "\\0"))' \(problem)")
+            }
             guard let digest = value.string, digest.count == 64 else { throw broken("'\(path)' has no SHA-256") }
             files[path] = digest
         }
@@ -152,18 +157,10 @@ public struct TreeManifest: Sendable, Equatable {
         case "embedded": return Input(digest: digest, origin: .embedded)
         case "outside": return Input(digest: digest, origin: .outsideTree)
         case "tree":
-            guard let path = members[pathKey]?.string, isSafeRelativePath(path) else { return nil }
+            guard let path = members[pathKey]?.string, TreeRoot.problem(with: path) == nil else { return nil }
             return Input(digest: digest, origin: .inTree(path))
         case nil: return Input(digest: digest, origin: .unrecorded)
         default: return nil
         }
-    }
-
-    /// Relative, inside the tree, and not in `.git/`: a tampered manifest must never make
-    /// `generate` write or delete anything else.
-    static func isSafeRelativePath(_ path: String) -> Bool {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        return !path.isEmpty && !path.hasPrefix("/") && !parts.contains { $0.isEmpty || $0 == "." || $0 == ".." }
-            && parts.first != ".git" && !path.contains("\0")
     }
 }

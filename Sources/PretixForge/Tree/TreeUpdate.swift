@@ -12,10 +12,14 @@ public struct TreeUpdate: Sendable {
         case notWrittenByForge(path: String, diff: String?)
         /// A folder stands where a managed file would go.
         case folderInTheWay(path: String)
+        /// The path cannot be written or removed safely (a link, a mount point, `.git`): refused
+        /// even with --force.
+        case unsafe(TreeRoot.Failure)
 
         public var path: String {
             switch self {
             case .editedByHand(let path, _, _), .notWrittenByForge(let path, _), .folderInTheWay(let path): return path
+            case .unsafe(let failure): return failure.path
             }
         }
     }
@@ -34,24 +38,31 @@ public struct TreeUpdate: Sendable {
     ///   - files: the render plus the new manifest.
     ///   - previous: the manifest on disk; nil for an empty folder or one being adopted.
     ///   - force: overwrite refused files instead of stopping.
-    public static func plan(directory: String, files: [String: Data], previous: TreeManifest?, force: Bool) -> TreeUpdate {
-        let root = URL(fileURLWithPath: directory)
+    public static func plan(root: TreeRoot, files: [String: Data], previous: TreeManifest?, force: Bool) -> TreeUpdate {
         var update = TreeUpdate()
         let managed = previous?.files ?? [:]
         for path in files.keys.sorted() {
             let wanted = files[path]!
-            let url = root.appendingPathComponent(path)
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
-                update.change.writes[path] = wanted
-                if managed[path] != nil { update.restored.append(path) } else if path != TreeManifest.fileName { update.added.append(path) }
+            let onDisk: Data
+            do {
+                switch try root.entry(path) {
+                case .missing:
+                    update.change.writes[path] = wanted
+                    if managed[path] != nil { update.restored.append(path) } else if path != TreeManifest.fileName { update.added.append(path) }
+                    continue
+                case .folder:
+                    update.refusals.append(.folderInTheWay(path: path))
+                    continue
+                case .symlink, .special:
+                    update.refusals.append(.unsafe(notAFile(path)))
+                    continue
+                case .file(let data):
+                    onDisk = data
+                }
+            } catch {
+                update.refusals.append(.unsafe(error))
                 continue
             }
-            if isDirectory.boolValue {
-                update.refusals.append(.folderInTheWay(path: path))
-                continue
-            }
-            let onDisk = FileManager.default.contents(atPath: url.path) ?? Data()
             if onDisk == wanted {
                 if managed[path] == nil && path != TreeManifest.fileName { update.adopted.append(path) }
                 continue
@@ -74,8 +85,19 @@ public struct TreeUpdate: Sendable {
             update.replaced.append(path)
         }
         for (path, recorded) in managed.sorted(by: { $0.key < $1.key }) where files[path] == nil {
-            let url = root.appendingPathComponent(path)
-            guard let onDisk = FileManager.default.contents(atPath: url.path) else { continue }
+            let onDisk: Data
+            do {
+                switch try root.entry(path) {
+                case .missing, .folder: continue  // nothing of pretix-forge's is left to remove
+                case .file(let data): onDisk = data
+                case .symlink, .special:
+                    update.refusals.append(.unsafe(notAFile(path)))
+                    continue
+                }
+            } catch {
+                update.refusals.append(.unsafe(error))
+                continue
+            }
             let current = Digest.sha256(onDisk).hexString
             if current != recorded, !force {
                 update.refusals.append(.editedByHand(path: path, diff: nil, removing: true))
@@ -87,10 +109,16 @@ public struct TreeUpdate: Sendable {
         return update
     }
 
+    private static func notAFile(_ path: String) -> TreeRoot.Failure {
+        TreeRoot.Failure(path: path, message: "is a symbolic link or a special file where pretix-forge manages a regular file; "
+                         + "pretix-forge never writes through or removes it, even with --force",
+                         fix: "remove it (`git rm \(path)`), then run the command again")
+    }
+
     /// The refusals as one error, each naming its file and showing what would be lost.
-    public func refusalError(directory: String, module: String) -> ForgeError {
+    public func refusalError(root: TreeRoot, module: String) -> ForgeError {
         let diagnostics = refusals.map { refusal -> Diagnostic in
-            let location = SourceLocation(file: URL(fileURLWithPath: directory).appendingPathComponent(refusal.path).path)
+            let location = SourceLocation(file: root.join(refusal.path))
             let overlayPath = refusal.path.split(separator: "/", omittingEmptySubsequences: false)
                 .map { $0 == module ? "__module__" : String($0) }.joined(separator: "/")
             switch refusal {
@@ -105,6 +133,8 @@ public struct TreeUpdate: Sendable {
                                   fix: "move it away, list it in [repository] unmanaged if it must stay yours, or pass --force to overwrite it")
             case .folderInTheWay:
                 return Diagnostic("is a folder, where pretix-forge would write a file", at: location, fix: "move the folder away")
+            case .unsafe(let failure):
+                return failure.diagnostic(in: root)
             }
         }
         return ForgeError(diagnostics)
