@@ -269,7 +269,7 @@ def test_check_dist_names_the_forge_version_that_built_the_files(run_forge, tmp_
 def test_sigkill_during_generate_leaves_the_managed_set_all_old_or_all_new(forge, run_forge, tmp_path):
     """Kills land at random moments while generate rewrites a git work tree; the step-delay hook
     (debug builds only) stretches the write so kills hit staging and the journal's commit phase.
-    After the next command on the tree, every file is as before the run or as after it."""
+    After `recover`, every file is as before the run or as after it."""
     repo = init_repo(tmp_path / "repo")
     (repo / "forge-a.toml").write_text(stock())
     run_forge("generate", "--config", repo / "forge-a.toml", "--out", repo)
@@ -305,8 +305,13 @@ def test_sigkill_during_generate_leaves_the_managed_set_all_old_or_all_new(forge
         phases.append("commit" if journal else "staging" if staging else "outside")
         if journal and snapshot(repo, scratch=False) not in (old, new):
             half_moved += 1
-        # Any command on the tree completes or undoes the interrupted run first.
-        run_forge("check", "--tree", repo, check=False)
+        # A reading command refuses the interrupted tree and changes nothing; recover finishes the run.
+        if journal or staging:
+            left = snapshot(repo)
+            refused = run_forge("check", "--tree", repo, check=False)
+            assert refused.returncode == 1 and "pretix-forge recover --tree" in refused.stderr, refused.stderr
+            assert snapshot(repo) == left
+        run_forge("recover", "--tree", repo)
         state = snapshot(repo)
         assert state in (old, new), f"killed in phase {phases[-1]}: the tree is neither all old nor all new"
         assert git(repo, "fsck", "--no-progress") == "" and (repo / "scratch.txt").read_text() == "untracked\n"
