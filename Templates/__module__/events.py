@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Optional
 
+from . import conf
 from .client import parse_amount, parse_int
-from .conf import CONFIRM_ON
 
 ACTION_CONFIRM = 'confirm'
 ACTION_REFUND = 'refund'
@@ -23,15 +23,14 @@ ACTION_IGNORE = 'ignore'
 
 # The customer approved the payment; the funds are not taken yet ([webhook] confirm_on).
 APPROVAL_EVENT_TYPES = frozenset({'payment.authorized', 'payment_intent.authorized', 'checkout_session.completed'})
-_APPROVAL_ACTION = ACTION_CONFIRM if 'authorized' in CONFIRM_ON else ACTION_APPROVAL
 
 # NodeRails documents both the payment.* and the payment_intent.* spelling.
 _ACTIONS = {
-    'payment.authorized': _APPROVAL_ACTION,
+    'payment.authorized': ACTION_APPROVAL,
     'payment.captured': ACTION_CONFIRM,
-    'payment_intent.authorized': _APPROVAL_ACTION,
+    'payment_intent.authorized': ACTION_APPROVAL,
     'payment_intent.captured': ACTION_CONFIRM,
-    'checkout_session.completed': _APPROVAL_ACTION,
+    'checkout_session.completed': ACTION_APPROVAL,
     'payment.refunded': ACTION_REFUND,
     'payment_intent.refunded': ACTION_REFUND,
     'payment.failed': ACTION_FAIL,
@@ -73,8 +72,17 @@ class WebhookEvent:
         return tuple(r for r in (self.payment_intent_id, self.checkout_session_id) if r)
 
 
+def approval_confirms() -> bool:
+    """Whether the customer's approval confirms a payment ([webhook] confirm_on), on every path: the
+    webhook, Place order and the reconciliation. Read at call time, like conf's other values."""
+    return 'authorized' in conf.CONFIRM_ON
+
+
 def action_for(event_type: str) -> str:
-    return _ACTIONS.get(event_type, ACTION_IGNORE)
+    action = _ACTIONS.get(event_type, ACTION_IGNORE)
+    if action == ACTION_APPROVAL and approval_confirms():
+        return ACTION_CONFIRM
+    return action
 
 
 def parse_event(body: bytes) -> WebhookEvent:

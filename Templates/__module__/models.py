@@ -57,3 +57,8 @@ class CartCheckout(models.Model):
     # Until when a run of the periodic task owns this checkout's refund (unclaimed.begin_refund).
     refund_lease_until = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Asking NodeRails about a checkout still "started" (unclaimed.ask_about_started): how often it
+    # was asked without a final answer, when it is asked next, and when that was reported.
+    checks = models.PositiveIntegerField(default=0)
+    next_check = models.DateTimeField(null=True, blank=True, db_index=True)
+    unanswered_reported = models.DateTimeField(null=True, blank=True)

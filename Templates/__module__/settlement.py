@@ -11,16 +11,19 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Iterable, Optional
 
 from django.db import IntegrityError, transaction
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 from pretix.base.models import OrderPayment, OrderRefund, Quota
 from pretix.base.payment import PaymentException
 from pretix.helpers.database import OF_SELF
 
-from . import unclaimed
+from . import events, unclaimed
 from .conf import MODULE
 from .models import NodeRailsReference
 
@@ -33,6 +36,12 @@ LOG_FAILED_AFTER_CONFIRMATION = 'pretix.plugins.' + MODULE + '.failed_after_conf
 LOG_CONFIRMED_NOT_PAID = 'pretix.plugins.' + MODULE + '.confirmed_not_paid'
 LOG_REFUND_UNCLEAR = 'pretix.plugins.' + MODULE + '.refund_unclear'
 LOG_REFUND_REJECTED = 'pretix.plugins.' + MODULE + '.refund_rejected'
+# A payment failed although NodeRails took the money (notifications.py); and a refund still without
+# a final answer a day after it was sent.
+LOG_MONEY_HELD = 'pretix.plugins.' + MODULE + '.money_held'
+LOG_REFUND_STALLED = 'pretix.plugins.' + MODULE + '.refund_stalled'
+# The organiser sent the money of such a payment back (settlement.record_held_refund).
+LOG_HELD_REFUND = 'pretix.plugins.' + MODULE + '.held_refund'
 
 OPEN_PAYMENT_STATES = (OrderPayment.PAYMENT_STATE_CREATED, OrderPayment.PAYMENT_STATE_PENDING)
 # A capture may still settle a payment pretix gave up on: crypto can arrive late.
@@ -43,7 +52,8 @@ OPEN_REFUND_STATES = (OrderRefund.REFUND_STATE_CREATED, OrderRefund.REFUND_STATE
 REFUND_CLAIMING_STATES = OPEN_REFUND_STATES + (OrderRefund.REFUND_STATE_DONE, OrderRefund.REFUND_STATE_EXTERNAL)
 
 # Keys of OrderPayment.info_data we own.
-INFO_KEYS = ('session_id', 'payment_intent_id', 'tx_hash', 'chain_id', 'status', 'amount', 'currency', 'testmode')
+INFO_KEYS = ('session_id', 'payment_intent_id', 'tx_hash', 'chain_id', 'status', 'amount', 'currency', 'testmode',
+             'problem', 'held_refund')
 # What a refund's info holds while NodeRails' answer to it is unknown (timeout, 5xx, ...).
 REFUND_STATUS_UNKNOWN = 'UNKNOWN'
 
@@ -83,7 +93,11 @@ class Report:
 
     @classmethod
     def from_session(cls, public) -> 'Report':
-        outcome = PAID if public.is_paid else FAILED if public.has_failed else OPEN
+        # The public session says PAID from the customer's approval on and cannot tell approval from
+        # capture (docs/noderails-contract.md): with confirm_on = ["captured"] it confirms nothing, and
+        # only the capture webhook does, as on the webhook path.
+        paid = public.is_paid and events.approval_confirms()
+        outcome = PAID if paid else FAILED if public.has_failed else OPEN
         return cls(outcome, public.status, public.amount, public.currency, public.session_id,
                    public.payment_intent_id, public.tx_hash, public.chain_id)
 
@@ -251,7 +265,18 @@ def _settle_paid(payment: OrderPayment, report: Report) -> Settled:
             'amount': str(report.amount) if report.amount is not None else None, 'currency': report.currency,
         })
         logger.warning('NodeRails payment %s not confirmed: %s', payment.full_id, problem)
-        payment.fail(info=merge_info(payment, report), log_data={'problem': problem})
+        # The other spelling of the same capture finds the payment failed already: notified once.
+        known = payment.state == OrderPayment.PAYMENT_STATE_FAILED and payment.info_data.get('problem') == problem
+        payment.fail(info=merge_info(payment, report, problem=problem), log_data={'problem': problem})
+        if known:
+            return Settled(problem)
+        # The money is at NodeRails and pretix offers no refund of a failed payment: the organiser is
+        # notified and may send it back with one click (control.html, views.refund_held).
+        payment.order.log_action(LOG_MONEY_HELD, data={
+            'local_id': payment.local_id, 'problem': problem, 'amount': _text_or_none(report.amount),
+            'currency': report.currency, 'expected': str(payment.amount), 'session_id': report.session_id,
+            'payment_intent_id': report.payment_intent_id,
+        })
         return Settled(problem)
     payment.info_data = merge_info(payment, report)
     return _confirm(payment)
@@ -295,6 +320,9 @@ def _settle_open(payment: OrderPayment, report: Report) -> Settled:
     # case its customer comes back to it.
     payment.info_data = merge_info(payment, report)
     payment.save(update_fields=['info'])
+    if report.payment_intent_id:
+        # An approval names the intent: a capture that names only the intent then finds the payment.
+        link(report.payment_intent_id, payment)
     return Settled(STILL_OPEN)
 
 
@@ -405,6 +433,114 @@ def reject_refund(refund: OrderRefund, message: str) -> None:
     refund.refresh_from_db()
 
 
+# -- money held for a payment that failed after the customer paid -------------------------------------
+
+# Problems whose money can be sent back in one click: NodeRails reported what it took. Not a reference
+# conflict (the intent paid another payment) nor a missing amount (nothing to send back is known).
+HELD_REFUNDABLE_PROBLEMS = ('amount_mismatch', 'currency_mismatch')
+# Refund answers after which the one-click refund is not offered again.
+HELD_REFUND_ANSWERED = ('PENDING', 'COMPLETED', 'REJECTED')
+
+
+def held_amount(payment: OrderPayment) -> Optional[Decimal]:
+    """What NodeRails holds for a failed payment that can be sent back in one click; None otherwise."""
+    info = payment.info_data
+    if payment.state != OrderPayment.PAYMENT_STATE_FAILED or info.get('problem') not in HELD_REFUNDABLE_PROBLEMS:
+        return None
+    if not info.get('payment_intent_id') or (info.get('held_refund') or {}).get('status') in HELD_REFUND_ANSWERED:
+        return None
+    if NodeRailsReference.objects.filter(reference=info['payment_intent_id']).exclude(payment=payment).exists():
+        return None  # the intent paid another payment: not this one's money to send back
+    try:
+        amount = Decimal(info.get('amount'))
+    except (TypeError, ArithmeticError, ValueError):
+        return None
+    return amount if amount.is_finite() and amount > 0 else None
+
+
+def held_refund_key(intent_id: str) -> str:
+    """Derived from the intent: a second click, or one after an unclear answer, is the same refund."""
+    return '%s:held-refund:%s' % (MODULE, intent_id)
+
+
+def claim_held_refund(payment: OrderPayment) -> Optional[dict]:
+    """Record, before NodeRails is asked, that the held money is being sent back; the refund to send,
+    or None when there is nothing (left) to send. Under the payment's row lock, so two clicks at once
+    send one request each with the same Idempotency-Key, never two refunds."""
+    with transaction.atomic():
+        locked = OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=payment.pk)
+        amount = held_amount(locked)
+        if amount is None:
+            return None
+        intent_id = locked.info_data['payment_intent_id']
+        claim = {'amount': str(amount), 'status': REFUND_STATUS_UNKNOWN, 'idempotency_key': held_refund_key(intent_id)}
+        locked.info_data = dict(locked.info_data, held_refund=claim)
+        locked.save(update_fields=['info'])
+    payment.refresh_from_db()
+    return dict(claim, payment_intent_id=intent_id)
+
+
+def record_held_refund(payment: OrderPayment, status: str, refund_id: Optional[str] = None, error: str = '') -> None:
+    """NodeRails' answer to the held-money refund, on the payment and on the order's log."""
+    with transaction.atomic():
+        locked = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=payment.pk)
+        held = dict(locked.info_data.get('held_refund') or {}, status=status, refund_id=refund_id, error=error[:500])
+        locked.info_data = dict(locked.info_data, held_refund=held)
+        locked.save(update_fields=['info'])
+        locked.order.log_action(LOG_HELD_REFUND, data={
+            'local_id': locked.local_id, 'amount': held.get('amount'), 'currency': locked.info_data.get('currency'),
+            'status': status, 'refund_id': refund_id, 'message': error[:500]})
+    payment.refresh_from_db()
+
+
+# -- refunds without a final answer --------------------------------------------------------------------
+
+# A refund NodeRails gave no clear answer to is sent again (same Idempotency-Key) after a pause that
+# doubles from REFUND_RETRY_FIRST up to REFUND_RETRY_MAX, for as long as NodeRails answers "not final":
+# a short outage is over within minutes, a long one costs a few calls a day.
+REFUND_RETRY_FIRST = timedelta(minutes=10)
+REFUND_RETRY_MAX = timedelta(hours=6)
+# Without a final answer after this long, the organiser is notified (once) and the backend marks the
+# refund as needing attention.
+REFUND_STALL_AGE = timedelta(days=1)
+
+
+def refund_due(refund: OrderRefund) -> bool:
+    """Whether an unclear refund's pause is over."""
+    due = parse_datetime(refund.info_data.get('next_check') or '')
+    return due is None or due <= now()
+
+
+def refund_unanswered(refund: OrderRefund, message: str) -> None:
+    """Asked again, still no clear answer: the pause before the next time doubles."""
+    with transaction.atomic():
+        locked = OrderRefund.objects.select_for_update(of=OF_SELF).get(pk=refund.pk)
+        if not is_unclear(locked):
+            return
+        checks = int(locked.info_data.get('checks') or 0) + 1
+        pause = min(REFUND_RETRY_FIRST * (2 ** min(checks - 1, 16)), REFUND_RETRY_MAX)
+        locked.info_data = dict(locked.info_data, checks=checks, next_check=(now() + pause).isoformat(),
+                                error=message[:500])
+        locked.save(update_fields=['info'])
+    refund.refresh_from_db()
+
+
+def report_stalled(refund: OrderRefund) -> bool:
+    """Notify the organiser, once, of an unclear refund older than REFUND_STALL_AGE; True if it was now."""
+    with transaction.atomic():
+        locked = OrderRefund.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=refund.pk)
+        if not is_unclear(locked) or locked.info_data.get('stalled') or locked.created > now() - REFUND_STALL_AGE:
+            return False
+        locked.info_data = dict(locked.info_data, stalled=now().isoformat())
+        locked.save(update_fields=['info'])
+        locked.order.log_action(LOG_REFUND_STALLED, data={
+            'local_id': locked.local_id, 'amount': str(locked.amount),
+            'payment_intent_id': locked.info_data.get('payment_intent_id'),
+            'message': locked.info_data.get('error') or '', 'since': locked.created.isoformat()})
+    refund.refresh_from_db()
+    return True
+
+
 def is_unclear(refund: OrderRefund) -> bool:
     return refund.state == OrderRefund.REFUND_STATE_TRANSIT and not refund.info_data.get('refund_id') \
         and refund.info_data.get('status') == REFUND_STATUS_UNKNOWN
@@ -465,3 +601,7 @@ def _refund_known(payment: OrderPayment, refund_id: str) -> bool:
 def _refunded(payment: OrderPayment) -> Decimal:
     return sum((r.amount for r in OrderRefund.objects.filter(payment=payment, state__in=REFUND_CLAIMING_STATES)),
                Decimal('0.00'))
+
+
+def _text_or_none(amount: Optional[Decimal]) -> Optional[str]:
+    return str(amount) if amount is not None else None

@@ -21,6 +21,11 @@ on top of a refund would lose the organiser the money. The order is created with
 already made (signals.bind_checkout_to_new_order), so a customer whose browser never comes
 back after Place order is never refunded.
 
+Webhooks are not relied on: the task also asks NodeRails about every checkout still "started"
+(ask_about_started). A paid one becomes "open" as if its capture webhook had arrived; an expired one
+is marked so, and only such a record is ever deleted; one NodeRails keeps answering for without a
+final word is asked again at growing intervals and reported on the event after a day or two.
+
 A run of the task leases the checkout it refunds (refund_lease_until): another run, on another
 worker or overlapping in time, leaves it alone until the lease is over, so only one of them asks
 NodeRails. A run that died mid-call leaves a lease that simply runs out.
@@ -32,10 +37,16 @@ from decimal import Decimal
 from typing import Optional
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.timezone import now
 from pretix.helpers.database import OF_SELF
 
-from .client import NodeRailsError, NodeRailsRequestRejected
+from .client import (
+    STATUS_EXPIRED,
+    NodeRailsError,
+    NodeRailsRequestRejected,
+    NodeRailsUnavailable,
+)
 from .conf import HTTP_TIMEOUT_SECONDS, MODULE
 from .models import CartCheckout
 
@@ -43,6 +54,7 @@ logger = logging.getLogger(__name__)
 # Logged on the event (there is no order to log on); signals.render_log_entry shows them.
 LOG_REFUNDED = 'pretix.plugins.' + MODULE + '.unclaimed.refunded'
 LOG_REFUND_FAILED = 'pretix.plugins.' + MODULE + '.unclaimed.refund_failed'
+LOG_UNANSWERED = 'pretix.plugins.' + MODULE + '.unclaimed.unanswered'
 
 STATE_STARTED = 'started'      # session created for a cart; not paid as far as we know
 STATE_OPEN = 'open'            # paid, not claimed by any pretix payment yet
@@ -50,6 +62,7 @@ STATE_CLAIMED = 'claimed'      # bound to a pretix payment by Place order
 STATE_REFUNDING = 'refunding'  # the task decided to refund; NodeRails has not confirmed it yet
 STATE_REFUNDED = 'refunded'    # NodeRails accepted the refund
 STATE_FAILED = 'failed'        # NodeRails refused the refund: left to the organiser
+STATE_EXPIRED = 'expired'      # NodeRails said the session expired unpaid
 CLAIMABLE_STATES = (STATE_STARTED, STATE_OPEN, STATE_CLAIMED)
 # A cart may keep using its session in these: not paid yet, or paid and waiting for Place order.
 REUSABLE_STATES = (STATE_STARTED, STATE_OPEN)
@@ -67,9 +80,24 @@ REFUND_BATCH = 20
 # How long a run owns a checkout it is refunding. Far longer than its NodeRails calls can take
 # (two, each cut off at HTTP_TIMEOUT_SECONDS), so a live run never loses it to another.
 REFUND_LEASE = timedelta(seconds=max(300, 10 * HTTP_TIMEOUT_SECONDS))
-# Started sessions that were never paid, and claimed ones, are only bookkeeping; refunded
-# and failed ones stay as the record of money sent back (or not).
+# Expired sessions and claimed ones are only bookkeeping; refunded and failed ones stay as the
+# record of money sent back (or not). A started one is never deleted: it may hold money.
 CHECKOUT_RETENTION = timedelta(days=30)
+
+# Asking NodeRails about started checkouts (ask_about_started). A younger checkout is still being
+# paid, and its capture webhook usually arrives first.
+ASK_MIN_AGE = timedelta(minutes=5)
+# Checkouts asked about per run, oldest first: one GET each, bounded by HTTP_TIMEOUT_SECONDS, so a
+# run stays short even when NodeRails is slow; the rest wait for the next run.
+ASK_BATCH = 50
+# The pause after an answer that is not final (OPEN, FAILED: the customer may still pay in the
+# iframe) doubles from ASK_FIRST_INTERVAL up to ASK_MAX_INTERVAL, so a checkout left open for days
+# costs a few calls a day, while one paid in its first minutes is noticed within minutes.
+ASK_FIRST_INTERVAL = timedelta(minutes=5)
+ASK_MAX_INTERVAL = timedelta(hours=6)
+# NodeRails' checkout sessions expire within hours; one still without a final answer after this
+# long is reported on the event (once) and kept, never deleted.
+UNANSWERED_REPORT_AGE = timedelta(days=2)
 
 
 def grace_period(reservation_minutes) -> timedelta:
@@ -204,8 +232,67 @@ def refund(checkout: CartCheckout, client, currency_places: int) -> str:
 
 
 def delete_expired_bookkeeping() -> None:
-    CartCheckout.objects.filter(state__in=(STATE_STARTED, STATE_CLAIMED),
+    CartCheckout.objects.filter(state__in=(STATE_EXPIRED, STATE_CLAIMED),
                                 created__lt=now() - CHECKOUT_RETENTION).delete()
+
+
+def record_intent(checkout: CartCheckout, intent_id: Optional[str]) -> None:
+    """An approval names the session and its intent: remembered, so that a capture naming only the
+    intent finds this checkout whatever confirm_on says."""
+    if intent_id and checkout.payment_intent_id != intent_id and checkout.state == STATE_STARTED:
+        checkout.payment_intent_id = intent_id
+        checkout.save(update_fields=['payment_intent_id'])
+
+
+# -- started checkouts: asked about, not waited for ------------------------------------------------
+
+
+def started_to_ask() -> list:
+    """Ids of started checkouts due to be asked about, oldest first (ASK_BATCH at most)."""
+    moment = now()
+    return list(CartCheckout.objects.filter(state=STATE_STARTED, created__lte=moment - ASK_MIN_AGE)
+                .filter(Q(next_check__isnull=True) | Q(next_check__lte=moment))
+                .order_by('created', 'pk').values_list('pk', flat=True)[:ASK_BATCH])
+
+
+def ask_about_started(checkout: CartCheckout, client) -> str:
+    """Ask NodeRails' public session about a started checkout and act on the answer: paid makes it
+    "open" (refunded after the grace period unless claimed), expired marks it never paid, anything else
+    asks again later. Raises NodeRailsUnavailable (after noting it) so that the run backs off."""
+    try:
+        public = client.get_public_session(checkout.session_id)
+    except NodeRailsUnavailable as exc:
+        _ask_later(checkout, exc.message)
+        raise
+    except NodeRailsError as exc:  # refused (unknown to NodeRails) or unreadable: no answer
+        _ask_later(checkout, exc.message)
+        return 'unanswered'
+    with transaction.atomic():
+        locked = CartCheckout.objects.select_for_update(of=OF_SELF).select_related('event').get(pk=checkout.pk)
+        if locked.state != STATE_STARTED:
+            return locked.state  # a webhook or Place order was quicker
+        if public.is_paid:
+            record_capture(locked, public.amount, public.currency, public.payment_intent_id)
+            return STATE_OPEN
+        if public.status == STATUS_EXPIRED:
+            locked.state = STATE_EXPIRED
+            locked.save(update_fields=['state'])
+            return STATE_EXPIRED
+    _ask_later(checkout, '')
+    return STATE_STARTED
+
+
+def _ask_later(checkout: CartCheckout, error: str) -> None:
+    pause = min(ASK_FIRST_INTERVAL * (2 ** min(checkout.checks, 16)), ASK_MAX_INTERVAL)
+    CartCheckout.objects.filter(pk=checkout.pk).update(
+        checks=checkout.checks + 1, next_check=now() + pause, last_error=error[:1000])
+    if checkout.unanswered_reported is None and checkout.created < now() - UNANSWERED_REPORT_AGE:
+        CartCheckout.objects.filter(pk=checkout.pk).update(unanswered_reported=now())
+        logger.warning('NodeRails gave no final answer about checkout %s since %s', checkout.session_id,
+                       checkout.created)
+        checkout.event.log_action(LOG_UNANSWERED, data={
+            'session_id': checkout.session_id, 'amount': str(checkout.amount), 'currency': checkout.currency,
+            'error': error[:500]})
 
 
 def _intent_of_session(checkout: CartCheckout, client) -> str:

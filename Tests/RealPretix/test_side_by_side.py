@@ -455,6 +455,11 @@ def test_reconciliation_settles_each_variants_payments_through_its_own_service(t
     assert asked_b and all(p.endswith('/' + sid_b) for p in asked_b), asked_b
     sim_b.mark_paid(sid_b)
     run_periodic_tasks(A.module, B.module)
+    # B confirms on the capture only (confirm_on = ["captured"]), and a PAID public session may be the
+    # customer's approval alone (docs/noderails-contract.md): the reconciliation leaves it to the capture.
+    assert _snapshot(*two_pending[B.module][:2])[:2] == ('n', 'pending')
+    [d] = sim_b.deliver('payment.captured', sid_b)
+    assert d.status == 200 and b'Payment confirmed' in d.response_body, d.response_body
     assert _snapshot(*two_pending[B.module][:2])[:2] == ('p', 'confirmed')
 
 

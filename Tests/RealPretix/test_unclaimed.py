@@ -263,12 +263,13 @@ def test_test_mode_checkout_is_refunded_with_test_credentials(customer, sim):
 
 
 def test_bookkeeping_of_old_unpaid_and_claimed_checkouts_is_deleted(customer, paid_without_order, sim):
-    """Old started (never paid) and claimed (an order has the money) checkouts are only bookkeeping;
-    an open one still waits for its refund, and refunding, refunded and failed ones are the record
-    of money sent back (or not): those stay."""
+    """Old expired (NodeRails said never paid) and claimed (an order has the money) checkouts are only
+    bookkeeping; an open one still waits for its refund, and refunding, refunded and failed ones are
+    the record of money sent back (or not): those stay. A started one is asked about first."""
     unpaid_customer = type(customer)(customer.shop)
     unpaid_customer.to_confirm()
     unpaid = unpaid_customer.state['session_id']
+    sim.expire(unpaid)
     buyer = type(customer)(customer.shop)
     buyer.to_confirm()
     claimed = buyer.state['session_id']
@@ -285,6 +286,8 @@ def test_bookkeeping_of_old_unpaid_and_claimed_checkouts_is_deleted(customer, pa
                                       currency='USD', state=state)
             kept[row.session_id] = state
         _checkouts().update(created=now() - plugin('unclaimed').CHECKOUT_RETENTION - timedelta(days=1))
+    run_periodic_tasks()
+    assert _checkout(unpaid).state == 'expired'   # NodeRails was asked: never paid
     run_periodic_tasks()
     with scopes_disabled():
         assert dict(_checkouts().values_list('session_id', 'state')) == kept

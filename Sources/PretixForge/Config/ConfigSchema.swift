@@ -201,7 +201,9 @@ public enum ConfigSchema {
             help: ["Which NodeRails events confirm a payment: [\"authorized\", \"captured\"] confirms on the customer's",
                    "approval already (the plugin spec); [\"captured\"] waits until the funds are taken from the wallet."],
             rules: "which NodeRails events confirm a payment: `[\"authorized\", \"captured\"]` (plugin spec) or "
-                + "`[\"captured\"]`; `\"captured\"` is required"),
+                + "`[\"captured\"]`; `\"captured\"` is required. With `[\"captured\"]` only the capture webhook "
+                + "confirms: Place order and the reconciliation leave the payment pending, since NodeRails' public "
+                + "session cannot tell approval from capture, so the webhook must reach pretix"),
     ]
 
     private static let branding: [Key] = [

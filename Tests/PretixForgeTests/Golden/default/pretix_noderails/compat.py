@@ -8,6 +8,11 @@ import inspect
 
 from pretix.base import middleware
 from pretix.base.services.cart import get_fees
+from pretix.control import permissions
+
+# The permission to change an event's orders: named by scope in newer pretix, by flag in older.
+ORDERS_WRITE_PERMISSION = (
+    'event.orders:write' if hasattr(permissions, 'assert_valid_event_permission') else 'can_change_orders')
 
 
 def add_to_response_csp(response, directives):

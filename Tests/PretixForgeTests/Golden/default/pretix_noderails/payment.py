@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.template.loader import get_template
 from django.templatetags.static import static
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from i18nfield.strings import LazyI18nString
 from pretix.base.forms import SecretKeySettingsField
@@ -517,9 +518,12 @@ class NodeRailsPayment(BasePaymentProvider):
 
     def payment_control_render(self, request: HttpRequest, payment: OrderPayment) -> str:
         info = payment.info_data
+        held = settlement.held_amount(payment)
         return get_template('%s/control.html' % MODULE).render({
             'request': request, 'payment': payment, 'info': info, 'shredded': bool(info.get('_shredded')),
             'transaction': chains.transaction(info), 'hash_template': TX_HASH_TEMPLATE,
+            'held_amount': held, 'held_refund': info.get('held_refund'),
+            'refund_held_url': _refund_held_url(payment) if held is not None else '',
         })
 
     def payment_presale_render(self, payment: OrderPayment) -> str:
@@ -564,6 +568,7 @@ class NodeRailsPayment(BasePaymentProvider):
     def refund_control_render(self, request: HttpRequest, refund: OrderRefund) -> str:
         return get_template('%s/control.html' % MODULE).render({
             'request': request, 'refund': refund, 'info': refund.info_data,
+            'needs_attention': settlement.is_unclear(refund) and bool(refund.info_data.get('stalled')),
         })
 
     def payment_control_render_short(self, payment: OrderPayment) -> str:
@@ -636,12 +641,44 @@ class NodeRailsPayment(BasePaymentProvider):
         settlement.record_refund(refund, result)
         return 'recorded'
 
+    def refund_held(self, payment: OrderPayment) -> Optional[str]:
+        """Send back the money NodeRails took for a payment that failed (the organiser's one click).
+
+        The same call and Idempotency-Key rules as every refund: the claim is recorded first, the key
+        is derived from the intent, and an unclear answer may be followed by another click, which
+        NodeRails answers with the same refund. None when there is nothing to send back; else the status.
+        """
+        claim = settlement.claim_held_refund(payment)
+        if claim is None:
+            return None
+        try:
+            result = self.client(payment.order.testmode).refund_payment_intent(
+                claim['payment_intent_id'], amount=Decimal(claim['amount']),
+                reason='pretix: failed payment %s, money held' % payment.full_id,
+                idempotency_key=claim['idempotency_key'],
+                currency_places=currency_places(payment.info_data.get('currency') or self.event.currency),
+            )
+        except NodeRailsRequestRejected as exc:
+            settlement.record_held_refund(payment, 'REJECTED', error=exc.message)
+            return 'REJECTED'
+        except NodeRailsError as exc:
+            settlement.record_held_refund(payment, settlement.REFUND_STATUS_UNKNOWN, error=exc.message)
+            return settlement.REFUND_STATUS_UNKNOWN
+        settlement.record_held_refund(payment, result.status, refund_id=result.refund_id)
+        return result.status
+
     def _send_refund(self, refund: OrderRefund, intent_id: str):
         return self.client(refund.order.testmode).refund_payment_intent(
             intent_id, amount=refund.amount, reason='pretix refund %s' % refund.full_id,
             idempotency_key=settlement.refund_key(intent_id, refund),
             currency_places=currency_places(self.event.currency),
         )
+
+
+def _refund_held_url(payment: OrderPayment) -> str:
+    return reverse('plugins:%s:refund_held' % MODULE, kwargs={
+        'organizer': payment.order.event.organizer.slug, 'event': payment.order.event.slug,
+        'payment': payment.pk})
 
 
 def _amount_paid(info: dict) -> str:

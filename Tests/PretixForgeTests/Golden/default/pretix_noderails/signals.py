@@ -25,10 +25,10 @@ from pretix.control.signals import order_search_filter_q
 from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import order_info, order_meta_from_request, process_response
 
-from . import compat, settlement, unclaimed
+from . import compat, notifications, settlement, unclaimed
 from .client import NodeRailsError, NodeRailsUnavailable
 from .conf import API_ORIGIN, IDENTIFIER, MODULE, PAYMENT_UI_ORIGIN
-from .models import NodeRailsReference, ProcessedWebhookEvent
+from .models import CartCheckout, NodeRailsReference, ProcessedWebhookEvent
 from .payment import NodeRailsPayment, currency_places, get_checkout_state, origin_of
 
 logger = logging.getLogger(__name__)
@@ -42,9 +42,9 @@ RECONCILE_MIN_AGE = timedelta(minutes=5)
 # pretix's global settings), so every open payment is asked about within ceil(open / BATCH) runs.
 RECONCILE_BATCH = 50
 RECONCILE_CURSOR = MODULE + '_reconcile_cursor'
-# Refunds with an unknown outcome are asked about again for this long: well inside the time
-# NodeRails keeps an Idempotency-Key, so a re-sent refund is recognised, never made twice.
-REFUND_RECONCILE_MAX_AGE = timedelta(hours=12)
+# Refunds with an unknown outcome asked about per run (each at growing intervals, settlement.py):
+# a long NodeRails outage with many of them does not turn one run into hundreds of calls.
+REFUND_RECONCILE_BATCH = 20
 # pretix runs periodic tasks every few minutes; the reconciliation asks NodeRails at most every
 # RECONCILE_INTERVAL_MINUTES, and waits longer after NodeRails was unavailable.
 RECONCILE_INTERVAL_MINUTES = 10
@@ -193,6 +193,12 @@ def register_notifications(sender, **kwargs):
     )
 
 
+@receiver(register_notification_types, dispatch_uid='payment_%s_money_notifications' % MODULE)
+def register_money_notifications(sender, **kwargs):
+    """Money held at NodeRails that a person must look at (notifications.py)."""
+    return notifications.notification_types(sender)
+
+
 _ORDER_LOG_TEXTS = {
     settlement.LOG_FAILED_AFTER_CONFIRMATION: _(
         'NodeRails reported the confirmed payment {local_id} as failed ({status}). The order was not changed; '
@@ -205,13 +211,21 @@ _ORDER_LOG_TEXTS = {
         'carried out, so it stays in transit until NodeRails reports it; please do not refund this amount again.'),
     settlement.LOG_REFUND_REJECTED: _(
         'NodeRails rejected the refund {local_id} of {amount} when asked again ({message}); it was not carried out.'),
+    settlement.LOG_MONEY_HELD: _(
+        'The NodeRails payment {local_id} failed after the customer paid ({problem}): NodeRails holds {amount} '
+        '{currency} for it. Please refund it with the button on the payment, or in the NodeRails dashboard.'),
+    settlement.LOG_REFUND_STALLED: _(
+        'NodeRails has given no final answer to the refund {local_id} of {amount} for a day ({message}). It is '
+        'still asked about; please check it in the NodeRails dashboard and do not refund this amount again.'),
+    settlement.LOG_HELD_REFUND: _(
+        'Refund of the {amount} {currency} NodeRails held for the failed payment {local_id}: {status} {message}'),
 }
 
 
 @receiver(logentry_display, dispatch_uid='payment_%s_logentry' % MODULE)
 def render_log_entry(sender, logentry, **kwargs):
     texts = dict(_ORDER_LOG_TEXTS, **{settlement.LOG_ACTION: None, unclaimed.LOG_REFUNDED: None,
-                                      unclaimed.LOG_REFUND_FAILED: None})
+                                      unclaimed.LOG_REFUND_FAILED: None, unclaimed.LOG_UNANSWERED: None})
     if logentry.action_type not in texts:
         return None
     try:
@@ -221,7 +235,8 @@ def render_log_entry(sender, logentry, **kwargs):
     if not isinstance(data, dict):
         data = {}
     if logentry.action_type in _ORDER_LOG_TEXTS:
-        values = {k: data.get(k) or '?' for k in ('local_id', 'status', 'amount', 'message', 'reason')}
+        values = {k: data.get(k) or '?' for k in ('local_id', 'status', 'amount', 'message', 'reason', 'problem',
+                                                  'currency')}
         return _ORDER_LOG_TEXTS[logentry.action_type].format(**values)
     if logentry.action_type != settlement.LOG_ACTION:
         return _render_unclaimed(logentry.action_type, data)
@@ -239,6 +254,10 @@ def _render_unclaimed(action_type, data):
     if action_type == unclaimed.LOG_REFUNDED:
         return _('A NodeRails payment of {amount} {currency} for which no order was placed (checkout '
                  '{session_id}) has been refunded to the customer automatically.').format(**values)
+    if action_type == unclaimed.LOG_UNANSWERED:
+        return _('NodeRails has not said for days whether the checkout {session_id} of {amount} {currency} was '
+                 'paid ({error}). It is kept and still asked about; please check it in the NodeRails '
+                 'dashboard.').format(**values)
     return _('A NodeRails payment of {amount} {currency} for which no order was placed (checkout {session_id}) '
              'could not be refunded automatically ({error}). Please refund it in the NodeRails '
              'dashboard.').format(**values)
@@ -259,8 +278,10 @@ def reconcile_pending_payments(sender, **kwargs):
     # First, so that a NodeRails outage (which ends the run below) does not postpone it.
     ProcessedWebhookEvent.objects.filter(processed__lt=now() - PROCESSED_EVENT_RETENTION).delete()
     unclaimed.delete_expired_bookkeeping()
+    _report_stalled_refunds()
     _reconcile_open_payments()
     _reconcile_unclear_refunds()
+    _ask_about_started_checkouts()
     _refund_unclaimed_checkouts()
 
 
@@ -303,24 +324,47 @@ def _reconcile(payment):
         logger.exception('NodeRails reconciliation of %s failed', payment.full_id)
 
 
-def _reconcile_unclear_refunds():
-    candidates = OrderRefund.objects.filter(
-        provider=IDENTIFIER, state=OrderRefund.REFUND_STATE_TRANSIT,
-        created__range=(now() - REFUND_RECONCILE_MAX_AGE, now() - RECONCILE_MIN_AGE),
-        info__contains=settlement.REFUND_STATUS_UNKNOWN,
+def _unclear_refunds():
+    return OrderRefund.objects.filter(
+        provider=IDENTIFIER, state=OrderRefund.REFUND_STATE_TRANSIT, info__contains=settlement.REFUND_STATUS_UNKNOWN,
     ).select_related('order', 'order__event', 'payment').order_by('pk')
-    for refund in candidates:
-        if not settlement.is_unclear(refund):
-            continue
+
+
+def _report_stalled_refunds():
+    # Before NodeRails is asked anything: an outage, which ends the run, is what stalls them.
+    for refund in _unclear_refunds().filter(created__lt=now() - settlement.REFUND_STALL_AGE):
+        settlement.report_stalled(refund)
+
+
+def _reconcile_unclear_refunds():
+    candidates = _unclear_refunds().filter(created__lte=now() - RECONCILE_MIN_AGE)
+    due = [r for r in candidates if settlement.is_unclear(r) and settlement.refund_due(r)][:REFUND_RECONCILE_BATCH]
+    for refund in due:
         try:
             NodeRailsPayment(refund.order.event).resend_refund(refund)
-        except NodeRailsUnavailable:
-            logger.warning('NodeRails unavailable; refund %s asked about again next run', refund.full_id)
+        except NodeRailsUnavailable as exc:
+            settlement.refund_unanswered(refund, exc.message)
+            logger.warning('NodeRails unavailable; refund %s asked about again later', refund.full_id)
             raise
         except NodeRailsError as exc:
+            settlement.refund_unanswered(refund, exc.message)
             logger.info('NodeRails refund %s still without a clear answer: %s', refund.full_id, exc)
         except Exception:  # one broken refund must not stop the others
             logger.exception('Reconciliation of NodeRails refund %s failed', refund.full_id)
+
+
+def _ask_about_started_checkouts():
+    """Paid checkouts are found without their webhook (unclaimed.ask_about_started)."""
+    for pk in unclaimed.started_to_ask():
+        checkout = CartCheckout.objects.select_related('event').get(pk=pk)
+        client = NodeRailsPayment(checkout.event).client(checkout.testmode)
+        try:
+            unclaimed.ask_about_started(checkout, client)
+        except NodeRailsUnavailable:
+            logger.warning('NodeRails unavailable; checkout %s asked about again later', checkout.session_id)
+            raise
+        except Exception:  # one broken checkout must not stop the others
+            logger.exception('Asking NodeRails about checkout %s failed', checkout.session_id)
 
 
 def _refund_unclaimed_checkouts():

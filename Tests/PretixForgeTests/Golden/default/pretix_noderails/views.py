@@ -9,29 +9,34 @@ import logging
 import time
 from decimal import Decimal
 
+from django.contrib import messages
 from django.core.cache import caches
 from django.core.cache.backends.dummy import DummyCache
 from django.core.cache.backends.locmem import LocMemCache
 from django.core.exceptions import RequestDataTooBig
 from django.db import IntegrityError, OperationalError, connection, transaction
-from django.http import HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from pretix.base.models import OrderPayment
 from pretix.base.services.locking import LockTimeoutException
+from pretix.control.permissions import event_permission_required
 from pretix.helpers.database import OF_SELF
 
-from . import events, settlement, unclaimed, webhook as signing
+from . import compat, events, settlement, unclaimed, webhook as signing
 from .client import KNOWN_STATUSES, NodeRailsError
 from .conf import (
+    IDENTIFIER,
     MODULE,
     POLL_INTERVAL_SECONDS,
     SIGNATURE_PAYLOAD,
     TIMESTAMP_UNIT,
     TOLERANCE_SECONDS,
 )
-from .models import NodeRailsReference, ProcessedWebhookEvent
+from .models import CartCheckout, NodeRailsReference, ProcessedWebhookEvent
 from .payment import NodeRailsPayment, get_checkout_state
 
 logger = logging.getLogger(__name__)
@@ -175,10 +180,15 @@ def _verify(request, provider, body):
 
 
 def _find_reference(event):
-    """The reference for the most specific id in the event (intent before session)."""
+    """The reference for the most specific id in the event (intent before session); for an event naming
+    only an intent not bound yet, the session of the cart's checkout that recorded it."""
+    references = event.references
+    if event.payment_intent_id and not event.checkout_session_id:
+        references += tuple(CartCheckout.objects.filter(payment_intent_id=event.payment_intent_id)
+                            .values_list('session_id', flat=True)[:1])
     refs = {r.reference: r for r in NodeRailsReference.objects.filter(
-        reference__in=event.references).select_related('order')}
-    for reference in event.references:
+        reference__in=references).select_related('order')}
+    for reference in references:
         if reference in refs:
             return refs[reference]
     return None
@@ -193,6 +203,8 @@ def _apply(pretix_event, event, ref):
         return _text(settlement.apply_refund_event(payment, event))
     if event.action == events.ACTION_APPROVAL:
         # [webhook] confirm_on = ["captured"]: the approval is on the order's log, the capture confirms.
+        # Its intent is bound to the payment, so a capture that names only the intent finds it.
+        settlement.settle(payment, settlement.Report.from_event(event, settlement.OPEN))
         return _text('Approval logged; waiting for the capture')
     outcome = settlement.PAID if event.action == events.ACTION_CONFIRM else settlement.FAILED
     settled = settlement.settle(payment, settlement.Report.from_event(event, outcome))
@@ -227,6 +239,10 @@ def _apply_unclaimed(pretix_event, event, testmode):
         return _text('Mode mismatch, ignored')
     if checkout.state == unclaimed.STATE_CLAIMED:
         return None
+    if event.action == events.ACTION_APPROVAL:
+        # Both ids, in every confirm_on setting: a capture naming only the intent finds the checkout.
+        unclaimed.record_intent(checkout, event.payment_intent_id)
+        return _text('Approval of a checkout without order recorded; waiting for the capture')
     if event.action not in (events.ACTION_CONFIRM, events.ACTION_REFUND):
         return _text('Checkout without order, event ignored')
     # In this transaction: a redelivery either sees the dedupe row or redoes it all.
@@ -332,3 +348,32 @@ def _over_rate_limit(request) -> bool:
         cache.set(key, 1, STATUS_RATE_WINDOW_SECONDS * 2)
         return False
     return count > STATUS_RATE_LIMIT
+
+
+# -- the organiser's one-click refund of money held for a failed payment -----------------------------
+
+
+@require_POST
+@event_permission_required(compat.ORDERS_WRITE_PERMISSION)
+def refund_held(request, *args, **kwargs):
+    payment = OrderPayment.objects.filter(
+        pk=kwargs['payment'], order__event=request.event, provider=IDENTIFIER).select_related('order').first()
+    if payment is None:
+        raise Http404()
+    outcome = NodeRailsPayment(request.event).refund_held(payment)
+    # Another status than these is NodeRails accepting the refund in a word of its own.
+    messages.add_message(request, *_HELD_REFUND_MESSAGES.get(outcome, _HELD_REFUND_MESSAGES['PENDING']))
+    return redirect('control:event.order', organizer=request.event.organizer.slug, event=request.event.slug,
+                    code=payment.order.code)
+
+
+_HELD_REFUND_MESSAGES = {
+    None: (messages.INFO, _('There is no money held for this payment left to refund.')),
+    'COMPLETED': (messages.SUCCESS, _('The money held for this payment has been refunded.')),
+    'PENDING': (messages.SUCCESS, _('NodeRails accepted the refund of the money held for this payment; it is '
+                                    'being sent back.')),
+    'REJECTED': (messages.ERROR, _('NodeRails refused to refund the money held for this payment. Please check '
+                                   'the payment in the NodeRails dashboard.')),
+    settlement.REFUND_STATUS_UNKNOWN: (messages.WARNING, _(
+        'NodeRails gave no clear answer to the refund. Please try again later: trying again never refunds twice.')),
+}

@@ -1,0 +1,114 @@
+"""What the organiser must hear of money held at NodeRails, as pretix notifications.
+
+Each case is a log entry (on the order, or on the event where no order exists); pretix e-mails it to
+the team members who subscribed to its type, the way it sends its own notifications. The detail says
+what happened and the action what to do. signals.register_money_notifications registers these types.
+"""
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from pretix.base.notifications import Notification, ParametrizedOrderNotificationType
+
+from . import settlement, unclaimed
+
+# Why a payment failed although NodeRails took the money, in the organiser's words.
+PROBLEM_TEXTS = {
+    'amount_mismatch': _('NodeRails took another amount than the order asked for.'),
+    'currency_mismatch': _('NodeRails took the money in another currency than the event\'s.'),
+    'amount_missing': _('NodeRails did not report the amount it took.'),
+    'reference_conflict': _('The NodeRails payment is already assigned to another payment.'),
+}
+
+
+class MoneyHeldNotificationType(ParametrizedOrderNotificationType):
+    """A payment failed after the customer paid: how much NodeRails holds, and what to do."""
+
+    def build_notification(self, logentry):
+        n = super().build_notification(logentry)
+        data = logentry.parsed_data
+        n.detail = PROBLEM_TEXTS.get(data.get('problem'), '')
+        n.add_attribute(_('Money held at NodeRails'), _held(data))
+        n.add_attribute(_('NodeRails payment intent'), data.get('payment_intent_id') or '?')
+        if data.get('problem') in settlement.HELD_REFUNDABLE_PROBLEMS:
+            n.add_attribute(_('What to do'), _('Refund the money held with the button on the failed payment of '
+                                               'the order, or ask the customer to pay the order again.'))
+        else:
+            n.add_attribute(_('What to do'), _('Check the payment in the NodeRails dashboard and refund it there.'))
+        return n
+
+
+class RefundStalledNotificationType(ParametrizedOrderNotificationType):
+    """A refund NodeRails has given no final answer to for a day."""
+
+    def build_notification(self, logentry):
+        n = super().build_notification(logentry)
+        data = logentry.parsed_data
+        n.detail = str(_('NodeRails has given no final answer to this refund for a day; the plugin keeps asking.'))
+        n.add_attribute(_('Refund amount'), data.get('amount') or '?')
+        n.add_attribute(_('Last answer'), data.get('message') or '?')
+        n.add_attribute(_('What to do'), _('Check the refund in the NodeRails dashboard. Do not refund this amount '
+                                           'again: the refund may still be carried out.'))
+        return n
+
+
+class CheckoutNotificationType(ParametrizedOrderNotificationType):
+    """About a paid checkout that never became an order, logged on the event.
+
+    A ParametrizedOrderNotificationType only for its permission, whose name differs between pretix
+    releases; the notification is built from the log entry alone.
+    """
+
+    def __init__(self, event, action_type, verbose_name, title, detail, advice):
+        super().__init__(event, action_type, verbose_name, title)
+        self._detail = detail
+        self._advice = advice
+
+    def build_notification(self, logentry):
+        data = logentry.parsed_data
+        event = logentry.event
+        url = settings.SITE_URL + reverse('control:event.index', kwargs={
+            'organizer': event.organizer.slug, 'event': event.slug})
+        n = Notification(event=event, title=str(self._title), detail=str(self._detail), url=url)
+        n.add_attribute(_('Event'), event.name)
+        n.add_attribute(_('Amount'), _held(data))
+        n.add_attribute(_('NodeRails checkout session'), data.get('session_id') or '?')
+        if data.get('error'):
+            n.add_attribute(_('NodeRails\' answer'), data['error'])
+        n.add_attribute(_('What to do'), self._advice)
+        return n
+
+
+def _held(data: dict) -> str:
+    return '%s %s' % (data.get('amount') or '?', data.get('currency') or '')
+
+
+def notification_types(event):
+    return (
+        MoneyHeldNotificationType(
+            event, settlement.LOG_MONEY_HELD,
+            _('NodeRails payment failed after the customer paid'),
+            _('A NodeRails payment for order {order.code} failed after the customer paid: money is held'),
+        ),
+        RefundStalledNotificationType(
+            event, settlement.LOG_REFUND_STALLED,
+            _('NodeRails refund without a final answer for a day'),
+            _('NodeRails has given no final answer to a refund of order {order.code} for a day'),
+        ),
+        CheckoutNotificationType(
+            event, unclaimed.LOG_REFUNDED,
+            _('NodeRails payment without an order refunded'),
+            _('A NodeRails payment without an order was refunded'),
+            _('A customer paid in the crypto checkout but no order was placed in time; the payment has been '
+              'refunded to the customer automatically.'),
+            _('Nothing: this is for your information.'),
+        ),
+        CheckoutNotificationType(
+            event, unclaimed.LOG_REFUND_FAILED,
+            _('NodeRails payment without an order not refunded'),
+            _('A NodeRails payment without an order could not be refunded'),
+            _('A customer paid in the crypto checkout but no order was placed in time, and NodeRails refused '
+              'to refund the payment.'),
+            _('Refund the payment in the NodeRails dashboard, or contact the customer.'),
+        ),
+    )
