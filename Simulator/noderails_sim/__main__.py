@@ -46,6 +46,8 @@ def build_parser():
     p.add_argument('--duplicates', type=int, default=1, help='deliver every webhook N times (default 1)')
     p.add_argument('--no-post-message', action='store_true',
                    help='the hosted checkout does not notify the embedding page (tests the polling path)')
+    p.add_argument('--retry-after-failure', action='store_true',
+                   help='a failed attempt leaves the session payable (a wallet payment retried in the checkout)')
     p.add_argument('--no-auto-webhooks', action='store_true',
                    help='do not send webhooks when the checkout page is used or refunds settle')
     p.add_argument('--refund-status', choices=('PENDING', 'COMPLETED'), default='PENDING')
@@ -80,7 +82,8 @@ def main(argv=None):
         ui_port=args.ui_port or 0, webhook_url=args.webhook_url, webhook_secret=secret,
         webhook_secrets=secrets_by_app, signature_scheme=args.signature_scheme,
         timestamp_unit=args.timestamp_unit, webhook_duplicates=args.duplicates,
-        post_message=not args.no_post_message, refund_status=args.refund_status,
+        post_message=not args.no_post_message, retry_after_failure=args.retry_after_failure,
+        refund_status=args.refund_status,
         auto_webhooks=not args.no_auto_webhooks, refund_settle_seconds=args.refund_settle_seconds,
         control_token=_env(args.control_token_env, 'control token'), verbose=not args.quiet,
     )

@@ -260,6 +260,9 @@ class Simulator:
     signature_scheme: 'timestamp.body' or 'body'; timestamp_unit: 'ms' or 's'.
     webhook_duplicates: each event is POSTed this many times (NodeRails redelivers).
     post_message: whether the hosted checkout posts its outcome to window.parent.
+    retry_after_failure: a failed attempt leaves the session payable, as a wallet payment
+        retried inside the hosted checkout: the session reports FAILED until it is paid, and
+        the page's buttons stay usable after Fail.
     refund_status: 'PENDING' (settled later, webhook) or 'COMPLETED' (at once).
     auto_webhooks: send payment.captured / payment.failed when the hosted page's
         buttons are used, and payment.refunded when a pending refund settles after
@@ -273,7 +276,8 @@ class Simulator:
                  webhook_secret: Optional[str] = None, webhook_secrets: Optional[Dict[str, str]] = None,
                  signature_scheme: str = 'timestamp.body', timestamp_unit: str = 'ms',
                  webhook_duplicates: int = 1, webhook_sender: Optional[WebhookSender] = None,
-                 webhook_timeout: float = 15.0, post_message: bool = True, refund_status: str = 'PENDING',
+                 webhook_timeout: float = 15.0, post_message: bool = True, retry_after_failure: bool = False,
+                 refund_status: str = 'PENDING',
                  auto_webhooks: bool = False, refund_settle_seconds: float = 2.0,
                  session_ttl_seconds: float = 1800, require_idempotency_key: bool = False,
                  capture_event_type: str = 'payment.captured', control_token: Optional[str] = None,
@@ -294,6 +298,7 @@ class Simulator:
         self.webhook_duplicates = webhook_duplicates
         self.webhook_sender = webhook_sender or http_webhook_sender(webhook_timeout)
         self.post_message = post_message
+        self.retry_after_failure = retry_after_failure
         self.refund_status = refund_status
         self.auto_webhooks = auto_webhooks
         self.refund_settle_seconds = refund_settle_seconds
@@ -560,12 +565,15 @@ class Simulator:
     def _pay(self, session: Session, *, tx_hash: Optional[str] = None, chain_id: int = 1) -> None:
         if session.status == STATUS_PAID:
             return
-        if session.status != STATUS_OPEN:
+        if not self._payable(session):
             raise ApiError(409, 'Checkout session is %s.' % session.status)
         session.status = STATUS_PAID
         session.payment_intent_id = session.payment_intent_id or _new_id('pi_')
         session.tx_hash = tx_hash or '0x' + secrets.token_hex(32)
         session.chain_id = chain_id
+
+    def _payable(self, session: Session) -> bool:
+        return session.status == STATUS_OPEN or (self.retry_after_failure and session.status == STATUS_FAILED)
 
     def _create(self, app_id: str, body: dict) -> Session:
         amount, currency = body.get('amount'), body.get('currency')
@@ -826,7 +834,7 @@ class Simulator:
                 session = self._session(session_id)
             except KeyError:
                 raise ApiError(404, 'Checkout session not found.')
-            before = session.status
+            before = self._payable(session)
             if action == 'pay':
                 self._pay(session)
             elif session.status == STATUS_OPEN:
@@ -835,7 +843,7 @@ class Simulator:
             elif session.status == STATUS_PAID:
                 raise ApiError(409, 'Checkout session is already paid.')
             public = session.public()
-        if self.auto_webhooks and before == STATUS_OPEN:
+        if self.auto_webhooks and before:
             self._deliver_async(self.capture_event_type if action == 'pay' else 'payment.failed', session_id)
         return 200, public
 
@@ -849,9 +857,10 @@ class Simulator:
                 'session_id': escape(session.session_id),
                 'action_base': escape('/checkout/' + session.session_id),
                 'post_message': '1' if self.post_message else '0',
+                'retry': '1' if self.retry_after_failure else '0',
                 'amount': escape(session.amount), 'currency': escape(session.currency),
                 'reference': escape(session.reference), 'status': escape(session.status),
-                'disabled': '' if session.status == STATUS_OPEN else 'disabled',
+                'disabled': '' if self._payable(session) else 'disabled',
             }
         return Template((ASSETS / 'checkout.html').read_text('utf-8')).substitute(values)
 
@@ -933,7 +942,7 @@ class Simulator:
         raise ApiError(404, 'Unknown control endpoint.')
 
     CONFIGURABLE = ('webhook_url', 'signature_scheme', 'timestamp_unit', 'webhook_duplicates', 'post_message',
-                    'refund_status', 'auto_webhooks', 'refund_settle_seconds', 'session_ttl_seconds',
+                    'retry_after_failure', 'refund_status', 'auto_webhooks', 'refund_settle_seconds', 'session_ttl_seconds',
                     'require_idempotency_key', 'capture_event_type')
 
     def configure(self, **values) -> None:

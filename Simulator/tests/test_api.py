@@ -115,6 +115,26 @@ def test_expire_and_fail(sim, session):
     assert sim.session(other)['status'] == 'FAILED'
 
 
+def test_failed_session_is_final_unless_retry_after_failure(sim, session):
+    """Fail through the hosted page, then Pay: refused (409) by default; with retry_after_failure
+    the session reports FAILED until the retried payment makes it PAID, and the page stays usable."""
+    page = sim.ui_url + '/checkout/' + session
+    assert call('POST', page + '/fail').json['status'] == 'FAILED'
+    assert call('POST', page + '/pay').status == 409
+    assert 'data-retry="0"' in call('GET', page).body.decode()
+
+    sim.configure(retry_after_failure=True)
+    other = sim.create_session('5.00')['sessionId']
+    page = sim.ui_url + '/checkout/' + other
+    assert call('POST', page + '/fail').json['status'] == 'FAILED'
+    assert call('GET', sim.api_url + '/checkout-sessions/public/' + other).json['status'] == 'FAILED'
+    html = call('GET', page).body.decode()
+    assert 'data-retry="1"' in html and 'disabled' not in html.split('<div class="nr-actions">')[1].split('</div>')[0]
+    paid = call('POST', page + '/pay')
+    assert paid.status == 200 and paid.json['status'] == 'PAID'
+    assert sim.session(other)['status'] == 'PAID' and sim.session(other)['txHash']
+
+
 def test_sessions_expire_after_ttl(receiver, monkeypatch):
     """The simulator's clock is moved past the lifetime instead of waiting for it."""
     from noderails_sim import server

@@ -43,3 +43,14 @@ def get_cart_fees(event, request, invoice_address, payments, positions):
 def price_before_rounding(position):
     """A cart position's price before pretix's rounding correction (older pretix has none)."""
     return position.price - getattr(position, 'price_includes_rounding_correction', 0)
+
+
+def payment_settings_permission() -> str:
+    """The team permission to change an event's payment settings.
+
+    Newer pretix names fine-grained permissions; older pretix has one flag per team.
+    """
+    from pretix.base.models import Team
+    if 'can_change_event_settings' in {field.name for field in Team._meta.get_fields()}:
+        return 'can_change_event_settings'
+    return 'event.settings.payment:write'

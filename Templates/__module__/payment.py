@@ -36,7 +36,7 @@ from pretix.base.services.locking import LockTimeoutException
 from pretix.base.templatetags.money import money_filter
 from pretix.multidomain.urlreverse import build_absolute_uri, eventreverse
 
-from . import chains, compat, conf, settlement
+from . import chains, compat, conf, settlement, webhook_health
 from .client import (
     NodeRailsBadResponse,
     NodeRailsClient,
@@ -198,7 +198,8 @@ class NodeRailsPayment(BasePaymentProvider):
         url = build_absolute_uri(self.event, 'plugins:%s:webhook' % MODULE)
         template = get_template('%s/settings.html' % MODULE)
         return template.render({'webhook_url': url, 'currency': self.configured_currency,
-                                'event_currency': self.event.currency})
+                                'event_currency': self.event.currency,
+                                'webhook_health': webhook_health.panel(self.event, url)})
 
     @property
     def api_base_url(self) -> str:

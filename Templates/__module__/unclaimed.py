@@ -126,13 +126,21 @@ def remember_checkout(event, session_id: str, amount: Decimal, testmode: bool) -
 
 def lock_checkout(session_id: Optional[str], intent_id: Optional[str]) -> Optional[CartCheckout]:
     """The checkout a webhook is about, row-locked; by session, else by its recorded intent."""
-    locked = CartCheckout.objects.select_for_update(of=OF_SELF).select_related('event')
+    return _checkout(CartCheckout.objects.select_for_update(of=OF_SELF).select_related('event'), session_id, intent_id)
+
+
+def find_checkout(session_id: Optional[str], intent_id: Optional[str]) -> Optional[CartCheckout]:
+    """The checkout a webhook is about, unlocked (to tell its mode before anything is decided)."""
+    return _checkout(CartCheckout.objects.all(), session_id, intent_id)
+
+
+def _checkout(queryset, session_id: Optional[str], intent_id: Optional[str]) -> Optional[CartCheckout]:
     if session_id:
-        found = locked.filter(session_id=session_id).first()
+        found = queryset.filter(session_id=session_id).first()
         if found is not None:
             return found
     if intent_id:
-        return locked.filter(payment_intent_id=intent_id).first()
+        return queryset.filter(payment_intent_id=intent_id).first()
     return None
 
 

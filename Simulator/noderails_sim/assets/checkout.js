@@ -4,6 +4,7 @@
  *   {type: 'noderails:checkout-complete' | 'noderails:checkout-failed', sessionId, intentId, status}
  * with targetOrigin '*'. data-post-message="0" turns the messages off (a checkout
  * that never talks to its embedder, so the merchant page must rely on polling).
+ * data-retry="1" keeps the buttons usable after Fail: the customer may try again.
  */
 (function () {
     'use strict';
@@ -14,6 +15,8 @@
     var sessionId = root.getAttribute('data-session-id');
     var base = root.getAttribute('data-action-base');
     var postMessages = root.getAttribute('data-post-message') === '1';
+    // A failed attempt may be retried (the simulator's retry_after_failure).
+    var retry = root.getAttribute('data-retry') === '1';
     var statusEl = document.getElementById('nr-status');
     var errorEl = document.getElementById('nr-error');
     var buttons = [document.getElementById('nr-pay'), document.getElementById('nr-fail')];
@@ -42,6 +45,9 @@
                     statusEl.textContent = data.status;
                     statusEl.setAttribute('data-status', data.status);
                     notify(messageType, data);
+                    if (retry && data.status === 'FAILED') {
+                        buttons.forEach(function (b) { b.disabled = false; });
+                    }
                 });
             })
             .catch(function (err) {

@@ -9,6 +9,10 @@
  * polling our status endpoint (which asks NodeRails server-side) or by a message from
  * the embedded checkout. pretix verifies the session again when the order is placed,
  * so a forged message can at most enable a button.
+ *
+ * A failed attempt is not the end: the customer may retry the wallet payment inside the
+ * checkout, so the failure is shown and polling goes on until the session is paid, or
+ * can no longer be (expired, paid a different amount, or gone).
  */
 (function () {
     'use strict';
@@ -28,7 +32,9 @@
             form.querySelectorAll('button[type="submit"], input[type="submit"]'),
             function (b) { return !root.contains(b); }
         ) : [];
+        // 'waiting' until 'paid' or 'over'; failed records that the last attempt failed.
         var state = 'waiting';
+        var failed = false;
         var timer = null;
         var delay = interval;
 
@@ -57,8 +63,12 @@
             }
         }
 
+        function isFinal() {
+            return state === 'paid' || state === 'over';
+        }
+
         function finish(name) {
-            state = name;
+            state = name === 'paid' ? 'paid' : 'over';
             if (timer) {
                 window.clearTimeout(timer);
                 timer = null;
@@ -67,8 +77,14 @@
             setButtons(name === 'paid');
         }
 
+        function attemptFailed() {
+            // Shown until the retried payment arrives; polling goes on.
+            failed = true;
+            show('failed');
+        }
+
         function schedule(ms) {
-            if (state === 'paid' || state === 'failed') {
+            if (isFinal()) {
                 return;
             }
             if (timer) {
@@ -78,7 +94,7 @@
         }
 
         function handle(data, httpStatus) {
-            if (state === 'paid' || state === 'failed') {
+            if (isFinal()) {
                 return;  // a poll still in flight when the checkout reported its outcome
             }
             if (data && data.paid === true) {
@@ -86,13 +102,16 @@
                 return;
             }
             var status = data && typeof data.status === 'string' ? data.status : '';
-            if (status === 'EXPIRED' || status === 'FAILED' || status === 'AMOUNT_MISMATCH' || httpStatus === 404) {
+            if (status === 'EXPIRED' || status === 'AMOUNT_MISMATCH' || httpStatus === 404) {
                 finish('failed');
                 return;
             }
             if (httpStatus === 429 || httpStatus >= 500 || status === 'UNAVAILABLE') {
                 show('unavailable');
                 delay = Math.min(MAX_BACKOFF_MS, delay * 2);
+            } else if (status === 'FAILED' || failed) {
+                attemptFailed();
+                delay = interval;
             } else {
                 show('waiting');
                 delay = interval;
@@ -131,8 +150,8 @@
             }
             if (data.type === 'noderails:checkout-complete') {
                 finish('paid');
-            } else if (data.type === 'noderails:checkout-failed') {
-                finish('failed');
+            } else if (data.type === 'noderails:checkout-failed' && !isFinal()) {
+                attemptFailed();
             }
         }
 

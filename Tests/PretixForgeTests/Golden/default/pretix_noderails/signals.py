@@ -25,7 +25,7 @@ from pretix.control.signals import order_search_filter_q
 from pretix.helpers.periodic import minimum_interval
 from pretix.presale.signals import order_info, order_meta_from_request, process_response
 
-from . import compat, notifications, settlement, unclaimed
+from . import compat, notifications, settlement, unclaimed, webhook_health
 from .client import NodeRailsError, NodeRailsUnavailable
 from .conf import API_ORIGIN, IDENTIFIER, MODULE, PAYMENT_UI_ORIGIN
 from .models import CartCheckout, NodeRailsReference, ProcessedWebhookEvent
@@ -261,6 +261,22 @@ def _render_unclaimed(action_type, data):
     return _('A NodeRails payment of {amount} {currency} for which no order was placed (checkout {session_id}) '
              'could not be refunded automatically ({error}). Please refund it in the NodeRails '
              'dashboard.').format(**values)
+
+
+# -- webhook health (webhook_health.py) -------------------------------------------------------------------
+
+
+@receiver(register_notification_types, dispatch_uid='payment_%s_webhook_health_notifications' % MODULE)
+def register_webhook_health_notifications(sender, **kwargs):
+    return webhook_health.notification_types(sender)
+
+
+@receiver(logentry_display, dispatch_uid='payment_%s_webhook_health_logentry' % MODULE)
+def render_webhook_health_log_entry(sender, logentry, **kwargs):
+    if logentry.action_type != webhook_health.LOG_REFUSED:
+        return None
+    data = logentry.parsed_data
+    return webhook_health.refused_text(data if isinstance(data, dict) else {})
 
 
 # -- the periodic task -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pretix.base.services.locking import LockTimeoutException
 from pretix.control.permissions import event_permission_required
 from pretix.helpers.database import OF_SELF
 
-from . import compat, events, settlement, unclaimed, webhook as signing
+from . import compat, events, settlement, unclaimed, webhook as signing, webhook_health
 from .client import KNOWN_STATUSES, NodeRailsError
 from .conf import (
     IDENTIFIER,
@@ -76,19 +76,27 @@ def webhook(request, *args, **kwargs):
     if body is None:
         return _text('Payload too large', 413)
     provider = NodeRailsPayment(request.event)
-    testmode, failure = _verify(request, provider, body)
+    verified, failure = _verify(request, provider, body)
     if failure:
         return failure
     try:
         event = events.parse_event(body)
     except events.PayloadError as exc:
         return _text('Malformed event: %s' % exc, 400)
+    ref = _find_reference(event)
+    mode = _mode_of(request.event, ref, event)
+    if mode is not None and mode not in verified:
+        # A test-app signature must never settle a live payment, nor the reverse.
+        logger.warning('NodeRails %s event %s not signed with the secret of its payment\'s mode',
+                       event.type, event.event_id)
+        return _text('Mode mismatch, ignored')
+    webhook_health.record_verified(request.event, _likely_mode(request.event, verified) if mode is None else mode,
+                                   event.type)
     if event.action == events.ACTION_IGNORE:
         return _text('Event type ignored')
-    ref = _find_reference(event)
     if ref is None or ref.payment_id is None:
         # No payment yet: a checkout paid before (or without) Place order.
-        response = _locked(_apply_unclaimed, request.event, event, testmode)
+        response = _locked(_apply_unclaimed, request.event, event, verified)
         if response is not None:
             return response
         ref = _find_reference(event)  # Place order bound it while we waited for its lock
@@ -96,11 +104,28 @@ def webhook(request, *args, **kwargs):
             return _text('Unknown payment, ignored')
     if ref.order.event_id != request.event.pk:
         return _text('Payment of another event, ignored')
-    if bool(ref.order.testmode) != testmode:
-        # A test-app signature must never settle a live order, nor the reverse.
+    if bool(ref.order.testmode) not in verified:
         logger.warning('NodeRails %s event %s signed in the wrong mode for %s', event.type, event.event_id, ref.order.code)
         return _text('Mode mismatch, ignored')
     return _locked(_apply, request.event, event, ref)
+
+
+def _mode_of(pretix_event, ref, event):
+    """Test mode (True/False) of this event's payment or cart checkout the webhook is about; None
+    when there is none.
+
+    It decides whose secret must have signed the webhook, not the event's current mode: test
+    orders still settling when the event goes live keep settling with test-signed webhooks.
+    """
+    if ref is not None:
+        return bool(ref.order.testmode) if ref.order.event_id == pretix_event.pk else None
+    checkout = unclaimed.find_checkout(event.checkout_session_id, event.payment_intent_id)
+    return checkout.testmode if checkout is not None and checkout.event_id == pretix_event.pk else None
+
+
+def _likely_mode(pretix_event, modes):
+    """The mode a delivery about nothing we know is counted under on the settings page."""
+    return pretix_event.testmode if pretix_event.testmode in modes else next(iter(modes))
 
 
 def _locked(handler, *args):
@@ -152,31 +177,47 @@ def _read_body(request):
 
 
 def _verify(request, provider, body):
-    """(testmode of the secret that verified, None) or (None, error response).
+    """(the modes whose secret signed the body, None) or (None, error response).
 
-    The event's own mode is tried first; the other mode's secret is accepted too, so
-    test orders still settle after test mode is switched off (and vice versa). Which
-    secret matched is returned and checked against the order's mode.
+    Every configured secret is tried: which mode's secret has to match is decided by the payment
+    the event is about (webhook()), and the test and live secrets may be the same.
     """
-    modes = [request.event.testmode, not request.event.testmode]
-    secrets = [(mode, provider.webhook_secret(mode)) for mode in modes]
+    secrets = [(mode, provider.webhook_secret(mode)) for mode in (False, True)]
     secrets = [(mode, secret) for mode, secret in secrets if secret]
     if not secrets:
         # NodeRails keeps retrying until the organiser has saved the secret.
         return None, _retry_later('Webhook secret not configured')
     signature = request.headers.get(signing.SIGNATURE_HEADER)
     timestamp = request.headers.get(signing.TIMESTAMP_HEADER)
-    first_reason = None
-    for mode, secret in secrets:
-        verdict = signing.verify_signature(
-            secret, body, signature, timestamp, time.time(),
-            payload_scheme=SIGNATURE_PAYLOAD, timestamp_unit=TIMESTAMP_UNIT, tolerance_seconds=TOLERANCE_SECONDS,
-        )
-        if verdict.accepted:
-            return mode, None
-        first_reason = first_reason or verdict.reason
-    logger.info('Rejected NodeRails webhook for %s: %s', request.event.slug, first_reason)
+    verdicts = [(mode, signing.verify_signature(
+        secret, body, signature, timestamp, time.time(),
+        payload_scheme=SIGNATURE_PAYLOAD, timestamp_unit=TIMESTAMP_UNIT, tolerance_seconds=TOLERANCE_SECONDS,
+    )) for mode, secret in secrets]
+    verified = frozenset(mode for mode, verdict in verdicts if verdict.accepted)
+    if verified:
+        return verified, None
+    mode, reason = _refusal(request.event, body, verdicts)
+    logger.info('Rejected NodeRails webhook for %s: %s', request.event.slug, reason)
+    webhook_health.record_refused(request.event, mode, reason)
     return None, _text('Invalid signature', 400)
+
+
+def _refusal(pretix_event, body, verdicts):
+    """(mode, reason) a refused delivery is counted under.
+
+    A stale or future timestamp is only reported once a secret matched, so that secret's mode and
+    reason say the most. Otherwise the mode of the payment the (unauthenticated) body names, else
+    the event's current mode: only a count on the settings page depends on it.
+    """
+    for mode, verdict in verdicts:
+        if verdict.reason in (signing.REASON_STALE_TIMESTAMP, signing.REASON_FUTURE_TIMESTAMP):
+            return mode, verdict.reason
+    try:
+        event = events.parse_event(body)
+        mode = _mode_of(pretix_event, _find_reference(event), event)
+    except events.PayloadError:
+        mode = None
+    return (pretix_event.testmode if mode is None else mode), verdicts[0][1].reason
 
 
 def _find_reference(event):
@@ -222,7 +263,7 @@ _ANSWERS = {
 }
 
 
-def _apply_unclaimed(pretix_event, event, testmode):
+def _apply_unclaimed(pretix_event, event, verified_modes):
     """Record a capture of a cart's checkout that no payment is bound to (unclaimed.py).
 
     None when Place order claimed the checkout meanwhile: the caller then finds its payment.
@@ -233,7 +274,7 @@ def _apply_unclaimed(pretix_event, event, testmode):
         return _text('Unknown payment, ignored')
     if checkout.event_id != pretix_event.pk:
         return _text('Payment of another event, ignored')
-    if checkout.testmode != testmode:
+    if checkout.testmode not in verified_modes:
         logger.warning('NodeRails %s event %s signed in the wrong mode for checkout %s',
                        event.type, event.event_id, checkout.session_id)
         return _text('Mode mismatch, ignored')
