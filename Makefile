@@ -94,12 +94,15 @@ test: deps-test deps-dist build
 		echo "== test-$$suite passed in $$(( $$(date +%s) - started )) s"; \
 	done; \
 	echo "make test: all suites passed ($(SUITES))"
-	@# A skip or xfail in any suite fails the run unless Tests/Support/count_skips.py explains it.
-	$(PYTHON) Tests/Support/count_skips.py $(addprefix $(REPORTS)/,$(addsuffix .xml,$(PYTEST_REPORTS)))
+	@# A skip or xfail in any suite fails the run unless Tests/Support/count_skips.py explains it;
+	@# so does a missing report, or one that holds no test.
+	$(PYTHON) Tests/Support/count_skips.py $(addprefix $(REPORTS)/,$(addsuffix .xml,$(SWIFT_REPORTS) $(PYTEST_REPORTS)))
 
-# JUnit XML of every pytest run, read by count_skips.py at the end of `make test` (absolute:
-# some suites run from their own folder). A report missing from this list's files fails the run.
+# JUnit XML of every pytest run and every `swift test`, read by count_skips.py at the end of
+# `make test` (absolute: some suites run from their own folder). A report missing from these
+# lists' files fails the run.
 REPORTS := $(CURDIR)/build/test-reports
+SWIFT_REPORTS = swift vectors
 PYTEST_REPORTS = python wheel simulator generated realpretix-oldest generated-oldest \
 	$(addprefix unit-,$(CLAIMED_PYTHONS)) realpretix-postgresql production realpretix-body-signed generated-body-signed \
 	browser accessibility-blockfest demo
@@ -110,14 +113,21 @@ SETUP := $(if $(PREPARED),,deps-test build)
 WHEEL_SETUP := $(if $(PREPARED),,dist)
 
 # Swift unit, golden and property tests (the property test checks rendered trees with pretix's Django).
+# --xunit-output X.xml: SwiftPM writes Swift Testing's results to X-swift-testing.xml (and
+# XCTest's, of which there are none, to X.xml); count_skips.py reads both.
 test-swift: $(SETUP)
-	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test --skip WebhookVectorTests
+	@mkdir -p $(REPORTS) && rm -f $(REPORTS)/swift.xml $(REPORTS)/swift-swift-testing.xml
+	PRETIX_PYTHON=$(PRETIX_VENV)/bin/python swift test --skip WebhookVectorTests --xunit-output $(REPORTS)/swift.xml
+	@# swift test passes with a test disabled, or with none run at all: the report tells.
+	python3 Tests/Support/count_skips.py $(REPORTS)/swift.xml
 
 # The shared HMAC vectors: current with their generator, and our Swift HMAC and the generated
 # webhook.py both agree with every one.
 test-vectors: $(SETUP)
 	python3 Tests/Vectors/generate_vectors.py --check
-	swift test --filter WebhookVectorTests
+	@mkdir -p $(REPORTS) && rm -f $(REPORTS)/vectors.xml $(REPORTS)/vectors-swift-testing.xml
+	swift test --filter WebhookVectorTests --xunit-output $(REPORTS)/vectors.xml
+	python3 Tests/Support/count_skips.py $(REPORTS)/vectors.xml
 
 # The CLI as users run it: init/generate/build/check, packaging read by pip, uv and a strict zip
 # reader, the plugin's own repository and its workflows, `make run` itself.

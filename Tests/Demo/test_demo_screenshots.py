@@ -37,6 +37,10 @@ def css(colour):
     return 'rgb(%d, %d, %d)' % colour
 
 
+# Seconds the demo may take before it starts preparing the shop (rendering and packaging the
+# plugin, probing the pretix it is given).
+PREPARING_TIMEOUT = 180
+
 ACCENT, TEXT = rgb(BRANDING['accent_color']), rgb(BRANDING['text_color'])
 # The hosted checkout's Pay button, as the simulator styles it.
 PAY_BUTTON = rgb(re.search(r'#nr-pay \{ background: (#[0-9a-f]{6})',
@@ -183,8 +187,13 @@ def test_ctrl_c_during_screenshots_writes_nothing(start_screenshot_demo, tmp_pat
     demo = start_screenshot_demo(['--config', BLOCKFEST, '--screenshots', folder, '--port', free_port(),
                                   '--python', pretix_python()])
     # Interrupted while the shop is being prepared.
+    deadline = time.monotonic() + PREPARING_TIMEOUT
     while not any('starting pretix-blockfest-pay' in line for line in demo.stderr):
         assert demo.process.poll() is None, demo.output
+        if time.monotonic() > deadline:
+            demo.kill_everything()
+            raise AssertionError('the demo did not start preparing the shop within %d s\n%s'
+                                 % (PREPARING_TIMEOUT, demo.output))
         demo.remember_processes()
         time.sleep(0.05)
     assert demo.stop(signal.SIGINT) == 130

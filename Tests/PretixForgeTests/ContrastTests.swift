@@ -19,6 +19,8 @@ struct ContrastTests {
         ("rgba(47, 111, 237, 0.3)", "#ffffff"), ("#000000", "#111111"), ("#777777", "#7a7a7a"),
     ])
     func theSuggestedColoursPassWhenTakenUp(_ accent: String, _ text: String) {
+        // Every pair falls short: one that passes has no suggestion to take up and proves nothing.
+        #expect(!BrandContrast.shortfalls(accent: accent, text: text).isEmpty)
         var pair = (accent: accent, text: text)
         for shortfall in BrandContrast.shortfalls(accent: accent, text: text) where shortfall.key == "branding.accent_color" {
             pair.accent = shortfall.suggestion

@@ -2,19 +2,28 @@
 tree and the release files where it says."""
 
 import os
+import shutil
 import subprocess
 
 from conftest import REPO
 
 
+RELEASE_FILES = ("pretix_noderails-1.0.0.tar.gz", "pretix_noderails-1.0.0-py3-none-any.whl", "SHA256SUMS")
+
+
 def test_make_run_writes_tree_and_dist_and_says_where():
+    # What an earlier run left must not stand in for this one's output. Only these: build/ and
+    # dist/ also hold other suites' reports and the tool's own wheel from `make dist`.
+    tree = REPO / "build" / "pretix-noderails-1.0.0"
+    shutil.rmtree(tree, ignore_errors=True)
+    for name in RELEASE_FILES:
+        (REPO / "dist" / name).unlink(missing_ok=True)
     result = subprocess.run(["make", "--no-print-directory", "run"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "build/pretix-noderails-1.0.0" in result.stdout and "dist/" in result.stdout
-    tree = REPO / "build" / "pretix-noderails-1.0.0"
     assert (tree / "pretix_noderails" / "payment.py").is_file()
-    for name in ("pretix_noderails-1.0.0.tar.gz", "pretix_noderails-1.0.0-py3-none-any.whl", "SHA256SUMS"):
-        assert (REPO / "dist" / name).is_file()
+    for name in RELEASE_FILES:
+        assert (REPO / "dist" / name).is_file(), name
 
 
 def fake_debian(folder):

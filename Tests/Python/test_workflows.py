@@ -113,8 +113,14 @@ def test_linters_are_pinned_like_this_repositorys(generated_repo):
                 if "==" in line and not line.startswith("#"))
     style = load(generated_repo / ".github" / "workflows" / "tests.yml")["jobs"]["style"]["steps"]
     install = next(step["run"] for step in style if step.get("name") == "Install the linters")
-    for pin in install.split()[4:]:
-        name, version = pin.split("==")
+    command, _, requirements = install.partition(" install ")
+    assert command == "python -m pip" and all(r.count("==") == 1 for r in requirements.split()), install
+    pins = dict(requirement.split("==") for requirement in requirements.split())
+    # Every linter a later step runs is pinned, and only those.
+    linters = [step["run"] for step in style if step.get("run", "").startswith("python -m ") and step["run"] != install]
+    ran = sorted(run.split()[2] for run in linters)
+    assert ran == ["flake8", "isort"] and sorted(pins) == ran, (install, ran)
+    for name, version in pins.items():
         assert ours[name] == version, f"{name}: the workflow pins {version}, Tests/Python/requirements.txt {ours[name]}"
 
 

@@ -283,14 +283,15 @@ def admin(shop):
     return client
 
 
-def refund_via_backend(admin, order, payment, amount):
-    """What an organiser does: Order -> Refund -> partial amount on the NodeRails payment -> Perform refund."""
+def refund_via_backend(admin, order, payment, amount, total=None):
+    """What an organiser does: Order -> Refund -> partial amount (``total``, by default ``amount``)
+    -> ``amount`` of it on the NodeRails payment -> Perform refund."""
     from django.db.models import Max
     with scopes_disabled():
         last = order.refunds.aggregate(m=Max('id'))['m'] or 0
     url = '/control/event/%s/%s/orders/%s/refund' % (ORG, EVENT, order.code)
     return admin.post(url, {
-        'start-action': 'do_nothing', 'start-mode': 'partial', 'start-partial_amount': amount,
+        'start-action': 'do_nothing', 'start-mode': 'partial', 'start-partial_amount': total or amount,
         'refund-%d' % payment.pk: amount, 'refund-manual': '0', 'refund-new-giftcard': '0',
         'refund-offsetting': '0', 'last_known_refund_id': str(last), 'perform': 'true', 'comment': '',
     })

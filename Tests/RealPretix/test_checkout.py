@@ -324,10 +324,13 @@ def test_cart_changed_after_session_asks_for_a_new_checkout(customer, sim):
     first = customer.state['session_id']
     customer.add_to_cart()          # 25.00 due now
     r = customer.confirm_page()
-    if r.status_code == 302:
-        assert '/checkout/payment/' in r['Location']
-        customer.choose_payment()
-        r = customer.confirm_page()
-    html = r.content.decode()
+    assert r.status_code == 302 and r['Location'].endswith('/checkout/payment/'), (
+        'the confirm page did not send the customer back to choose the payment: %s' % r.status_code)
+    assert list(sim.sessions) == [first], 'a new checkout was made before the customer chose again'
+    r = customer.choose_payment()
+    assert r.status_code == 302 and r['Location'].endswith('/checkout/confirm/'), r.status_code
+    second = customer.state['session_id']
+    assert second != first and sim.session(second)['amount'] == '25.00'
+    html = customer.confirm_page().content.decode()
+    assert '/checkout/%s"' % second in html
     assert '/checkout/%s"' % first not in html, 'confirm page still embeds the 12.50 checkout for a 25.00 cart'
-    assert sim.session(customer.state['session_id'])['amount'] == '25.00'

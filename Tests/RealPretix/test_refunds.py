@@ -4,7 +4,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from realpretix import EVENT, LIVE, ORG, plugin, refund_via_backend, run_periodic_tasks, setting_key, wait_until
+from realpretix import EVENT, LIVE, ORG, _errors, plugin, refund_via_backend, run_periodic_tasks, setting_key, wait_until
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -167,6 +167,9 @@ def test_refund_timeout_is_not_reported_failed_and_settles_once(paid, sim, admin
 
 # -- no clear answer: the refund stays open, is never offered twice, and settles once ---------------------
 
+# pretix's answer to a refund of more than a payment has left that is not refunded or on its way.
+NOT_YET_REFUNDED = 'You can not refund more than the amount of a payment that is not yet refunded.'
+
 # What the refund call meets, and whether NodeRails carried the refund out meanwhile.
 UNCLEAR = {
     'timeout': lambda sim: sim.hold_next('refund'),    # carried out once released, after the deadline
@@ -198,8 +201,13 @@ def test_refund_without_a_clear_answer_stays_in_transit_and_settles_once(paid, s
     assert '5.00' in text and 'do not refund this amount again' in text, text
     from pretix.base.notifications import get_all_notification_types
     assert settlement.LOG_REFUND_UNCLEAR in get_all_notification_types(order.event)
-    # pretix does not offer the money on its way a second time.
-    refund_via_backend(admin, order, payment, '12.50')
+    # pretix does not offer the money on its way a second time: 7.50 of the order is left to
+    # refund, and a refund of all 12.50 from the payment is refused for exactly that reason.
+    with scopes_disabled():
+        assert order.payment_refund_sum == Decimal('7.50')
+    again = refund_via_backend(admin, order, payment, '12.50', total='7.50')
+    assert again.status_code == 200, (again.status_code, again.get('Location'))
+    assert NOT_YET_REFUNDED in [str(m) for m in again.context['messages']], _errors(again)
     with scopes_disabled():
         assert order.refunds.count() == 1
     assert len(sim.requests_for('refund')) == 1

@@ -75,7 +75,13 @@ def test_capture_before_place_order_then_gone_is_paid_by_the_reconciliation(cust
     [d] = sim.deliver('payment.captured', sid)
     assert d.status == 200 and b'without order recorded' in d.response_body, d.response_body
     order, payment = _place_order_and_vanish(customer)
-    sim.deliver('payment.captured', sid, apply_state=False, raw_body=d.request_body)  # NodeRails redelivers
+    # NodeRails redelivers: recognised as the event already processed, it leaves the order unpaid.
+    redelivered = sim.deliver('payment.captured', sid, apply_state=False, raw_body=d.request_body, times=2)
+    assert [(r.status, r.response_body) for r in redelivered] == [(200, b'Duplicate event, already processed')] * 2
+    with scopes_disabled():
+        order.refresh_from_db()
+        payment.refresh_from_db()
+        assert (order.status, payment.state) == ('n', 'created'), 'the redelivery, not the reconciliation, paid'
     _past_every_grace_period()
     age_for_reconciliation(payment)
     run_periodic_tasks()

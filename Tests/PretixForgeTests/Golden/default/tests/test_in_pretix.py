@@ -311,7 +311,8 @@ def test_unsigned_webhook_changes_nothing(configured, noderails):
     body = json.dumps({'id': 'evt_forged', 'type': 'payment.captured', 'data': {
         'checkoutSessionId': session_id, 'status': 'CAPTURED', 'amount': str(PRICE), 'currency': CURRENCY}}).encode()
     forged = dict(signed_delivery(body), HTTP_X_NODERAILS_SIGNATURE='0' * 64)
-    assert Client().post(WEBHOOK_URL, data=body, content_type='application/json', **forged).status_code in (400, 401, 403)
+    refused = Client().post(WEBHOOK_URL, data=body, content_type='application/json', **forged)
+    assert (refused.status_code, refused.content) == (400, b'Invalid signature')
     with scopes_disabled():
         order.refresh_from_db()
         assert order.status == Order.STATUS_PENDING
