@@ -217,6 +217,9 @@ _ORDER_LOG_TEXTS = {
     settlement.LOG_REFUND_STALLED: _(
         'NodeRails has given no final answer to the refund {local_id} of {amount} for a day ({message}). It is '
         'still asked about; please check it in the NodeRails dashboard and do not refund this amount again.'),
+    settlement.LOG_CAPTURE_UNREPORTED: _(
+        'The customer approved the NodeRails payment {local_id} of {amount} {currency} more than 12 hours ago, and its capture '
+        'was never reported. Please check it in the NodeRails dashboard: mark it as paid if it was captured.'),
     settlement.LOG_HELD_REFUND: _(
         'Refund of the {amount} {currency} NodeRails held for the failed payment {local_id}: {status} {message}'),
 }

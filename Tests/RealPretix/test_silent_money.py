@@ -22,7 +22,7 @@ CART_TOTAL = '38.50'   # 3 x 12.50 and a 1.00 payment fee
 # The log actions the organiser subscribes to (notifications.py), spelled out: the test names what
 # pretix must e-mail, whatever the plugin's constants say.
 NOTIFIED = ['pretix.plugins.%s.%s' % (MODULE, action) for action in (
-    'money_held', 'refund_stalled', 'unclaimed.refunded', 'unclaimed.refund_failed')]
+    'money_held', 'refund_stalled', 'unclaimed.refunded', 'unclaimed.refund_failed', 'capture_unreported')]
 
 
 @pytest.fixture
@@ -203,6 +203,35 @@ def test_capture_only_place_order_and_reconciliation_wait_for_the_capture(captur
     with scopes_disabled():
         order.refresh_from_db()
     assert order.status == 'p'
+
+
+def test_capture_only_approval_whose_capture_never_arrives_reaches_the_organiser_once(
+        capture_only, shopper, sim, organiser, tasks):
+    """confirm_on = ["captured"] and the capture webhook lost: the session says PAID (approved), which
+    that setting does not count, and NodeRails cannot be asked about the capture. Before the
+    reconciliation stops asking, the organiser is told once; the payment stays pending."""
+    sid = _to_confirm(shopper)
+    [d] = sim.deliver('payment.authorized', sid)
+    assert d.status == 200, d.response_body
+    r, order = shopper.place_order()
+    shopper.complete(r)
+    with scopes_disabled():
+        payment = order.payments.get()
+    age_for_reconciliation(payment)
+    tasks()
+    assert _notices() == []
+    with scopes_disabled():
+        type(payment).objects.filter(pk=payment.pk).update(created=now() - timedelta(hours=12, minutes=5))
+    tasks()
+    [notice] = _notices()
+    assert order.code in notice.subject and CART_TOTAL in notice.body, (notice.subject, notice.body)
+    assert 'NodeRails dashboard' in notice.body and 'mark' in notice.body
+    tasks()
+    assert len(_notices()) == 1   # once
+    with scopes_disabled():
+        payment.refresh_from_db()
+    assert payment.state == 'pending'
+    assert plugin('signals').RECONCILE_MAX_AGE > timedelta(hours=12, minutes=5), 'told before the asking stops'
 
 
 def test_capture_only_capture_naming_only_the_intent_settles_the_unclaimed_checkout(

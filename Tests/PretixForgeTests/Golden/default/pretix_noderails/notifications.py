@@ -52,6 +52,23 @@ class RefundStalledNotificationType(ParametrizedOrderNotificationType):
         return n
 
 
+class CaptureUnreportedNotificationType(ParametrizedOrderNotificationType):
+    """A payment approved long ago whose capture never reached pretix (confirm_on = ["captured"])."""
+
+    def build_notification(self, logentry):
+        n = super().build_notification(logentry)
+        data = logentry.parsed_data
+        n.detail = str(_('The customer approved this NodeRails payment more than 12 hours ago, but pretix never heard that '
+                         'NodeRails captured it. pretix confirms such a payment only on the capture webhook, and '
+                         'cannot ask NodeRails about it.'))
+        n.add_attribute(_('Amount'), _held(data))
+        n.add_attribute(_('NodeRails payment intent'), data.get('payment_intent_id') or '?')
+        n.add_attribute(_('What to do'), _('Check the payment in the NodeRails dashboard. If it was captured, mark '
+                                           'the payment as paid in pretix; if not, cancel it. Check the webhook '
+                                           'health on the NodeRails settings page.'))
+        return n
+
+
 class CheckoutNotificationType(ParametrizedOrderNotificationType):
     """About a paid checkout that never became an order, logged on the event.
 
@@ -94,6 +111,11 @@ def notification_types(event):
             event, settlement.LOG_REFUND_STALLED,
             _('NodeRails refund without a final answer for a day'),
             _('NodeRails has given no final answer to a refund of order {order.code} for a day'),
+        ),
+        CaptureUnreportedNotificationType(
+            event, settlement.LOG_CAPTURE_UNREPORTED,
+            _('NodeRails payment approved but its capture never reported'),
+            _('The capture of a NodeRails payment for order {order.code} was never reported'),
         ),
         CheckoutNotificationType(
             event, unclaimed.LOG_REFUNDED,

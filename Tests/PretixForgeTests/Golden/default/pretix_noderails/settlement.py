@@ -40,6 +40,7 @@ LOG_REFUND_REJECTED = 'pretix.plugins.' + MODULE + '.refund_rejected'
 # a final answer a day after it was sent.
 LOG_MONEY_HELD = 'pretix.plugins.' + MODULE + '.money_held'
 LOG_REFUND_STALLED = 'pretix.plugins.' + MODULE + '.refund_stalled'
+LOG_CAPTURE_UNREPORTED = 'pretix.plugins.' + MODULE + '.capture_unreported'
 # The organiser sent the money of such a payment back (settlement.record_held_refund).
 LOG_HELD_REFUND = 'pretix.plugins.' + MODULE + '.held_refund'
 
@@ -53,7 +54,7 @@ REFUND_CLAIMING_STATES = OPEN_REFUND_STATES + (OrderRefund.REFUND_STATE_DONE, Or
 
 # Keys of OrderPayment.info_data we own.
 INFO_KEYS = ('session_id', 'payment_intent_id', 'tx_hash', 'chain_id', 'status', 'amount', 'currency', 'testmode',
-             'problem', 'held_refund')
+             'problem', 'held_refund', 'capture_unreported')
 # What a refund's info holds while NodeRails' answer to it is unknown (timeout, 5xx, ...).
 REFUND_STATUS_UNKNOWN = 'UNKNOWN'
 
@@ -90,6 +91,8 @@ class Report:
     payment_intent_id: Optional[str] = None
     tx_hash: Optional[str] = None
     chain_id: Optional[int] = None
+    # The customer approved the payment, which confirm_on does not count as money taken.
+    approved_only: bool = False
 
     @classmethod
     def from_session(cls, public) -> 'Report':
@@ -99,7 +102,7 @@ class Report:
         paid = public.is_paid and events.approval_confirms()
         outcome = PAID if paid else FAILED if public.has_failed else OPEN
         return cls(outcome, public.status, public.amount, public.currency, public.session_id,
-                   public.payment_intent_id, public.tx_hash, public.chain_id)
+                   public.payment_intent_id, public.tx_hash, public.chain_id, approved_only=public.is_paid and not paid)
 
     @classmethod
     def from_event(cls, event, outcome: str) -> 'Report':
@@ -323,7 +326,27 @@ def _settle_open(payment: OrderPayment, report: Report) -> Settled:
     if report.payment_intent_id:
         # An approval names the intent: a capture that names only the intent then finds the payment.
         link(report.payment_intent_id, payment)
+    if report.approved_only and payment.created < now() - CAPTURE_UNREPORTED_AGE:
+        report_capture_unreported(payment, report)
     return Settled(STILL_OPEN)
+
+
+# With confirm_on = ["captured"] only the capture webhook confirms an approved payment, and NodeRails
+# offers no call that says whether it captured (docs/noderails-contract.md). A payment approved this long
+# ago whose capture never arrived may hold money pretix will never hear of: the organiser is told once,
+# well before the reconciliation stops asking (signals.RECONCILE_MAX_AGE).
+CAPTURE_UNREPORTED_AGE = timedelta(hours=12)
+
+
+def report_capture_unreported(payment: OrderPayment, report: Report) -> None:
+    if payment.info_data.get('capture_unreported'):
+        return
+    payment.info_data = merge_info(payment, report, capture_unreported=now().isoformat())
+    payment.save(update_fields=['info'])
+    payment.order.log_action(LOG_CAPTURE_UNREPORTED, data={
+        'local_id': payment.local_id, 'amount': str(payment.amount), 'currency': payment.order.event.currency,
+        'session_id': report.session_id, 'payment_intent_id': report.payment_intent_id,
+    })
 
 
 def close(payment: OrderPayment) -> None:
