@@ -595,6 +595,20 @@ class Simulator:
             self._emit('checkout_session.expired', session_id)
         return result
 
+    def dashboard_refund(self, intent_id: str, amount: str, *, name_refund: bool = True) -> dict:
+        """The merchant refunds in NodeRails' dashboard, past pretix: made at once, announced with
+        payment.refunded (queued or sent, as _emit() decides). ``name_refund=False`` leaves the
+        refundId out of the event, which only the spec's optional fields would carry."""
+        with self._lock:
+            session = next((s for s in self.sessions.values() if s.payment_intent_id == intent_id), None)
+            if session is None:
+                raise KeyError(intent_id)
+            refund = self._create_refund(session.app_id, intent_id, {'amount': amount, 'reason': 'dashboard'}, None)
+            refund.status = 'COMPLETED'
+        self._emit('payment.refunded', session.session_id, amount=amount,
+                   **({'refund_id': refund.refund_id} if name_refund else {}))
+        return refund.to_dict()
+
     def complete_refund(self, refund_id: str, *, webhook: bool = True, event_type: str = 'payment.refunded'
                         ) -> List[Delivery]:
         """Settle a PENDING refund on-chain; by default NodeRails then sends payment.refunded."""
