@@ -12,6 +12,7 @@ from .server import (
     API_ROUTES,
     Delivery,
     Fault,
+    QueuedWebhook,
     RecordedRequest,
     Simulator,
     http_webhook_sender,
@@ -19,7 +20,7 @@ from .server import (
 from .signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, compute_signature, signed_headers
 
 __all__ = [
-    'API_ROUTES', 'Delivery', 'Fault', 'RecordedRequest', 'Simulator', 'http_webhook_sender',
+    'API_ROUTES', 'Delivery', 'Fault', 'QueuedWebhook', 'RecordedRequest', 'Simulator', 'http_webhook_sender',
     'SIGNATURE_HEADER', 'TIMESTAMP_HEADER', 'compute_signature', 'signed_headers',
 ]
 __version__ = '0.1.0'

@@ -193,6 +193,7 @@ class Fault:
     drip: float = 0.0                # handle normally, but send the answer one byte every `drip` seconds
     garble: bool = False             # handle normally (state changes), but answer with a body that is not JSON
     held: Optional[threading.Event] = None   # wait until release() (or stop) first, then handle normally
+    answer_status: Optional[int] = None  # handle normally (state changes), but answer with this HTTP status
 
     def release(self) -> None:
         """Let the requests held by hold_next() go on."""
@@ -228,6 +229,21 @@ class Delivery:
                 'requestHeaders': self.request_headers, 'requestBody': self.request_body.decode('utf-8', 'replace'),
                 'status': self.status, 'responseBody': self.response_body.decode('utf-8', 'replace'),
                 'responseHeaders': self.response_headers, 'error': self.error}
+
+
+@dataclass
+class QueuedWebhook:
+    """An event NodeRails has decided to send but not sent yet (the outbox, see enqueue())."""
+
+    event_id: str
+    type: str
+    session_id: Optional[str]
+    document: dict
+    queued_at: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict:
+        return {'eventId': self.event_id, 'type': self.type, 'sessionId': self.session_id,
+                'document': self.document, 'queuedAt': self.queued_at}
 
 
 # A webhook transport: (url, headers, body) -> (status, response body[, response headers]).
@@ -267,6 +283,9 @@ class Simulator:
     auto_webhooks: send payment.captured / payment.failed when the hosted page's
         buttons are used, and payment.refunded when a pending refund settles after
         refund_settle_seconds (all in background threads).
+    queue_webhooks: the events the simulator sends of its own accord (mark_paid(webhook=True),
+        complete_refund, auto_webhooks, ...) go to the outbox instead, where the test delivers,
+        duplicates, reorders, delays or drops them (enqueue(), send_queued(), drop_queued()).
     separate_ui: serve the hosted checkout from a second port, so API and payment UI
         have different origins as in production.
     """
@@ -281,7 +300,7 @@ class Simulator:
                  auto_webhooks: bool = False, refund_settle_seconds: float = 2.0,
                  session_ttl_seconds: float = 1800, require_idempotency_key: bool = False,
                  capture_event_type: str = 'payment.captured', control_token: Optional[str] = None,
-                 verbose: bool = False):
+                 queue_webhooks: bool = False, verbose: bool = False):
         if signature_scheme not in signing.SCHEMES:
             raise ValueError('signature_scheme must be one of %s' % (signing.SCHEMES,))
         if timestamp_unit not in signing.UNITS:
@@ -305,6 +324,7 @@ class Simulator:
         self.session_ttl_seconds = session_ttl_seconds
         self.require_idempotency_key = require_idempotency_key
         self.capture_event_type = capture_event_type
+        self.queue_webhooks = queue_webhooks
         self.control_token = control_token
         self.verbose = verbose
 
@@ -314,6 +334,10 @@ class Simulator:
         self.refunds: Dict[str, Refund] = {}
         self.faults: List[Fault] = []
         self.latency: Dict[str, float] = {}
+        self.outbox: List[QueuedWebhook] = []
+        # Requests being handled right now (wait_idle()).
+        self._in_flight = 0
+        self._idle = threading.Condition()
         self._idempotency: Dict[tuple, tuple] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -381,6 +405,7 @@ class Simulator:
             self.refunds.clear()
             self.faults.clear()
             self.latency.clear()
+            self.outbox.clear()
             self._idempotency.clear()
 
     # -- knobs -------------------------------------------------------------------------------
@@ -415,6 +440,11 @@ class Simulator:
         """The next ``count`` requests to ``route`` are carried out, but answered with their status
         and a body that is not JSON (a broken proxy in between): the caller cannot tell what happened."""
         return self._add_fault(Fault(route=route, garble=True, count=count))
+
+    def accept_but_fail_next(self, route: str, status: int = 502, count: Optional[int] = 1) -> Fault:
+        """The next ``count`` requests to ``route`` are carried out (a refund is made, a session
+        created), then answered with HTTP ``status``: the caller is told it failed when it did not."""
+        return self._add_fault(Fault(route=route, answer_status=status, count=count))
 
     def set_latency(self, route: str, seconds: float) -> None:
         """Every request to ``route`` (or 'api' / '*') waits ``seconds`` before being handled."""
@@ -485,6 +515,37 @@ class Simulator:
                 raise KeyError(refund_id)
             return self.refunds[refund_id].to_dict()
 
+    def books(self) -> Dict[str, dict]:
+        """NodeRails' own ledger: for each captured payment intent, its session, the amount and
+        currency captured, its refunds and the amount they take (all but FAILED ones)."""
+        with self._lock:
+            books = {}
+            for session in self.sessions.values():
+                if session.status != STATUS_PAID or not session.payment_intent_id:
+                    continue
+                refunds = [r for r in self.refunds.values() if r.intent_id == session.payment_intent_id]
+                refunded = sum((Decimal(r.amount) for r in refunds if r.status != 'FAILED'), Decimal(0))
+                amount, currency = self._captured(session)
+                books[session.payment_intent_id] = {
+                    'sessionId': session.session_id, 'captured': amount, 'currency': currency,
+                    'refunded': str(refunded), 'refunds': [r.to_dict() for r in refunds]}
+            return books
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no API or checkout request is being handled (one held by a delay finishes
+        after its client gave up); False if ``timeout`` passes first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def _request_started(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def _request_finished(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
     def refunds_for(self, session_id: str) -> List[dict]:
         with self._lock:
             return [r.to_dict() for r in self.refunds.values() if r.session_id == session_id]
@@ -515,7 +576,7 @@ class Simulator:
                 session.reported_currency = currency
             result = session.to_dict()
         if webhook:
-            self.deliver(self.capture_event_type, session_id)
+            self._emit(self.capture_event_type, session_id)
         return result
 
     def mark_failed(self, session_id: str, *, webhook: bool = False) -> dict:
@@ -526,7 +587,7 @@ class Simulator:
                 session.status = STATUS_FAILED
             result = session.to_dict()
         if webhook:
-            self.deliver('payment.failed', session_id)
+            self._emit('payment.failed', session_id)
         return result
 
     def expire(self, session_id: str, *, webhook: bool = False) -> dict:
@@ -536,8 +597,22 @@ class Simulator:
                 session.status = STATUS_EXPIRED
             result = session.to_dict()
         if webhook:
-            self.deliver('checkout_session.expired', session_id)
+            self._emit('checkout_session.expired', session_id)
         return result
+
+    def dashboard_refund(self, intent_id: str, amount: str, *, name_refund: bool = True) -> dict:
+        """The merchant refunds in NodeRails' dashboard, past pretix: made at once, announced with
+        payment.refunded (queued or sent, as _emit() decides). ``name_refund=False`` leaves the
+        refundId out of the event, which only the spec's optional fields would carry."""
+        with self._lock:
+            session = next((s for s in self.sessions.values() if s.payment_intent_id == intent_id), None)
+            if session is None:
+                raise KeyError(intent_id)
+            refund = self._create_refund(session.app_id, intent_id, {'amount': amount, 'reason': 'dashboard'}, None)
+            refund.status = 'COMPLETED'
+        self._emit('payment.refunded', session.session_id, amount=amount,
+                   **({'refund_id': refund.refund_id} if name_refund else {}))
+        return refund.to_dict()
 
     def complete_refund(self, refund_id: str, *, webhook: bool = True, event_type: str = 'payment.refunded'
                         ) -> List[Delivery]:
@@ -547,7 +622,7 @@ class Simulator:
             refund.status = 'COMPLETED'
         if not webhook:
             return []
-        return self.deliver(event_type, refund.session_id, refund_id=refund_id)
+        return self._emit(event_type, refund.session_id, refund_id=refund_id)
 
     def _session(self, session_id: str) -> Session:
         session = self.sessions.get(session_id)
@@ -594,6 +669,14 @@ class Simulator:
         self.sessions[session.session_id] = session
         return session
 
+    @staticmethod
+    def _captured(session: Session) -> Tuple[str, str]:
+        """What NodeRails took for a paid session: what the customer paid (mark_paid's amount and
+        currency, when a test made them differ from the session's), in that currency."""
+        amount = session.reported_amount if session.reported_amount is not None else session.amount
+        currency = session.reported_currency if session.reported_currency is not None else session.currency
+        return amount, currency
+
     def _create_refund(self, app_id: str, intent_id: str, body: dict, key: Optional[str]) -> Refund:
         session = next((s for s in self.sessions.values() if s.payment_intent_id == intent_id), None)
         if session is None or session.app_id != app_id:
@@ -608,11 +691,12 @@ class Simulator:
             raise ApiError(400, 'reason must be a string')
         refunded = sum((Decimal(r.amount) for r in self.refunds.values()
                         if r.intent_id == intent_id and r.status != 'FAILED'), Decimal(0))
-        if refunded + amount > Decimal(session.amount):
+        captured, currency = self._captured(session)
+        if refunded + amount > Decimal(captured):
             raise ApiError(400, 'Refund amount exceeds the refundable amount of %s %s.'
-                           % (Decimal(session.amount) - refunded, session.currency))
+                           % (Decimal(captured) - refunded, currency))
         refund = Refund(refund_id=_new_id('rf_'), intent_id=intent_id, session_id=session.session_id,
-                        app_id=app_id, amount=body['amount'], currency=session.currency, reason=reason,
+                        app_id=app_id, amount=body['amount'], currency=currency, reason=reason,
                         status=self.refund_status, idempotency_key=key)
         self.refunds[refund.refund_id] = refund
         return refund
@@ -729,6 +813,54 @@ class Simulator:
             results.append(delivery)
         return results
 
+    def _emit(self, event_type: str, session_id: Optional[str], **kwargs) -> List[Delivery]:
+        """An event the simulator sends of its own accord: now, or into the outbox (queue_webhooks)."""
+        if self.queue_webhooks:
+            self.enqueue(event_type, session_id, **kwargs)
+            return []
+        return self.deliver(event_type, session_id, **kwargs)
+
+    # -- the outbox: events decided now, delivered when (and as often as) the test says ---------------
+
+    def enqueue(self, event_type: str, session_id: Optional[str] = None, **event) -> dict:
+        """Decide an event now (its id, body and the session's state change, as deliver() does)
+        and keep it in the outbox; ``event`` takes build_event()'s keyword arguments."""
+        self._apply_event_state(event_type, session_id)
+        document = self.build_event(event_type, session_id, **event)
+        queued = QueuedWebhook(event_id=document['id'], type=event_type, session_id=session_id, document=document)
+        with self._lock:
+            self.outbox.append(queued)
+        return queued.to_dict()
+
+    def queued(self) -> List[dict]:
+        """The outbox, oldest first."""
+        with self._lock:
+            return [q.to_dict() for q in self.outbox]
+
+    def send_queued(self, event_id: str, *, times: int = 1, secret: Optional[str] = None,
+                    keep: bool = False) -> List[Delivery]:
+        """POST a queued event ``times`` times, in whatever order relative to the others the test
+        chooses; it leaves the outbox unless ``keep`` (a retry is still due, e.g. after a delivery
+        signed with a wrong ``secret``). KeyError if it is not queued."""
+        queued = self._queued(event_id)
+        deliveries = self.deliver(queued.type, queued.session_id, document=queued.document, times=times,
+                                  secret=secret)
+        if not keep:
+            self.drop_queued(event_id)
+        return deliveries
+
+    def drop_queued(self, event_id: str) -> None:
+        """NodeRails gives up on a queued event: it is never delivered. KeyError if it is not queued."""
+        with self._lock:
+            self.outbox.remove(self._queued(event_id))
+
+    def _queued(self, event_id: str) -> QueuedWebhook:
+        with self._lock:
+            for queued in self.outbox:
+                if queued.event_id == event_id:
+                    return queued
+        raise KeyError(event_id)
+
     def _secret_for(self, session_id: Optional[str]) -> str:
         with self._lock:
             session = self.sessions.get(session_id) if session_id else None
@@ -740,6 +872,9 @@ class Simulator:
 
     def _deliver_async(self, event_type: str, session_id: str, delay: float = 0.0, **kwargs) -> None:
         if not self.webhook_url:
+            return
+        if self.queue_webhooks:
+            self.enqueue(event_type, session_id, **kwargs)
             return
 
         def run():
@@ -920,6 +1055,30 @@ class Simulator:
             except KeyError:
                 raise ApiError(404, 'Checkout session not found.')
             return 200, [d.to_dict() for d in deliveries]
+        if parts == ['books']:
+            return 200, self.books()
+        if parts == ['outbox']:
+            if method == 'POST':
+                try:
+                    return 201, self.enqueue(doc.get('type', self.capture_event_type), doc.get('sessionId'),
+                                             refund_id=doc.get('refundId'), amount=doc.get('amount'),
+                                             currency=doc.get('currency'), status=doc.get('status'))
+                except KeyError:
+                    raise ApiError(404, 'Checkout session not found.')
+            return 200, self.queued()
+        if len(parts) == 2 and parts[0] == 'outbox' and method == 'DELETE':
+            try:
+                self.drop_queued(parts[1])
+            except KeyError:
+                raise ApiError(404, 'Not in the outbox.')
+            return 200, {'ok': True}
+        if len(parts) == 3 and parts[0] == 'outbox' and parts[2] == 'send' and method == 'POST':
+            try:
+                deliveries = self.send_queued(parts[1], times=int(doc.get('times', 1)), secret=doc.get('secret'),
+                                              keep=bool(doc.get('keep')))
+            except KeyError:
+                raise ApiError(404, 'Not in the outbox.')
+            return 200, [d.to_dict() for d in deliveries]
         if parts == ['faults']:
             if method == 'DELETE':
                 self.clear_faults()
@@ -928,7 +1087,8 @@ class Simulator:
                 fault = self._add_fault(Fault(route=doc.get('route', 'api'), status=doc.get('status'),
                                               delay=float(doc.get('delay', 0)), drop=bool(doc.get('drop')),
                                               count=doc.get('count', 1), message=doc.get('message'),
-                                              drip=float(doc.get('drip', 0)), garble=bool(doc.get('garble'))))
+                                              drip=float(doc.get('drip', 0)), garble=bool(doc.get('garble')),
+                                              answer_status=doc.get('answerStatus')))
                 return 201, fault.__dict__
             with self._lock:
                 return 200, {'faults': [f.__dict__ for f in self.faults], 'latency': dict(self.latency)}
@@ -943,7 +1103,7 @@ class Simulator:
 
     CONFIGURABLE = ('webhook_url', 'signature_scheme', 'timestamp_unit', 'webhook_duplicates', 'post_message',
                     'retry_after_failure', 'refund_status', 'auto_webhooks', 'refund_settle_seconds', 'session_ttl_seconds',
-                    'require_idempotency_key', 'capture_event_type')
+                    'require_idempotency_key', 'capture_event_type', 'queue_webhooks')
 
     def configure(self, **values) -> None:
         unknown = set(values) - set(self.CONFIGURABLE)
@@ -1055,6 +1215,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = self.rfile.read(length) if length else b''
         self._fault = None
+        if route == ROUTE_CONTROL:
+            self._respond(sim, route, path, body)
+            return
+        sim._request_started()
+        try:
+            self._respond(sim, route, path, body)
+        finally:
+            sim._request_finished()
+
+    def _respond(self, sim: Simulator, route: str, path: str, body: bytes) -> None:
         if route != ROUTE_CONTROL:
             sim.requests.append(RecordedRequest(
                 method=self.command, path=self.path, headers=dict(self.headers.items()), body=body,
@@ -1110,6 +1280,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes, content_type: str, extra: Optional[dict] = None) -> None:
         fault = self._fault
+        if fault is not None and fault.answer_status is not None:
+            status = fault.answer_status
+            body = json.dumps({'message': 'Simulated HTTP %d.' % status, 'statusCode': status}).encode('utf-8')
+            content_type = 'application/json'
         if fault is not None and fault.garble:
             body, content_type = b'<html><body>502 Bad Gateway</body></html>', 'text/html'
         if fault is not None and fault.drip:

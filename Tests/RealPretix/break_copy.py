@@ -1,0 +1,64 @@
+"""Render the plugin into a folder and break one money rule in that copy, to show that the ledger
+machine (ledger_machine.py) catches it:
+
+    python3 Tests/RealPretix/break_copy.py BREAK OUT
+    REALPRETIX_SRC=OUT make test-ledger PREPARED=1      # must fail, printing the shrunk steps
+
+OUT is rendered from Templates/ by the debug build (.build/debug/pretix-forge) and put first on
+PYTHONPATH by run.sh (REALPRETIX_SRC), shadowing the installed sdist. Templates/ is never touched.
+BREAK is one of the names below; each replaces one exact piece of code, and fails loudly when that
+code has changed so the break would no longer apply.
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MODULE = 'pretix_noderails'
+
+BREAKS = {
+    # Each webhook event id processed once: without the record, every redelivery acts again.
+    'dedupe': ('views.py', '''    try:
+        with transaction.atomic():
+            ProcessedWebhookEvent.objects.create(''', '''    return True  # BREAK: event-id dedupe removed
+    try:
+        with transaction.atomic():
+            ProcessedWebhookEvent.objects.create('''),
+    # NodeRails' amount and currency must equal the payment's before it is confirmed.
+    'amount': ('settlement.py',
+               '''    """Why NodeRails' amount/currency cannot confirm ``payment``; None when they match."""
+''', '''    """Why NodeRails' amount/currency cannot confirm ``payment``; None when they match."""
+    return None  # BREAK: the amount check skipped
+'''),
+    # A paid checkout that never became an order is refunded by the periodic task.
+    'unclaimed': ('signals.py', '''def _refund_unclaimed_checkouts():
+''', '''def _refund_unclaimed_checkouts():
+    return  # BREAK: the unclaimed refund never runs
+'''),
+    # A re-sent refund carries the same Idempotency-Key, so NodeRails makes it once.
+    'refund-key': ('settlement.py',
+                   '''    return '%s:refund:%s:%s' % (MODULE, intent_id, refund.full_id)''',
+                   '''    import uuid  # BREAK: the refund key made random
+    return '%s:refund:%s:%s' % (MODULE, intent_id, uuid.uuid4())'''),
+}
+
+
+def main(argv):
+    if len(argv) != 2 or argv[0] not in BREAKS:
+        sys.exit('usage: break_copy.py {%s} OUT' % ','.join(BREAKS))
+    name, out = argv[0], Path(argv[1])
+    forge = str(ROOT / '.build/debug/pretix-forge')
+    subprocess.run([forge, 'generate', '--templates', str(ROOT / 'Templates'), '--out', str(out)],
+                   check=True, stdout=subprocess.DEVNULL)
+    filename, old, new = BREAKS[name]
+    path = out / MODULE / filename
+    text = path.read_text()
+    if text.count(old) != 1:
+        sys.exit('break %r: the code it replaces is no longer in %s exactly once' % (name, filename))
+    path.write_text(text.replace(old, new))
+    print('%s broken (%s) in %s' % (MODULE, name, out))
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
