@@ -55,7 +55,7 @@ API_FAULTS = ('answers', '5xx', 'timeout', 'refund accepted, answered 502')
 WRONG_BY = Decimal('1.00')
 # The states the plugin's docs name: unclaimed.py's for a cart's checkout, NodeRails' and the
 # plugin's own words for a refund (README "Carts, orders and refunds"), NodeRails' for a payment.
-CHECKOUT_STATES = {'started', 'open', 'claimed', 'refunding', 'refunded', 'failed'}
+CHECKOUT_STATES = {'started', 'open', 'claimed', 'refunding', 'refunded', 'failed', 'expired'}
 REFUND_STATUSES = {'PENDING', 'COMPLETED', 'REFUNDED', 'UNKNOWN', 'REJECTED'}
 PAYMENT_STATUSES = {'OPEN', 'PAID', 'EXPIRED', 'FAILED', 'CAPTURED', 'AUTHORIZED', 'COMPLETED', 'SETTLED'}
 
