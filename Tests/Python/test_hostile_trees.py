@@ -63,18 +63,22 @@ def pristine(forge, tmp_path_factory):
     return repo, managed
 
 
-@pytest.fixture
-def workspace(pristine, tmp_path):
-    """A fresh copy of the repository and a sentinel folder beside it: files a hostile tree would
-    reach for (an apps.py named like a managed file, a hooks folder, a file to leak)."""
-    repo, managed = pristine
-    copy = tmp_path / "repo"
-    shutil.copytree(repo, copy, symlinks=True)
-    sentinel = tmp_path / "sentinel"
+def copy_with_sentinel(pristine_repo, folder):
+    """A fresh copy of the repository in `folder`, and a sentinel folder beside it: files a hostile
+    tree would reach for (an apps.py named like a managed file, a hooks folder, a file to leak)."""
+    copy = folder / "repo"
+    shutil.copytree(pristine_repo, copy, symlinks=True)
+    sentinel = folder / "sentinel"
     (sentinel / "hooks").mkdir(parents=True)
     (sentinel / "apps.py").write_text("# not the tree's\n")
     (sentinel / "secret.txt").write_text("do not print me\n")
-    return copy, sentinel, managed
+    return copy, sentinel
+
+
+@pytest.fixture
+def workspace(pristine, tmp_path):
+    repo, managed = pristine
+    return *copy_with_sentinel(repo, tmp_path), managed
 
 
 def manifest_of(repo):
@@ -384,12 +388,7 @@ def apply(operation, repo, sentinel, managed):
 def test_random_hostile_trees_never_change_anything_outside_the_managed_set(run_forge, pristine, tmp_path_factory, operations):
     repo_source, managed = pristine
     base = tmp_path_factory.mktemp("hostile")
-    repo = base / "repo"
-    shutil.copytree(repo_source, repo, symlinks=True)
-    sentinel = base / "sentinel"
-    (sentinel / "hooks").mkdir(parents=True)
-    (sentinel / "apps.py").write_text("# not the tree's\n")
-    (sentinel / "secret.txt").write_text("do not print me\n")
+    repo, sentinel = copy_with_sentinel(repo_source, base)
     for operation in operations:
         apply(operation, repo, sentinel, managed)
     results = run_every_command(run_forge, repo, sentinel, managed, base)
