@@ -838,13 +838,16 @@ class Simulator:
             return [q.to_dict() for q in self.outbox]
 
     def send_queued(self, event_id: str, *, times: int = 1, secret: Optional[str] = None,
-                    keep: bool = False) -> List[Delivery]:
+                    keep: Optional[bool] = None) -> List[Delivery]:
         """POST a queued event ``times`` times, in whatever order relative to the others the test
-        chooses; it leaves the outbox unless ``keep`` (a retry is still due, e.g. after a delivery
-        signed with a wrong ``secret``). KeyError if it is not queued."""
+        chooses. As NodeRails retries an event until a delivery is answered 2xx, it stays in the
+        outbox when none was; ``keep`` overrides that (True: a retry is still due, e.g. after a
+        delivery signed with a wrong ``secret``). KeyError if it is not queued."""
         queued = self._queued(event_id)
         deliveries = self.deliver(queued.type, queued.session_id, document=queued.document, times=times,
                                   secret=secret)
+        if keep is None:
+            keep = not any(200 <= d.status < 300 for d in deliveries)
         if not keep:
             self.drop_queued(event_id)
         return deliveries
@@ -1075,7 +1078,7 @@ class Simulator:
         if len(parts) == 3 and parts[0] == 'outbox' and parts[2] == 'send' and method == 'POST':
             try:
                 deliveries = self.send_queued(parts[1], times=int(doc.get('times', 1)), secret=doc.get('secret'),
-                                              keep=bool(doc.get('keep')))
+                                              keep=doc.get('keep'))
             except KeyError:
                 raise ApiError(404, 'Not in the outbox.')
             return 200, [d.to_dict() for d in deliveries]

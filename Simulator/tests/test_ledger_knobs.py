@@ -74,6 +74,24 @@ def test_outbox_holds_webhooks_until_the_test_sends_them(sim, receiver, session)
         sim.send_queued(queued['eventId'])
 
 
+def test_outbox_keeps_an_event_until_a_delivery_is_answered_2xx(sim, receiver, session):
+    """NodeRails retries what was not answered 2xx (a 503 asks for it): the event stays queued."""
+    sim.configure(queue_webhooks=True)
+    _pay(sim, session)
+    queued = sim.enqueue('payment.captured', session)
+    receiver.status = 503
+    assert [d.status for d in sim.send_queued(queued['eventId'], times=2)] == [503, 503]
+    assert [q['eventId'] for q in sim.queued()] == [queued['eventId']]
+    receiver.status = 200
+    assert [d.status for d in sim.send_queued(queued['eventId'])] == [200]
+    assert sim.queued() == []
+    # keep=False gives up on it whatever the answer
+    again = sim.enqueue('payment.captured', session)
+    receiver.status = 503
+    sim.send_queued(again['eventId'], keep=False)
+    assert sim.queued() == []
+
+
 def test_outbox_sends_in_any_order_drops_and_signs_wrongly(sim, receiver, session):
     sim.configure(queue_webhooks=True)
     intent = _pay(sim, session)

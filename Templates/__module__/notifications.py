@@ -38,6 +38,21 @@ class MoneyHeldNotificationType(ParametrizedOrderNotificationType):
         return n
 
 
+class ConfirmedNotPaidNotificationType(ParametrizedOrderNotificationType):
+    """NodeRails took the money, pretix confirmed the payment, and the order is still not paid: its quota
+    is sold out, or it was canceled before the money arrived."""
+
+    def build_notification(self, logentry):
+        n = super().build_notification(logentry)
+        data = logentry.parsed_data
+        n.detail = str(_('NodeRails took the money for this order, but pretix could not mark the order as paid.'))
+        n.add_attribute(_('Amount'), data.get('amount') or '?')
+        n.add_attribute(_('Reason'), data.get('message') or '?')
+        n.add_attribute(_('What to do'), _('Mark the order as paid if it should stand (after freeing quota, or '
+                                           'reactivating it), or refund the payment: Order → Refund.'))
+        return n
+
+
 class RefundStalledNotificationType(ParametrizedOrderNotificationType):
     """A refund NodeRails has given no final answer to for a day."""
 
@@ -106,6 +121,11 @@ def notification_types(event):
             event, settlement.LOG_MONEY_HELD,
             _('NodeRails payment failed after the customer paid'),
             _('A NodeRails payment for order {order.code} failed after the customer paid: money is held'),
+        ),
+        ConfirmedNotPaidNotificationType(
+            event, settlement.LOG_CONFIRMED_NOT_PAID,
+            _('NodeRails payment received, order not marked as paid'),
+            _('A NodeRails payment for order {order.code} arrived, but the order could not be marked as paid.'),
         ),
         RefundStalledNotificationType(
             event, settlement.LOG_REFUND_STALLED,

@@ -484,6 +484,9 @@ class NodeRailsPayment(BasePaymentProvider):
             return
         if settled.code == settlement.CONFIRMED_NOT_PAID:
             raise PaymentException(settled.detail)  # pretix's contract: its quota message
+        if settled.code == settlement.CONFIRMED_CANCELED:
+            raise PaymentException(_('This order has been canceled. The event organizer has been told of your '
+                                     'payment and will refund it.'))
         if settled.code == settlement.STILL_OPEN:
             raise PaymentException(_(
                 'Your crypto payment has not been confirmed yet. If you completed it in your wallet, your order '

@@ -176,11 +176,6 @@ def register_notifications(sender, **kwargs):
             _('NodeRails reported a failure for a confirmed payment of order {order.code}.'),
         ),
         ParametrizedOrderNotificationType(
-            sender, settlement.LOG_CONFIRMED_NOT_PAID,
-            _('NodeRails payment received, order not marked as paid'),
-            _('A NodeRails payment for order {order.code} arrived, but the order could not be marked as paid.'),
-        ),
-        ParametrizedOrderNotificationType(
             sender, settlement.LOG_REFUND_UNCLEAR,
             _('NodeRails refund without a clear answer'),
             _('NodeRails gave no clear answer to a refund of order {order.code}; it stays in transit.'),
@@ -299,7 +294,7 @@ def reconcile_pending_payments(sender, **kwargs):
     unclaimed.delete_expired_bookkeeping()
     _report_stalled_refunds()
     _reconcile_open_payments()
-    _reconcile_unclear_refunds()
+    _ask_about_refunds()
     _ask_about_started_checkouts()
     _refund_unclaimed_checkouts()
 
@@ -349,15 +344,24 @@ def _unclear_refunds():
     ).select_related('order', 'order__event', 'payment').order_by('pk')
 
 
+def _refunds_to_ask_about():
+    """Refunds without a clear answer, and open refunds a refund event could not be matched to
+    without asking NodeRails (settlement.ask_again)."""
+    return OrderRefund.objects.filter(
+        Q(info__contains=settlement.REFUND_STATUS_UNKNOWN) | Q(info__contains='"recheck"'),
+        provider=IDENTIFIER, state__in=settlement.OPEN_REFUND_STATES,
+    ).select_related('order', 'order__event', 'payment').order_by('pk')
+
+
 def _report_stalled_refunds():
     # Before NodeRails is asked anything: an outage, which ends the run, is what stalls them.
     for refund in _unclear_refunds().filter(created__lt=now() - settlement.REFUND_STALL_AGE):
         settlement.report_stalled(refund)
 
 
-def _reconcile_unclear_refunds():
-    candidates = _unclear_refunds().filter(created__lte=now() - RECONCILE_MIN_AGE)
-    due = [r for r in candidates if settlement.is_unclear(r) and settlement.refund_due(r)][:REFUND_RECONCILE_BATCH]
+def _ask_about_refunds():
+    candidates = _refunds_to_ask_about().filter(created__lte=now() - RECONCILE_MIN_AGE)
+    due = [r for r in candidates if settlement.needs_asking(r) and settlement.refund_due(r)][:REFUND_RECONCILE_BATCH]
     for refund in due:
         try:
             NodeRailsPayment(refund.order.event).resend_refund(refund)

@@ -1,5 +1,6 @@
 """Refunds started with pretix's normal refund button, settled through NodeRails."""
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -23,6 +24,19 @@ def paid(customer, sim):
         payment = order.payments.get()
     assert order.status == 'p' and payment.state == 'confirmed'
     return order, payment, sim.session(sid)['paymentIntentId']
+
+
+def _ask_again_now(order):
+    """The reconciliation's next run, its minimum age passed."""
+    with scopes_disabled():
+        for refund in order.refunds.all():
+            order.refunds.filter(pk=refund.pk).update(created=refund.created - timedelta(minutes=10))
+    run_periodic_tasks()
+
+
+def _refunds(order):
+    with scopes_disabled():
+        return sorted((r.state, r.amount) for r in order.refunds.all())
 
 
 def test_refund_button_calls_noderails_with_idempotency_key(paid, sim, admin):
@@ -147,8 +161,9 @@ def test_refund_started_in_noderails_dashboard_is_recorded_as_external(paid, sim
 def test_refund_timeout_is_not_reported_failed_and_settles_once(paid, sim, admin, http_timeout):
     """NodeRails takes longer than the plugin's timeout but does process the refund. The outcome is
     unknown to pretix, so the OrderRefund must stay open (not 'failed', which invites the organiser
-    to refund again under a new Idempotency-Key); NodeRails' payment.refunded then completes it and
-    pretix records the money going back exactly once."""
+    to refund again under a new Idempotency-Key). Its payment.refunded names a refund id pretix has not
+    learnt, which could as well be a dashboard refund: it is answered 503, NodeRails' answer to the
+    refund sent again names it, and the redelivery finds it recorded. The money goes back once."""
     order, payment, intent = paid
     http_timeout(1.0)
     held = sim.hold_next('refund')
@@ -159,10 +174,16 @@ def test_refund_timeout_is_not_reported_failed_and_settles_once(paid, sim, admin
         refund = order.refunds.get()
         assert refund.state != 'failed', 'refund of unknown outcome reported as failed'
     [nr_refund] = sim.refunds.values()
-    sim.complete_refund(nr_refund.refund_id)
-    with scopes_disabled():
-        states = sorted(r.state for r in order.refunds.all())
-    assert states == ['done'], states
+    deliveries = sim.complete_refund(nr_refund.refund_id)
+    assert deliveries and all(d.status == 503 for d in deliveries), [d.response_body for d in deliveries]
+    assert _refunds(order) == [('transit', Decimal('5.00'))]
+    _ask_again_now(order)
+    assert _refunds(order) == [('done', Decimal('5.00'))]
+    document = json.loads(deliveries[0].request_body)
+    [again] = sim.deliver(document['type'], payment.info_data['session_id'], document=document, times=1)
+    assert (again.status, again.response_body) == (200, b'Refund already recorded')
+    assert list(sim.refunds) == [nr_refund.refund_id]
+    assert len({c.header('Idempotency-Key') for c in sim.requests_for('refund')}) == 1
 
 
 # -- no clear answer: the refund stays open, is never offered twice, and settles once ---------------------
@@ -251,18 +272,74 @@ def test_refund_rejected_when_asked_again_is_marked_failed(paid, sim, admin):
     assert sim.refunds == {}
 
 
-def test_refunded_event_without_refund_id_settles_the_one_open_refund(paid, sim, admin):
-    """NodeRails reports the refund without its id (and with the intent's amount): it is the one refund
-    pretix has open on that payment, not a second, external one."""
+def test_refunded_event_without_refund_id_is_settled_by_asking_noderails(paid, sim, admin):
+    """NodeRails reports a refund without its id (and with the intent's amount): pretix cannot tell which
+    refund that is, so it settles none on the event's word; it asks NodeRails about its open refund again
+    (the same request and Idempotency-Key), and NodeRails' answer settles it. One refund, everywhere."""
     order, payment, intent = paid
     refund_via_backend(admin, order, payment, '5.00')
-    with scopes_disabled():
-        assert order.refunds.get().state == 'transit'
+    [nr_refund] = sim.refunds.values()
+    sim.complete_refund(nr_refund.refund_id, webhook=False)
     [d] = sim.deliver('payment.refunded', payment.info_data['session_id'])
     assert d.status == 200, d.response_body
     assert b'refundId' not in d.request_body
+    assert _refunds(order) == [('transit', Decimal('5.00'))]
+    _ask_again_now(order)
+    assert _refunds(order) == [('done', Decimal('5.00'))]
+    calls = sim.requests_for('refund')
+    assert len(calls) == 2 and len({c.header('Idempotency-Key') for c in calls}) == 1
+    assert list(sim.refunds) == [nr_refund.refund_id]
+
+
+def test_refund_event_without_id_does_not_settle_a_refund_noderails_never_made(paid, sim, admin):
+    """Found by the ledger machine: a refund of 5.00 NodeRails never got (503), then 1.00 refunded in the
+    NodeRails dashboard, announced without its id. That event used to complete the 5.00 as "the only open
+    refund": pretix counted 5.00 refunded that nobody sent, and never asked again. Now the 5.00 stays
+    open, is sent again with its own key, and is made."""
+    order, payment, intent = paid
+    sim.fail_next('refund', status=503)
+    refund_via_backend(admin, order, payment, '5.00')
+    assert sim.refunds == {}
+    sim.dashboard_refund(intent, '1.00', name_refund=False)
+    announced = [d for d in sim.deliveries if d.type == 'payment.refunded']
+    assert announced and all(d.status == 200 for d in announced), [d.response_body for d in announced]
+    assert all(b'refundId' not in d.request_body for d in announced)
+    assert _refunds(order) == [('transit', Decimal('5.00'))]
+    _ask_again_now(order)
+    made = sorted(Decimal(r.amount) for r in sim.refunds.values())
+    assert made == [Decimal('1.00'), Decimal('5.00')], made
+    ours = next(r for r in sim.refunds.values() if r.amount == '5.00')
+    sim.complete_refund(ours.refund_id)
+    assert _refunds(order) == [('done', Decimal('5.00'))]
+
+
+def test_events_of_two_unclear_refunds_of_one_amount_wait_for_their_ids(paid, sim, admin):
+    """Found by the ledger machine: two refunds of 1.00, both made by NodeRails but answered 502, then
+    their payment.refunded events, naming refund ids pretix has not learnt. They used to be recorded as
+    two external refunds, and the reconciliation then completed the two originals too: 4.00 refunded in
+    pretix for 2.00 at NodeRails. Now such an event is answered 503 (NodeRails redelivers it) until the
+    reconciliation has learnt the ids; then each settles its own refund, once."""
+    order, payment, intent = paid
+    for _ in range(2):
+        sim.accept_but_fail_next('refund', status=502)
+        refund_via_backend(admin, order, payment, '1.00')
+    assert len(sim.refunds) == 2
+    deliveries = []
+    for nr_refund in list(sim.refunds.values()):
+        deliveries += sim.complete_refund(nr_refund.refund_id)
+    assert [d.status for d in deliveries] == [503] * len(deliveries), [d.response_body for d in deliveries]
+    assert _refunds(order) == [('transit', Decimal('1.00'))] * 2
+    _ask_again_now(order)
+    assert _refunds(order) == [('done', Decimal('1.00'))] * 2
+    events = {d.event_id: json.loads(d.request_body) for d in deliveries}
+    assert len(events) == 2
+    for document in events.values():  # NodeRails' redelivery
+        [again] = sim.deliver(document['type'], payment.info_data['session_id'], document=document, times=1)
+        assert again.status == 200, again.response_body
+    assert _refunds(order) == [('done', Decimal('1.00'))] * 2
     with scopes_disabled():
-        assert [(r.state, r.amount) for r in order.refunds.all()] == [('done', Decimal('5.00'))]
+        payment.refresh_from_db()
+        assert payment.refunded_amount == Decimal('2.00')
 
 
 @pytest.mark.parametrize('ours', ['done', 'transit'])

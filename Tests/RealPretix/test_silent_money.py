@@ -22,7 +22,8 @@ CART_TOTAL = '38.50'   # 3 x 12.50 and a 1.00 payment fee
 # The log actions the organiser subscribes to (notifications.py), spelled out: the test names what
 # pretix must e-mail, whatever the plugin's constants say.
 NOTIFIED = ['pretix.plugins.%s.%s' % (MODULE, action) for action in (
-    'money_held', 'refund_stalled', 'unclaimed.refunded', 'unclaimed.refund_failed', 'capture_unreported')]
+    'money_held', 'refund_stalled', 'unclaimed.refunded', 'unclaimed.refund_failed', 'capture_unreported',
+    'confirmed_not_paid')]
 
 
 @pytest.fixture
@@ -355,3 +356,28 @@ def test_underpaid_session_notifies_the_amount_held_and_refunds_it_in_one_click(
     assert organiser.post(url).status_code == 302   # a second click
     assert len(sim.requests_for('refund')) == 1 and len(sim.refunds) == 1
     assert 'Refund the money held' not in organiser.get(detail).content.decode()
+
+
+def test_money_arriving_for_a_canceled_order_reaches_the_organiser(shopper, sim, organiser,
+                                                                   django_capture_on_commit_callbacks):
+    """Found by the ledger machine: the customer places the order before the payment is taken, the
+    organiser cancels the order, then NodeRails captures. pretix confirms a payment into a canceled
+    order with only a line in its server log; the organiser now hears of it, with what to do."""
+    from pretix.base.services.orders import cancel_order
+    sid = _to_confirm(shopper)
+    r, order = shopper.place_order()   # not paid yet: the order waits for the payment
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == 'n'
+    cancel_order.apply(args=(order.pk,), kwargs={'send_mail': False}).get()
+    sim.mark_paid(sid)
+    with django_capture_on_commit_callbacks(execute=True):
+        [d] = sim.deliver('payment.captured', sid, times=1)
+    assert (d.status, d.response_body) == (200, b'Payment confirmed; its order is canceled, the organiser is notified')
+    with scopes_disabled():
+        order.refresh_from_db()
+        payment = order.payments.get()
+    assert (order.status, payment.state) == ('c', 'confirmed')
+    [notice] = _notices()
+    assert order.code in notice.subject, notice.subject
+    assert 'canceled before the money arrived' in notice.body and 'Order → Refund' in notice.body, notice.body

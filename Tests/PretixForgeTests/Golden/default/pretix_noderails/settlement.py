@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
-from pretix.base.models import OrderPayment, OrderRefund, Quota
+from pretix.base.models import Order, OrderPayment, OrderRefund, Quota
 from pretix.base.payment import PaymentException
 from pretix.helpers.database import OF_SELF
 
@@ -57,12 +57,16 @@ INFO_KEYS = ('session_id', 'payment_intent_id', 'tx_hash', 'chain_id', 'status',
              'problem', 'held_refund', 'capture_unreported')
 # What a refund's info holds while NodeRails' answer to it is unknown (timeout, 5xx, ...).
 REFUND_STATUS_UNKNOWN = 'UNKNOWN'
+# apply_refund_event's answer when a refund event may be about an open refund whose NodeRails id is not
+# known yet: the view answers 503, and NodeRails' redelivery finds the id known.
+REFUND_NOT_ATTRIBUTABLE = 'not_attributable'
 
 PAID, FAILED, OPEN = 'paid', 'failed', 'open'
 
 # Outcomes of settle(), for the callers to word for their audience.
 CONFIRMED = 'confirmed'
 CONFIRMED_NOT_PAID = 'confirmed_not_paid'
+CONFIRMED_CANCELED = 'confirmed_canceled'
 ALREADY_CONFIRMED = 'already_confirmed'
 NOT_OPEN = 'not_open'
 FAILED_NOW = 'failed'
@@ -296,10 +300,22 @@ def _confirm(payment: OrderPayment) -> Settled:
     try:
         payment.confirm()
     except Quota.QuotaExceededException as exc:
-        payment.order.log_action(LOG_CONFIRMED_NOT_PAID, data={
-            'local_id': payment.local_id, 'amount': str(payment.amount), 'message': str(exc)})
-        return Settled(CONFIRMED_NOT_PAID, str(exc))
+        return _confirmed_not_paid(payment, str(exc))
+    if payment.order.status == Order.STATUS_CANCELED:
+        # pretix confirms a payment into a canceled order without a word (only its server log says so):
+        # the customer's money is now with the organiser, for an order that no longer stands.
+        _confirmed_not_paid(payment, str(CANCELED_ORDER_PAID))
+        return Settled(CONFIRMED_CANCELED)
     return Settled(CONFIRMED)
+
+
+CANCELED_ORDER_PAID = _('the order was canceled before the money arrived.')
+
+
+def _confirmed_not_paid(payment: OrderPayment, message: str) -> Settled:
+    payment.order.log_action(LOG_CONFIRMED_NOT_PAID, data={
+        'local_id': payment.local_id, 'amount': str(payment.amount), 'message': message})
+    return Settled(CONFIRMED_NOT_PAID, message)
 
 
 def _settle_failed(payment: OrderPayment, report: Report) -> Settled:
@@ -410,7 +426,7 @@ def record_refund(refund: OrderRefund, result) -> None:
         # done() twice would log the refund twice.
         locked = OrderRefund.objects.select_for_update(of=OF_SELF).select_related('order', 'payment').get(
             pk=refund.pk)
-        locked.info_data = dict(locked.info_data, refund_id=result.refund_id, status=result.status)
+        locked.info_data = _answered(locked.info_data, refund_id=result.refund_id, status=result.status)
         if locked.state not in OPEN_REFUND_STATES:
             locked.save(update_fields=['info'])
         elif result.status == 'COMPLETED':
@@ -535,10 +551,10 @@ def refund_due(refund: OrderRefund) -> bool:
 
 
 def refund_unanswered(refund: OrderRefund, message: str) -> None:
-    """Asked again, still no clear answer: the pause before the next time doubles."""
+    """Asked again (needs_asking), still no clear answer: the pause before the next time doubles."""
     with transaction.atomic():
         locked = OrderRefund.objects.select_for_update(of=OF_SELF).get(pk=refund.pk)
-        if not is_unclear(locked):
+        if not needs_asking(locked):
             return
         checks = int(locked.info_data.get('checks') or 0) + 1
         pause = min(REFUND_RETRY_FIRST * (2 ** min(checks - 1, 16)), REFUND_RETRY_MAX)
@@ -570,21 +586,39 @@ def is_unclear(refund: OrderRefund) -> bool:
 
 
 def apply_refund_event(payment: OrderPayment, event) -> str:
-    """A payment.refunded event on a row-locked payment; returns what happened, for the response.
+    """A payment.refunded event on a row-locked payment; returns what happened, for the response,
+    or REFUND_NOT_ATTRIBUTABLE when the event must wait for NodeRails' redelivery.
 
-    Ours (an open OrderRefund) is marked done. One pretix does not know yet (made in the
-    NodeRails dashboard) is recorded as external, for the part of it not already covered by
-    refunds pretix has: both event spellings and redeliveries of one refund count once.
+    Ours (the open OrderRefund NodeRails named with this refund id) is marked done. An event is
+    never matched to one of our refunds by its amount: NodeRails' ``amount`` may be the intent's
+    (docs/noderails-contract.md), and two refunds of one amount cannot be told apart. So:
+
+    * an event without a refund id, while refunds are open on the payment, settles none of them:
+      they are asked about again (the same request, the same Idempotency-Key), and NodeRails'
+      answer names each refund it made;
+    * an event naming a refund pretix does not know, while some open refund's NodeRails id is
+      not known yet, may be that refund: it is asked about again and the event waits for its
+      redelivery, by which time the id is known;
+    * otherwise the refund was made in the NodeRails dashboard and is recorded as external, for the
+      part not already covered by refunds pretix has: both spellings and redeliveries count once.
     """
-    refund = _matching_open_refund(payment, event)
+    refund = _open_refund_named(payment, event.refund_id)
     if refund is not None:
-        refund.info_data = dict(refund.info_data, refund_id=event.refund_id or refund.info_data.get('refund_id'),
-                                status=event.status or 'COMPLETED')
+        refund.info_data = _answered(refund.info_data, refund_id=event.refund_id, status=event.status or 'COMPLETED')
         refund.save(update_fields=['info'])
         refund.done()
         return 'Refund done'
     if event.refund_id and _refund_known(payment, event.refund_id):
         return 'Refund already recorded'
+    unsettled = list(OrderRefund.objects.select_for_update(of=OF_SELF).filter(
+        payment=payment, state__in=OPEN_REFUND_STATES))
+    if not event.refund_id and unsettled:
+        ask_again(unsettled)
+        return 'Refund without its id: the open refunds are asked about again'
+    unnamed = [r for r in unsettled if not r.info_data.get('refund_id')]
+    if unnamed:
+        ask_again(unnamed)
+        return REFUND_NOT_ATTRIBUTABLE
     if event.amount is None or event.amount <= 0 or (event.currency or '') != payment.order.event.currency.upper():
         return 'Refund without usable amount, logged only'
     uncovered = min(event.amount, payment.amount - _refunded(payment))
@@ -597,23 +631,38 @@ def apply_refund_event(payment: OrderPayment, event) -> str:
     return 'External refund recorded'
 
 
-def _matching_open_refund(payment: OrderPayment, event) -> Optional[OrderRefund]:
-    """Our open refund this event is about: by refund id; without one, the only open refund on the
-    payment (or the only one of the event's amount)."""
-    candidates = list(OrderRefund.objects.select_for_update(of=OF_SELF).filter(
-        payment=payment, state__in=OPEN_REFUND_STATES))
-    if event.refund_id:
-        for refund in candidates:
-            if refund.info_data.get('refund_id') == event.refund_id:
-                return refund
-        # Only refunds whose NodeRails id we never learned may match otherwise.
-        candidates = [r for r in candidates if not r.info_data.get('refund_id')]
-        same_amount = [r for r in candidates if event.amount is not None and r.amount == event.amount]
-        return same_amount[0] if len(same_amount) == 1 else None
-    if len(candidates) == 1:
-        return candidates[0]
-    same_amount = [r for r in candidates if event.amount is not None and r.amount == event.amount]
-    return same_amount[0] if len(same_amount) == 1 else None
+def ask_again(refunds: Iterable[OrderRefund]) -> None:
+    """Have the reconciliation re-send these open refunds on its next run (signals.py), whatever
+    their pause: NodeRails answers a re-sent refund with the refund it made and its state."""
+    for refund in refunds:
+        info = dict(refund.info_data, recheck=True)
+        info.pop('next_check', None)
+        refund.info_data = info
+        refund.save(update_fields=['info'])
+
+
+def needs_asking(refund: OrderRefund) -> bool:
+    """Whether the reconciliation re-sends this refund: its answer is unknown, or a refund event
+    NodeRails sent could not be attributed without asking (ask_again)."""
+    return is_unclear(refund) or (refund.state in OPEN_REFUND_STATES and bool(refund.info_data.get('recheck'))
+                                  and bool(refund.info_data.get('idempotency_key')))
+
+
+def _answered(info: dict, **answer) -> dict:
+    """A refund's info once NodeRails has answered for it: nothing left to ask (ask_again)."""
+    info = dict(info, **answer)
+    info.pop('recheck', None)
+    return info
+
+
+def _open_refund_named(payment: OrderPayment, refund_id: Optional[str]) -> Optional[OrderRefund]:
+    if not refund_id:
+        return None
+    open_refunds = OrderRefund.objects.select_for_update(of=OF_SELF).filter(payment=payment, state__in=OPEN_REFUND_STATES)
+    for refund in open_refunds:
+        if refund.info_data.get('refund_id') == refund_id:
+            return refund
+    return None
 
 
 def _refund_known(payment: OrderPayment, refund_id: str) -> bool:

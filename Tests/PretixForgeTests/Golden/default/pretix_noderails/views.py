@@ -241,7 +241,12 @@ def _apply(pretix_event, event, ref):
     payment = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=ref.payment_id)
     payment.order.log_action(settlement.LOG_ACTION, data=_log_data(event))
     if event.action == events.ACTION_REFUND:
-        return _text(settlement.apply_refund_event(payment, event))
+        applied = settlement.apply_refund_event(payment, event)
+        if applied == settlement.REFUND_NOT_ATTRIBUTABLE:
+            # Not processed: NodeRails' redelivery is, once the reconciliation has learnt the id.
+            ProcessedWebhookEvent.objects.filter(event_id=event.event_id, pretix_event=pretix_event).delete()
+            return _retry_later('Refund may be one whose NodeRails id is not known yet; asking NodeRails first')
+        return _text(applied)
     if event.action == events.ACTION_APPROVAL:
         # [webhook] confirm_on = ["captured"]: the approval is on the order's log, the capture confirms.
         # Its intent is bound to the payment, so a capture that names only the intent finds it.
@@ -256,6 +261,7 @@ def _apply(pretix_event, event, ref):
 _ANSWERS = {
     settlement.CONFIRMED: 'Payment confirmed',
     settlement.CONFIRMED_NOT_PAID: 'Payment confirmed; the order could not be marked as paid',
+    settlement.CONFIRMED_CANCELED: 'Payment confirmed; its order is canceled, the organiser is notified',
     settlement.ALREADY_CONFIRMED: 'Payment already confirmed',
     settlement.NOT_OPEN: 'Payment not open, event ignored',
     settlement.FAILED_NOW: 'Payment failed',
