@@ -51,6 +51,10 @@ HTTP_TIMEOUT = 0.4
 TIMEOUT_DELAY = 0.8
 # How NodeRails answers an API call.
 API_FAULTS = ('answers', '5xx', 'timeout', 'refund accepted, answered 502')
+# The carts customers fill (fill_cart_and_choose_crypto), and what they carry besides the tickets.
+CART_SHAPES = ('tickets', 'add-on', 'voucher', 'gift card')
+PAYMENT_FEE = '1.00'
+GIFT_CARD_VALUE = '5.00'
 # What a customer who pays the wrong amount pays besides the amount asked.
 WRONG_BY = Decimal('1.00')
 # The states the plugin's docs name: unclaimed.py's for a cart's checkout, NodeRails' and the
@@ -78,9 +82,10 @@ def _step(method):
 class Cart:
     """One customer's browser: its cart, its checkout session and, once placed, its order."""
 
-    def __init__(self, customer, tickets):
+    def __init__(self, customer, tickets, shape):
         self.customer = customer
         self.tickets = tickets
+        self.shape = shape
         self.order_code = None
 
     @property
@@ -89,7 +94,7 @@ class Cart:
         return state['session_id'] if state else None
 
     def __repr__(self):
-        return 'Cart(%d tickets)' % self.tickets
+        return 'Cart(%d tickets, %s)' % (self.tickets, self.shape)
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -110,8 +115,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self._atomic.__enter__()
         self._scopes = scopes_disabled()
         self._scopes.__enter__()
-        # Sessions whose capture webhook NodeRails gave up on (see _check_quiescence).
-        self.captures_dropped = set()
+        # Payments confirmed when the organiser cancelled their order (cancel_order).
+        self.kept_on_cancel = set()
 
     def teardown(self):
         try:
@@ -119,6 +124,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 self._come_to_rest()
                 self._check_all()
                 self._check_quiescence()
+                self._check_people_told()
         finally:
             self.sim.clear_faults()
             self.sim.wait_idle(10)
@@ -131,21 +137,32 @@ class LedgerMachine(RuleBasedStateMachine):
     def a_paid_order(self, tickets):
         """Every example starts with one order paid in the usual way, so that the organiser's and
         NodeRails' refunds have something to act on from the first step."""
-        cart = self.fill_cart_and_choose_crypto(tickets, 'full')
+        cart = self.fill_cart_and_choose_crypto(tickets, 'tickets', 'full')
         self.place_order(cart, comes_back=True)
         return cart
 
     # -- customers ------------------------------------------------------------------------------
 
-    @rule(target=carts, tickets=st.integers(1, 3), pays=st.sampled_from([None, 'full', 'less', 'more']))
+    @rule(target=carts, tickets=st.integers(1, 3), shape=st.sampled_from(CART_SHAPES),
+          pays=st.sampled_from([None, 'full', 'less', 'more']))
     @_step
-    def fill_cart_and_choose_crypto(self, tickets, pays=None):
-        """A new customer fills a cart, chooses crypto and opens the confirm page; may pay there at once."""
+    def fill_cart_and_choose_crypto(self, tickets, shape='tickets', pays=None):
+        """A new customer fills a cart (tickets; a day pass with an add-on; tickets with a voucher; or
+        tickets partly paid with a gift card; every cart with the method's fee), chooses crypto and
+        opens the confirm page; may pay there at once."""
         customer = Customer(self.ctx.shop)
-        customer.add_to_cart(tickets)
+        extras = self.ctx.extras
+        if shape == 'add-on':
+            customer.add_items({extras.day_pass: 1})
+            [position] = customer.cart_positions()
+            customer.choose_addons({position: {extras.shirt: 1}})
+        else:
+            customer.add_items({self.ctx.shop.item: tickets}, voucher=extras.voucher if shape == 'voucher' else None)
         customer.questions()
+        if shape == 'gift card':
+            customer.use_gift_card(_gift_card(self.ctx.shop, GIFT_CARD_VALUE))
         customer.choose_payment()
-        cart = Cart(customer, tickets)
+        cart = Cart(customer, tickets, shape)
         if pays is not None:
             self.pay_in_checkout(cart, pays)
         return cart
@@ -210,9 +227,6 @@ class LedgerMachine(RuleBasedStateMachine):
         """NodeRails gives up on an event for good."""
         event_id = self._queued(pick)
         if event_id is not None:
-            dropped = next(q for q in self.sim.queued() if q['eventId'] == event_id)
-            if dropped['type'] == 'payment.captured':
-                self.captures_dropped.add(dropped['sessionId'])
             self.sim.drop_queued(event_id)
 
     @rule(pick=st.integers(0, 7))
@@ -265,6 +279,33 @@ class LedgerMachine(RuleBasedStateMachine):
                    Decimal(books[i]['captured']) - Decimal(books[i]['refunded']) >= Decimal('1.00')]
         if intents:
             self.sim.dashboard_refund(intents[pick % len(intents)], '1.00', name_refund=names_refund)
+
+    @rule(pick=st.integers(0, 7), auto_refund=st.booleans())
+    @_step
+    def cancel_order(self, pick, auto_refund):
+        """Order -> Cancel in pretix's backend, a pending or a paid one, with pretix's automatic refund
+        of what was paid (through the plugin) or without; NodeRails answers as the faults say."""
+        from pretix.base.models import Order
+        from pretix.base.services.orders import OrderError, cancel_order
+        orders = list(Order.objects.filter(
+            event=self.ctx.shop.event, status__in=(Order.STATUS_PENDING, Order.STATUS_PAID)).order_by('pk'))
+        if not orders:
+            return
+        order = orders[pick % len(orders)]
+        # Money the organiser keeps by choice when cancelling without a refund: not a case to be told of.
+        self.kept_on_cancel.update(p.pk for p in order.payments.filter(state='confirmed'))
+        try:
+            cancel_order.apply(args=(order.pk,), kwargs={'send_mail': False,
+                                                         'try_auto_refund': auto_refund}).get()
+        except OrderError:
+            pass  # pretix could not send the money back: it says so on the order, as for any provider
+
+    @rule()
+    @_step
+    def pretix_expires_overdue_orders(self):
+        """pretix's own periodic task: pending orders past their payment term expire."""
+        from pretix.base.services.orders import expire_orders
+        expire_orders(None)
 
     # -- time and tasks -------------------------------------------------------------------------
 
@@ -402,6 +443,42 @@ class LedgerMachine(RuleBasedStateMachine):
             self._backdate(timedelta(hours=3))
             self._run_periodic_tasks()
 
+    def _check_people_told(self):
+        """Every case that needs a person reached the organiser: a log entry of a type pretix notifies
+        about (signals.register_money_notifications), on the order or, for a cart's checkout, the event."""
+        from pretix.base.models import LogEntry, OrderPayment, OrderRefund
+        from pretix.base.notifications import get_all_notification_types
+        settlement, unclaimed = plugin('settlement'), plugin('unclaimed')
+        notified = set(get_all_notification_types(self.ctx.shop.event))
+        logged = Counter(LogEntry.objects.values_list('action_type', flat=True))
+        for payment in self._payments():
+            if payment.state == OrderPayment.PAYMENT_STATE_FAILED and \
+                    payment.info_data.get('problem') in settlement.PROBLEMS:
+                assert self._told(settlement.LOG_MONEY_HELD, notified, payment.order, local_id=payment.local_id), (
+                    'payment %s failed on %s with money at NodeRails; nobody was told' % (
+                        payment.full_id, payment.info_data['problem']))
+        for payment in self._payments():
+            if payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED and payment.order.status == 'c' and \
+                    payment.pk not in self.kept_on_cancel:
+                assert self._told(settlement.LOG_CONFIRMED_NOT_PAID, notified, payment.order,
+                                  local_id=payment.local_id), (
+                    'payment %s confirmed into canceled order %s; nobody was told' % (
+                        payment.full_id, payment.order.code))
+        for refund in OrderRefund.objects.filter(provider=IDENTIFIER, state=OrderRefund.REFUND_STATE_FAILED):
+            if refund.info_data.get('status') == 'REJECTED':
+                assert self._told(settlement.LOG_REFUND_REJECTED, notified, refund.order, local_id=refund.local_id), (
+                    'refund %s rejected by NodeRails; nobody was told' % refund.full_id)
+        for checkout in plugin('models').CartCheckout.objects.filter(state__in=('refunded', 'failed')):
+            action = unclaimed.LOG_REFUNDED if checkout.state == 'refunded' else unclaimed.LOG_REFUND_FAILED
+            assert action in notified and logged[action] and LogEntry.objects.filter(
+                action_type=action, data__contains=checkout.session_id).exists(), (
+                'checkout %s %s without an order; nobody was told' % (checkout.session_id, checkout.state))
+
+    @staticmethod
+    def _told(action, notified, order, **data):
+        entries = [e.parsed_data for e in order.all_logentries().filter(action_type=action)]
+        return action in notified and any(all(e.get(k) == v for k, v in data.items()) for e in entries)
+
     def _check_all(self):
         self.confirmed_only_what_nodenrails_captured()
         self.no_session_pays_twice_and_nothing_is_refunded_twice()
@@ -413,26 +490,22 @@ class LedgerMachine(RuleBasedStateMachine):
         from pretix.base.models import OrderPayment
         references = {r.reference: r for r in plugin('models').NodeRailsReference.objects.select_related(
             'payment', 'order')}
-        checkouts = dict(plugin('models').CartCheckout.objects.values_list('session_id', 'state'))
         for intent, book in self.sim.books().items():
             if Decimal(book['refunded']) == Decimal(book['captured']):
                 continue
             ref = references.get(intent) or references.get(book['sessionId'])
             payment = ref.payment if ref is not None else None
-            if payment is None and book['sessionId'] in self.captures_dropped and \
-                    checkouts.get(book['sessionId']) == 'started':
-                # Paid, no order, and the capture webhook never came: today's plugin only learns of
-                # such a payment from that webhook. Settling it without one is issue 25's.
-                continue
             if payment is not None and payment.state == OrderPayment.PAYMENT_STATE_FAILED and \
-                    payment.info_data.get('amount') not in (None, str(payment.amount)):
-                # Paid the wrong amount into a placed order: a person must decide (notifying them
-                # is issue 25's; its invariant waits for it).
+                    payment.info_data.get('problem') in plugin('settlement').PROBLEMS:
+                # Paid the wrong amount (or currency) into a placed order: a person decides, told by
+                # the notification _check_people_told() requires.
                 continue
             assert payment is not None, (
                 'NodeRails captured %s %s (session %s), in no order and not refunded' % (
                     book['captured'], book['currency'], book['sessionId']))
-            assert payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED and ref.order.status == 'p', (
+            # A canceled order keeps a confirmed payment when the organiser cancelled it so, or when the money
+            # arrived after the cancellation (the organiser is told: _check_people_told).
+            assert payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED and ref.order.status in ('p', 'c'), (
                 'NodeRails captured %s %s (session %s); its payment %s is %s, its order %s' % (
                     book['captured'], book['currency'], book['sessionId'], payment.full_id, payment.state,
                     ref.order.status))
@@ -466,10 +539,33 @@ def _profile():
 def ledger(configured, sim, admin, http_timeout, settings):
     from types import SimpleNamespace
     http_timeout(HTTP_TIMEOUT)
-    # Carts of several tickets in many examples: the quota is not what is tested here.
-    configured.quota.size = None
-    configured.quota.save()
-    return SimpleNamespace(shop=configured, sim=sim, admin=admin)
+    shop = configured
+    shop.event.settings.set('payment_%s__fee_abs' % IDENTIFIER, PAYMENT_FEE)
+    with scopes_disabled():
+        # Carts of several tickets in many examples: the quota is not what is tested here.
+        shop.quota.size = None
+        shop.quota.save()
+        category = shop.event.categories.create(name='Extras', is_addon=True)
+        shirt = _item(shop, 'T-shirt', '3.00', category=category)
+        day_pass = _item(shop, 'Day pass', '10.00', admission=True)
+        day_pass.addons.create(addon_category=category, min_count=0, max_count=1)
+        shop.event.vouchers.create(code='LEDGER', price_mode='subtract', value=Decimal('2.50'), item=shop.item,
+                                   max_usages=10000)
+    extras = SimpleNamespace(shirt=shirt, day_pass=day_pass, voucher='LEDGER')
+    return SimpleNamespace(shop=shop, sim=sim, admin=admin, extras=extras)
+
+
+def _item(shop, name, price, **kwargs):
+    item = shop.event.items.create(name=name, default_price=Decimal(price), active=True, **kwargs)
+    shop.quota.items.add(item)
+    return item
+
+
+def _gift_card(shop, value):
+    with scopes_disabled():
+        card = shop.organizer.issued_gift_cards.create(currency=shop.event.currency)
+        card.transactions.create(value=Decimal(value), acceptor=shop.organizer)
+    return card.secret
 
 
 def _run(ctx, profile, seed_value=None):
