@@ -272,6 +272,29 @@ def test_refund_rejected_when_asked_again_is_marked_failed(paid, sim, admin):
     assert sim.refunds == {}
 
 
+def test_refund_rejected_after_another_completed_leaves_the_payment_refundable(paid, sim, admin):
+    """Found by the ledger machine: 1.00 refunded (on its way), then the remaining 11.50 sent but answered
+    502. pretix marks the payment refunded when the 1.00 completes, counting the open 11.50 as refunded;
+    NodeRails then rejects the 11.50 when asked again. The payment stayed "refunded" with 1.00 refunded
+    of 12.50, and pretix no longer offered the rest for refund. Now it is confirmed again."""
+    order, payment, intent = paid
+    refund_via_backend(admin, order, payment, '1.00')
+    [first] = sim.refunds.values()
+    sim.fail_next('refund', status=502)
+    refund_via_backend(admin, order, payment, '11.50')
+    sim.complete_refund(first.refund_id)
+    with scopes_disabled():
+        payment.refresh_from_db()
+    assert payment.state == 'refunded'   # pretix's doing: the 11.50 in transit counts
+    sim.fail_next('refund', status=409, message='Refund window closed.')
+    _ask_again_now(order)
+    assert _refunds(order) == [('done', Decimal('1.00')), ('failed', Decimal('11.50'))]
+    with scopes_disabled():
+        payment.refresh_from_db()
+        assert (payment.state, payment.refunded_amount) == ('confirmed', Decimal('1.00'))
+        assert order.payment_refund_sum == Decimal('11.50')
+
+
 def test_refunded_event_without_refund_id_is_settled_by_asking_noderails(paid, sim, admin):
     """NodeRails reports a refund without its id (and with the intent's amount): pretix cannot tell which
     refund that is, so it settles none on the event's word; it asks NodeRails about its open refund again

@@ -461,15 +461,27 @@ def leave_refund_open(refund: OrderRefund, reason: str) -> None:
 def reject_refund(refund: OrderRefund, message: str) -> None:
     """NodeRails refused a refund it was asked again (by the reconciliation): it never happened."""
     with transaction.atomic():
+        # The payment first, as claim_refund and the webhook lock them.
+        payment = OrderPayment.objects.select_for_update(of=OF_SELF).get(pk=refund.payment_id)
         locked = OrderRefund.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=refund.pk)
         if locked.state not in OPEN_REFUND_STATES:
             return
         locked.info_data = dict(locked.info_data, status='REJECTED', error=message[:500])
         locked.state = OrderRefund.REFUND_STATE_FAILED
         locked.save(update_fields=['info', 'state'])
+        _reopen_if_not_refunded(payment)
         locked.order.log_action(LOG_REFUND_REJECTED, data={
             'local_id': locked.local_id, 'amount': str(locked.amount), 'message': message[:500]})
     refund.refresh_from_db()
+
+
+def _reopen_if_not_refunded(payment: OrderPayment) -> None:
+    """pretix marks a payment refunded as soon as its refunds, open ones included, reach its amount
+    (OrderRefund.done). When one of those open refunds fails afterwards, the payment would stay marked
+    refunded with money left on it, which pretix then no longer offers to refund: it is confirmed again."""
+    if payment.state == OrderPayment.PAYMENT_STATE_REFUNDED and payment.refunded_amount < payment.amount:
+        payment.state = OrderPayment.PAYMENT_STATE_CONFIRMED
+        payment.save(update_fields=['state'])
 
 
 # -- money held for a payment that failed after the customer paid -------------------------------------
