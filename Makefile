@@ -22,6 +22,8 @@ RELEASE_SCRATCH := .build-release
 # any checkout packages the same bytes.
 RELEASE_FORGE := $(RELEASE_SCRATCH)/pretix-forge
 STATIC_PKG_CONFIG := $(RELEASE_SCRATCH)/static-pkgconfig
+# The licences of everything the release binary links, collected from its link map; the wheel ships them.
+RELEASE_LICENSES := $(RELEASE_SCRATCH)/licenses
 TOOL_WHEEL = $(wildcard $(CURDIR)/dist/pretix_forge-$(shell $(RELEASE_FORGE) --version)-*.whl)
 
 # The suites `make test` runs, in this order; each is also `make test-<suite>` on its own.
@@ -63,10 +65,13 @@ build: deps-build
 
 ## pretix-forge's own wheel in dist/: the static release binary, for `pip install pretix-forge`.
 dist: deps-dist
+	@# Linked afresh every time, so that the link map static-link.sh asks for is this binary's.
+	rm -f $(RELEASE_SCRATCH)/release/pretix-forge
 	PKG_CONFIG_PATH=$(CURDIR)/$(STATIC_PKG_CONFIG) swift build -c release --scratch-path $(RELEASE_SCRATCH) \
 		$$(scripts/static-link.sh $(STATIC_PKG_CONFIG) $(RELEASE_SCRATCH))
 	objcopy --remove-section=.swift_modhash --remove-section=.note.gnu.build-id $(RELEASE_SCRATCH)/release/pretix-forge $(RELEASE_FORGE)
-	$(RELEASE_FORGE) package-self --out dist
+	scripts/licenses.py $(RELEASE_SCRATCH) $(RELEASE_LICENSES)
+	$(RELEASE_FORGE) package-self --licenses $(RELEASE_LICENSES) --out dist
 
 ## Build the tool and run the main job on the embedded default config.
 run: build

@@ -12,10 +12,11 @@ set -euo pipefail
 # SwiftPM resolves the Swift packages with git; libarchive and libcrypto are linked through
 # pkg-config.
 build_packages=(pkg-config libarchive-dev libssl-dev git)
-# The static archives of libarchive's and libcrypto's own dependencies, and of libxml2's (which
-# FoundationXML loads), for the wheel's single binary (scripts/static-link.sh); binutils' objcopy
+# The static archives of libcrypto's and libxml2's (which FoundationXML loads) dependencies, and
+# zlib, for the wheel's single binary (scripts/static-link.sh); what builds libarchive from
+# Debian's source package (scripts/build-libarchive.sh: dpkg-source, autotools); binutils' objcopy
 # (Makefile, dist).
-dist_packages=(binutils libacl1-dev libbz2-dev libicu-dev liblz4-dev liblzma-dev libxml2-dev libzstd-dev nettle-dev zlib1g-dev)
+dist_packages=(binutils libicu-dev liblzma-dev libxml2-dev zlib1g-dev dpkg-dev autoconf automake libtool)
 # python3-venv for the suites' virtualenvs, gettext for the catalogue checks, PostgreSQL for the
 # production suite, Chromium for the browser suite, shellcheck for the workflow lint, Node.js for
 # the simulator's checkout script in its tests.
@@ -35,6 +36,26 @@ install_system() {
     # apt lists are stale or absent on a fresh machine; refresh once per install.
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# apt-get source (scripts/build-libarchive.sh) needs Debian's deb-src entries, which Debian's images
+# leave out: they are added once, as a file of their own mirroring the deb.debian.org entries.
+deb_src=/etc/apt/sources.list.d/pretix-forge-deb-src.sources
+install_deb_src() {
+    if [ -f "$deb_src" ] || apt-cache showsrc libarchive 2>/dev/null | grep -q '^Version:'; then
+        return 0
+    fi
+    local entries sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    entries=$(awk 'BEGIN { RS = ""; ORS = "\n\n" } /(^|\n)Types: deb(\n|$)/ && /deb\.debian\.org/' /etc/apt/sources.list.d/*.sources |
+        sed 's/^Types: deb$/Types: deb-src/')
+    if [ -z "$entries" ]; then
+        echo "no deb.debian.org entry in /etc/apt/sources.list.d/*.sources to mirror: add Debian's deb-src entry to $deb_src" >&2
+        return 1
+    fi
+    echo "adding Debian's deb-src entries ($deb_src)"
+    printf '%s\n' "$entries" | $sudo tee "$deb_src" >/dev/null
+    $sudo apt-get update -qq
 }
 
 # The requirements file and the files it includes with -r: a changed pin in either rebuilds.
@@ -92,8 +113,8 @@ case "${1:-}" in
     system)
         case "${2:-}" in
             build) install_system "${build_packages[@]}" ;;
-            dist) install_system "${build_packages[@]}" "${dist_packages[@]}" ;;
-            test) install_system "${build_packages[@]}" "${dist_packages[@]}" "${test_packages[@]}" ;;
+            dist) install_system "${build_packages[@]}" "${dist_packages[@]}" && install_deb_src ;;
+            test) install_system "${build_packages[@]}" "${dist_packages[@]}" "${test_packages[@]}" && install_deb_src ;;
             *) echo "usage: $0 system build|dist|test" >&2; exit 2 ;;
         esac ;;
     venv) install_venv "$2" "$3" "${4:-}" ;;

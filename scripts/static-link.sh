@@ -9,8 +9,12 @@
 #   system's is the build's own products folder, so their archives are linked in there.
 # * libarchive and libcrypto reach the link through pkg-config (Package.swift's system-library
 #   targets): DIR gets a libarchive.pc and libcrypto.pc naming, by file (-l:libz.a), their
-#   archives and those of every library `pkg-config --static` says they and the libraries above
-#   need, and libgcc_eh for the C++ runtime's unwinding instead of the shared libgcc_s.
+#   archives and those of every library they and the libraries above need, and libgcc_eh for the
+#   C++ runtime's unwinding instead of the shared libgcc_s. libarchive's archive is not Debian's
+#   but one built from Debian's source with tar, zip and gzip only (scripts/build-libarchive.sh,
+#   cached in .build-deps/); it needs zlib alone. libcrypto's are what `pkg-config --static` says.
+# * The linker writes a map of the link to SCRATCH/pretix-forge.map: which archive members and
+#   objects went in. scripts/licenses.py reads it to collect the licences the wheel ships.
 # * The binary is stripped, and the paths compiled into it (C's __FILE__ in assertions, Swift's
 #   #filePath) are relative to the checkout: the wheel carries no path of the machine that built
 #   it, and two checkouts build the same bytes.
@@ -51,18 +55,25 @@ for name in stdc++ xml2 z; do
     ln -sf "$(archive "$name")" "$products/lib$name.a"
 done
 
+libarchive=$(scripts/build-libarchive.sh .build-deps)
 toolchain_needs=$(PKG_CONFIG_PATH='' pkg-config --static --libs-only-l libxml-2.0 zlib)
 for package in libarchive libcrypto; do
-    # shellcheck disable=SC2046 # one flag per word
-    set -- $(PKG_CONFIG_PATH='' pkg-config --static --libs-only-l "$package")
-    # shellcheck disable=SC2086 # one flag per word
-    [ "$package" = libarchive ] && set -- "$@" $toolchain_needs -lgcc_eh
+    if [ "$package" = libarchive ]; then
+        # shellcheck disable=SC2086 # one flag per word
+        set -- -lz $toolchain_needs -lgcc_eh
+        # SwiftPM takes no file names from a .pc, only flags: the folder, then the archive by name.
+        own="-L$libarchive -l:libarchive.a"
+    else
+        # shellcheck disable=SC2046 # one flag per word
+        set -- $(PKG_CONFIG_PATH='' pkg-config --static --libs-only-l "$package")
+        own=""
+    fi
     # Each library once, at its last place: an archive serves only those named before it, and
     # SwiftPM drops a .pc's flags from the first repeated one on.
     # shellcheck disable=SC2046
     set -- $(printf '%s\n' "$@" | tac | awk '!seen[$0]++' | tac)
     printf 'Name: %s\nDescription: %s, linked statically\nVersion: %s\nLibs:%s\n' "$package" "$package" \
-        "$(PKG_CONFIG_PATH='' pkg-config --modversion "$package")" "$(static_flags "$@")" > "$dir/$package.pc.new"
+        "$(PKG_CONFIG_PATH='' pkg-config --modversion "$package")" "${own:+ $own}$(static_flags "$@")" > "$dir/$package.pc.new"
     # SwiftPM reads a .pc only when it plans the build: a changed one drops the release plan.
     # (Touching Package.swift would do it too, but breaks a debug build running beside this one.)
     if ! cmp -s "$dir/$package.pc.new" "$dir/$package.pc"; then
@@ -74,5 +85,6 @@ for package in libarchive libcrypto; do
 done
 
 checkout="$(pwd)/"
+map="$(cd "$scratch" && pwd)/pretix-forge.map"
 echo "--static-swift-stdlib -Xlinker --strip-all -Xcc -ffile-prefix-map=$checkout= -Xcxx -ffile-prefix-map=$checkout=" \
-    "-Xswiftc -file-prefix-map -Xswiftc $checkout="
+    "-Xswiftc -file-prefix-map -Xswiftc $checkout= -Xlinker -Map=$map"

@@ -18,3 +18,21 @@ int forge_exchange_paths(const char *a, const char *b) {
     return -1;
 #endif
 }
+
+#ifdef __linux__
+#include <stdint.h>
+#include <sys/random.h>
+
+/* The static release build links GCC's libstdc++.a, built on glibc 2.36. Any C++ code that can
+   throw a standard exception takes in its old-ABI std::string (cow-string-inst.o), which takes in
+   std::random_device (random.o), which refers to arc4random: glibc has it only since 2.36, and the
+   binary would bind to GLIBC_2.36 and not run on Ubuntu 22.04 (glibc 2.35). Defined here, the link
+   binds that reference to this function instead. Nothing in pretix-forge creates a random_device;
+   should anything call it, it gets the kernel's random bytes, as glibc's arc4random does. */
+uint32_t arc4random(void) {
+    uint32_t value;
+    while (getrandom(&value, sizeof value, 0) != (ssize_t)sizeof value) {
+    }
+    return value;
+}
+#endif

@@ -34,7 +34,8 @@ struct ToolWheelTests {
 
     @Test func aBinaryLoadingSharedLibrariesBesidesGlibcIsNotPackaged() {
         #expect {
-            _ = try ToolWheel(binary: Self.ownExecutable, readme: "# pretix-forge\n", timestamp: DistributionBuilder.defaultTimestamp)
+            _ = try ToolWheel(binary: Self.ownExecutable, readme: "# pretix-forge\n",
+                              licenses: BundledLicenses(expression: "Apache-2.0", files: []), timestamp: DistributionBuilder.defaultTimestamp)
         } throws: { error in
             let message = (error as? ForgeError)?.description ?? ""
             return message.contains("libswiftCore.so") && message.contains("make dist")

@@ -21,6 +21,12 @@ import pytest
 from forge_fixtures import forge, tool_wheel  # noqa: F401  (fixtures, found by name)
 
 REPO = Path(__file__).resolve().parents[2]
+# What make dist leaves in the release build's scratch folder: the binary the wheel ships, the
+# linker's map of its link, and the licences scripts/licenses.py collected from that map.
+RELEASE = REPO / ".build-release"
+LICENSES = RELEASE / "licenses"
+# PEP 600: the wheel must install on Ubuntu 22.04 LTS, whose glibc is 2.35.
+NEWEST_GLIBC = (2, 35)
 SECRET = "whsec_wheel_suite"
 # What a manylinux wheel may load from the system: glibc's own libraries (PEP 600 allows GCC's
 # runtimes too, but the binary links them statically) and the kernel's vDSO.
@@ -84,8 +90,10 @@ def test_the_binary_is_a_script_in_a_wheel_holding_no_python(tool_wheel):
         assert not [name for name in names if name.endswith(".py")]
         assert "Root-Is-Purelib: false\n" in wheel_file and f"Tag: {tool_wheel.stem.split('-', 2)[2]}\n" in wheel_file
         assert metadata.startswith("Metadata-Version: 2.4\nName: pretix-forge\n")
-        assert "License-Expression: Apache-2.0\nLicense-File: LICENSE\n" in metadata
-        assert f"{info}/licenses/LICENSE" in names
+        assert re.search(r"^License-Expression: Apache-2.0 AND \S", metadata, re.MULTILINE)
+        declared = re.findall(r"^License-File: (.+)$", metadata, re.MULTILINE)
+        shipped = sorted(name.removeprefix(f"{info}/licenses/") for name in names if name.startswith(f"{info}/licenses/"))
+        assert declared[0] == "LICENSE" and sorted(declared) == shipped
         # Every file but RECORD itself is listed with its digest (pip checks them on install).
         for line in record:
             name, digest, size = line.rsplit(",", 2)
@@ -95,6 +103,115 @@ def test_the_binary_is_a_script_in_a_wheel_holding_no_python(tool_wheel):
             assert int(size) == len(data)
             assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
         assert sorted(line.split(",")[0] for line in record) == sorted(names)
+
+
+def test_the_manylinux_tag_is_at_most_glibc_2_35(tool_wheel):
+    """auditwheel (above) refuses a symbol newer than the tag; this bounds the tag itself."""
+    found = re.search(r"-manylinux_(\d+)_(\d+)_", tool_wheel.name)
+    assert found, tool_wheel.name
+    assert (int(found.group(1)), int(found.group(2))) <= NEWEST_GLIBC, \
+        f"{tool_wheel.name} needs a glibc newer than {NEWEST_GLIBC}; see which symbols with objdump -T"
+
+
+# -- the licences it owes ------------------------------------------------------------------------
+# Read against the linker's map of the very link that made the wheel's binary, not against a list.
+
+
+def wheel_licences(wheel):
+    """The files under .dist-info/licenses/ by their path there, and the METADATA's License-Expression."""
+    with zipfile.ZipFile(wheel) as archive:
+        info = next(name.split("/")[0] for name in archive.namelist() if name.endswith(".dist-info/METADATA"))
+        files = {name.removeprefix(f"{info}/licenses/"): archive.read(name) for name in archive.namelist()
+                 if name.startswith(f"{info}/licenses/")}
+        expression = re.search(r"^License-Expression: (.+)$", archive.read(f"{info}/METADATA").decode(), re.MULTILINE).group(1)
+    return files, expression
+
+
+def linked_inputs():
+    """Every archive and object the linker's map names as an input of the release binary."""
+    text = (RELEASE / "pretix-forge.map").read_text()
+    return {match.group(1) for match in re.finditer(r"(?<![^\s(])(/[^\s()]+\.(?:a|o))(?:\([^)\s]*\))?(?=[\s)]|$)", text)}
+
+
+def unlicensed(wheel):
+    """What the binary links with no licence file for it in the wheel."""
+    files, _ = wheel_licences(wheel)
+    recorded = {}
+    for line in (LICENSES / "linked.tsv").read_text().splitlines():
+        path, component, folder = line.split("\t")
+        recorded[path] = (component, folder)
+    problems = [f"{path}: linked, but scripts/licenses.py did not trace it" for path in sorted(linked_inputs() - recorded.keys())]
+    for path, (component, folder) in sorted(recorded.items()):
+        if component.startswith("debian/"):
+            # The trace, checked on its own: the package dpkg says the archive belongs to.
+            owner = subprocess.run(["dpkg", "-S", os.path.realpath(path)], capture_output=True, text=True).stdout
+            if owner.split(":", 1)[0].split(",")[0].strip() != component.removeprefix("debian/"):
+                problems.append(f"{path}: traced to {component}, but dpkg -S says {owner.strip() or 'no package'}")
+        if folder == "-":  # glibc's start files: the system the wheel requires, not shipped
+            continue
+        if folder == "LICENSE":
+            if "LICENSE" not in files:
+                problems.append(f"{path}: pretix-forge's own, and the wheel lacks its LICENSE")
+        elif not any(name.startswith(f"{folder}/") for name in files):
+            problems.append(f"{path}: from {component}, and the wheel has no licence file under licenses/{folder}/")
+    return problems
+
+
+def copyleft(wheel):
+    """(L)GPL code linked without the GCC runtime library exception, by the METADATA's expression and
+    by the licence texts shipped: the main licence (Files: *) of each Debian copyright file."""
+    files, expression = wheel_licences(wheel)
+    terms = [term.strip() for term in re.split(r" AND | OR |[()]", expression) if term.strip()]
+    problems = [f"License-Expression: {term}" for term in terms if "GPL" in term and not term.endswith("WITH GCC-exception-3.1")]
+    for name, data in sorted(files.items()):
+        text = data.decode(errors="replace")
+        if "GCC Runtime Library Exception" in text:
+            continue
+        for stanza in text.split("\n\n"):
+            fields = re.split(r"\n(?=\S)", stanza)
+            files_field = next((field for field in fields if field.startswith("Files:")), "")
+            licence = next((field.split("\n")[0] for field in fields if field.startswith("License:")), "")
+            if "*" in files_field.split() and licence:
+                choices = re.split(r"\s+or\s+", licence.removeprefix("License:").strip(), flags=re.IGNORECASE)
+                if all("GPL" in choice for choice in choices):
+                    problems.append(f"{name}: {licence}")
+    return problems
+
+
+def test_the_wheel_ships_a_licence_for_everything_its_binary_links(tool_wheel):
+    shipped = next(name for name in zipfile.ZipFile(tool_wheel).namelist() if name.endswith("/scripts/pretix-forge"))
+    assert zipfile.ZipFile(tool_wheel).read(shipped) == (RELEASE / "pretix-forge").read_bytes(), \
+        "the wheel's binary is not the one whose link map .build-release holds; run make dist"
+    assert unlicensed(tool_wheel) == []
+
+
+def test_no_gpl_or_lgpl_code_is_linked_without_the_gcc_runtime_exception(tool_wheel):
+    assert copyleft(tool_wheel) == []
+
+
+def test_the_licence_checks_catch_a_missing_licence_and_a_copyleft_one(tool_wheel, tmp_path):
+    """The two checks above, shown failing on broken copies of the wheel."""
+    _, expression = wheel_licences(tool_wheel)
+    # A Debian copyright file as nettle-dev's reads, and its licence in the expression.
+    nettle = "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nCopyright: someone\nLicense: LGPL-3+ or GPL-2+\n"
+    broken = {"missing": tmp_path / "missing.whl", "copyleft": tmp_path / "copyleft.whl"}
+    with zipfile.ZipFile(tool_wheel) as source, zipfile.ZipFile(broken["missing"], "w") as missing, \
+            zipfile.ZipFile(broken["copyleft"], "w") as copyleft_copy:
+        for item in source.infolist():
+            if item.filename.endswith("/scripts/pretix-forge"):  # the checks read no binary; copying it is slow
+                continue
+            data = source.read(item)
+            if "/licenses/libarchive/" not in item.filename:  # libarchive's copyright and COPYING
+                missing.writestr(item.filename, data)
+            if item.filename.endswith("/METADATA"):
+                data = data.replace(f"License-Expression: {expression}".encode(),
+                                    f"License-Expression: {expression} AND (LGPL-3.0-or-later OR GPL-2.0-or-later)".encode())
+            copyleft_copy.writestr(item.filename, data)
+        info = next(name.split("/")[0] for name in source.namelist() if name.endswith(".dist-info/METADATA"))
+        copyleft_copy.writestr(f"{info}/licenses/debian/nettle-dev/copyright", nettle)
+    assert [problem for problem in unlicensed(broken["missing"]) if "no licence file under licenses/libarchive/" in problem]
+    assert copyleft(broken["copyleft"]) == ["License-Expression: LGPL-3.0-or-later", "License-Expression: GPL-2.0-or-later",
+                                            "debian/nettle-dev/copyright: License: LGPL-3+ or GPL-2+"]
 
 
 # -- installed like any Python tool ---------------------------------------------------------------
@@ -138,8 +255,8 @@ def test_packaging_the_installed_binary_again_gives_the_same_bytes(installed, to
     binary, env = installed
     lines = []
     for out in ("first", "second"):
-        printed = run(binary, "package-self", "--binary", binary, "--readme", REPO / "README.md", "--out", tmp_path / out,
-                      env=env).stdout.decode()
+        printed = run(binary, "package-self", "--binary", binary, "--readme", REPO / "README.md", "--licenses", LICENSES,
+                      "--out", tmp_path / out, env=env).stdout.decode()
         lines.append(printed)
     first, second = (tmp_path / out / tool_wheel.name for out in ("first", "second"))
     assert first.read_bytes() == second.read_bytes() == tool_wheel.read_bytes()
@@ -148,8 +265,8 @@ def test_packaging_the_installed_binary_again_gives_the_same_bytes(installed, to
 
 def test_a_binary_that_loads_shared_libraries_is_refused(installed, forge, tmp_path):
     binary, env = installed
-    refused = run(binary, "package-self", "--binary", forge, "--readme", REPO / "README.md", "--out", tmp_path / "out",
-                  env=env, check=False)
+    refused = run(binary, "package-self", "--binary", forge, "--readme", REPO / "README.md", "--licenses", LICENSES,
+                  "--out", tmp_path / "out", env=env, check=False)
     assert refused.returncode == 1
     assert b"libswiftCore.so" in refused.stderr and b"make dist" in refused.stderr
     assert not (tmp_path / "out").exists()

@@ -17,7 +17,9 @@ public struct ToolWheel: Sendable {
     /// `sha256sum`-compatible line for the wheel.
     public var checksum: String { "\(Digest.sha256(data).hexString)  \(name)\n" }
 
-    public init(binary: Data, readme: String, timestamp: Int) throws(ForgeError) {
+    /// `licenses`: what the binary links besides our code (`scripts/licenses.py`); the wheel ships
+    /// those texts beside our LICENSE and declares their expression.
+    public init(binary: Data, readme: String, licenses: BundledLicenses, timestamp: Int) throws(ForgeError) {
         let location = SourceLocation(file: "pretix-forge binary")
         let dependencies: ELFDependencies
         do {
@@ -35,7 +37,7 @@ public struct ToolWheel: Sendable {
         }
         let base = "\(Self.distributionName)-\(Pipeline.toolVersion)"
         let tag = "py3-none-manylinux_\(glibc.major)_\(glibc.minor)_\(dependencies.machine.wheelArchitecture)"
-        let metadata = Self.metadata(readme: readme)
+        let metadata = Self.metadata(readme: readme, licenses: licenses)
         let distInfo = "\(base).dist-info"
         var entries = [ArchiveWriter.Entry(path: "\(base).data/scripts/\(Self.scriptName)", data: binary, executable: true)]
         entries += [
@@ -43,6 +45,7 @@ public struct ToolWheel: Sendable {
             ("WHEEL", Data("Wheel-Version: 1.0\nGenerator: \(Pipeline.generator)\nRoot-Is-Purelib: false\nTag: \(tag)\n".utf8)),
             ("licenses/LICENSE", EmbeddedFiles.data("Licenses/Apache-2.0.txt")),
         ].map { ArchiveWriter.Entry(path: "\(distInfo)/\($0.0)", data: $0.1) }
+        entries += licenses.files.map { ArchiveWriter.Entry(path: "\(distInfo)/licenses/\($0.path)", data: $0.data) }
         var record = entries.map { "\(DistributionBuilder.csvField($0.path)),sha256=\(Digest.sha256($0.data).urlSafeBase64NoPadding),\($0.data.count)\n" }
             .joined()
         record += "\(distInfo)/RECORD,,\n"
@@ -56,11 +59,12 @@ public struct ToolWheel: Sendable {
         }
     }
 
-    static func metadata(readme: String) -> ProjectMetadata {
+    static func metadata(readme: String, licenses: BundledLicenses) -> ProjectMetadata {
         ProjectMetadata(
             name: "pretix-forge", version: Pipeline.toolVersion,
             summary: "Generate, package and verify the NodeRails crypto-checkout payment plugin for pretix.",
-            authors: [], licenseExpression: "Apache-2.0", licenseFiles: ["LICENSE"], requiresPython: nil,
+            authors: [], licenseExpression: licenses.expression, licenseFiles: ["LICENSE"] + licenses.files.map(\.path),
+            requiresPython: nil,
             keywords: ["pretix", "payment", "plugin", "generator", "noderails"],
             classifiers: [
                 "Development Status :: 4 - Beta",
