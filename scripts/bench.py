@@ -21,8 +21,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 FORGE = Path(os.environ.get("PRETIX_FORGE", REPO / ".build" / "release" / "pretix-forge"))
 STOCK = (REPO / "Examples" / "noderails.toml").read_text()
-TARGETS = {"start-up (ms)": 8.0, "single build ratio (setuptools / forge)": 50.0, "100 variants (s)": 1.0,
-           "peak memory (MiB)": 64.0}
+# Issue 28's targets.
+TARGETS = {"start-up (ms)": 5.0, "single build ratio (setuptools / forge)": 100.0, "100 variants (s)": 1.0,
+           "peak memory (MiB)": 48.0}
 
 
 def measure(args, cwd=None, runs=5):
@@ -81,7 +82,7 @@ def main():
         ("start-up", startup * 1000, "ms", "≤", TARGETS["start-up (ms)"]),
         ("setuptools / pretix-forge, same tree", ratio, "x", "≥", TARGETS["single build ratio (setuptools / forge)"]),
         ("100 variants", hundred, "s", "<", TARGETS["100 variants (s)"]),
-        ("pretix-forge peak memory", peak, "MiB", "<", TARGETS["peak memory (MiB)"]),
+        ("pretix-forge peak memory", peak, "MiB", "≤", TARGETS["peak memory (MiB)"]),
     ]
     for name, value, unit, relation, target in verdicts:
         met = {"≤": value <= target, "≥": value >= target, "<": value < target}[relation]

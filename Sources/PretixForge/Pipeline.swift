@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The stages in order — Config → Render → Package → Verify — as the CLI runs them.
 /// Nothing is written to disk before every stage that can fail has succeeded.
@@ -184,6 +184,6 @@ public enum Pipeline {
     }
 
     public static func shellQuoted(_ text: String) -> String {
-        text.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@".contains($0) } ? text : "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        text.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:@".contains($0) } ? text : "'" + text.replacing("'", with: "'\\''") + "'"
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import PretixForge
 
 struct Demo: ParsableCommand {
@@ -37,11 +38,11 @@ struct Demo: ParsableCommand {
         do {
             status = try DemoRunner.run(demoOptions, log: StderrLog())
         } catch is DemoInterrupted {
-            FileHandle.standardError.write(Data("pretix-forge demo: interrupted; nothing was left running\n".utf8))
+            StandardStream.error.write("pretix-forge demo: interrupted; nothing was left running\n")
             status = 130
         }
         // Exit directly: the root command turns every error it catches into exit status 1.
-        if status != 0 { Foundation.exit(status) }
+        if status != 0 { Glibc.exit(status) }
     }
 }
 
@@ -62,6 +63,6 @@ final class StderrLog: DemoLog {
     }
 
     private func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        StandardStream.error.write(text)
     }
 }

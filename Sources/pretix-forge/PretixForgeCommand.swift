@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import PretixForge
 
 @main
@@ -18,12 +19,12 @@ struct PretixForgeCommand: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as ForgeError {
-            FileHandle.standardError.write(Data((error.description + "\n").utf8))
-            Foundation.exit(1)
+            StandardStream.error.write(error.description + "\n")
+            Glibc.exit(1)
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
-            Foundation.exit(1)
+            StandardStream.error.write(fullMessage(for: error) + "\n")
+            Glibc.exit(1)
         }
     }
 }
@@ -41,7 +42,7 @@ struct TemplatesOption: ParsableArguments {
 
 /// Notes and warnings go to stderr, so stdout stays the command's result.
 func printToStandardError(_ lines: [String]) {
-    for line in lines { FileHandle.standardError.write(Data((line + "\n").utf8)) }
+    for line in lines { StandardStream.error.write(line + "\n") }
 }
 
 struct Init: ParsableCommand {
@@ -60,7 +61,7 @@ struct Init: ParsableCommand {
         do {
             try Data(ConfigLoader.defaultSource.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)
         } catch {
-            throw ForgeError("cannot write the file: \(error.localizedDescription)", at: SourceLocation(file: path))
+            throw ForgeError("cannot write the file: \(describe(error))", at: SourceLocation(file: path))
         }
         print("wrote \(path); edit it, then run: pretix-forge generate --config \(Pipeline.shellQuoted(path))")
     }
@@ -153,7 +154,7 @@ struct Build: ParsableCommand {
         }
         if !failures.isEmpty {
             if paths.count > 1 {
-                FileHandle.standardError.write(Data("\(failures.count) of \(paths.count) variants failed:\n".utf8))
+                StandardStream.error.write("\(failures.count) of \(paths.count) variants failed:\n")
             }
             throw ForgeError(failures.flatMap(\.diagnostics))
         }

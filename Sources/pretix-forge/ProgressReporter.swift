@@ -1,4 +1,6 @@
-import Foundation
+import FoundationEssentials
+import Synchronization
+import Glibc
 import PretixForge
 
 /// One status line per variant. On a terminal the lines are redrawn in place; in CI (or when
@@ -6,7 +8,7 @@ import PretixForge
 final class ProgressReporter: @unchecked Sendable {
     private let labels: [String]
     private var states: [String]
-    private let lock = NSLock()
+    private let lock = Mutex(())
     private let interactive: Bool
     private var drawn = false
 
@@ -23,7 +25,7 @@ final class ProgressReporter: @unchecked Sendable {
         case .finished(let distribution): state = "built \(distribution.wheelName)"
         case .failed: state = "FAILED (details below)"
         }
-        lock.withLock {
+        lock.withLock { _ in
             states[index] = state
             if interactive {
                 redraw()
@@ -43,6 +45,6 @@ final class ProgressReporter: @unchecked Sendable {
     }
 
     private func write(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        StandardStream.error.write(text)
     }
 }

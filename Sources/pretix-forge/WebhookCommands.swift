@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import PretixForge
 
 struct Webhook: ParsableCommand {
@@ -51,7 +51,7 @@ struct DeliveryOptions: ParsableArguments {
             guard let text = try? String(contentsOfFile: secretFile, encoding: .utf8) else {
                 throw ForgeError("cannot read the secret file", at: SourceLocation(file: secretFile))
             }
-            let secret = text.trimmingCharacters(in: .newlines)
+            let secret = text.trimming(.newlines)
             guard !secret.isEmpty else { throw ForgeError("the secret file is empty", at: SourceLocation(file: secretFile)) }
             return secret
         }
@@ -89,15 +89,20 @@ struct Sign: ParsableCommand {
     func run() throws {
         let delivery = try options.delivery()
         var output = delivery.headers.map { "\($0.name): \($0.value)\n" }.joined() + "\n"
-        FileHandle.standardOutput.write(Data(output.utf8))
-        FileHandle.standardOutput.write(delivery.body)
+        StandardStream.output.write(output)
+        StandardStream.output.write(delivery.body)
         output = delivery.body.last == UInt8(ascii: "\n") ? "" : "\n"
-        FileHandle.standardOutput.write(Data(output.utf8))
+        StandardStream.output.write(output)
     }
 }
 
 struct Send: ParsableCommand {
+    #if WebhookSend
     static let configuration = CommandConfiguration(abstract: "POST a signed delivery to URL and print the response.")
+    #else
+    static let configuration = CommandConfiguration(abstract: "Not in this build (see Package.swift's WebhookSend trait): \(notInThisBuild)")
+    static let notInThisBuild = "pip install pretix-forge (its wheel has it), or build with: swift build --traits WebhookSend"
+    #endif
 
     @Argument(help: "The webhook URL, e.g. https://pretix.example/org/event/noderails/webhook/")
     var url: String
@@ -112,6 +117,10 @@ struct Send: ParsableCommand {
     var caFile: String?
 
     func run() throws {
+        #if !WebhookSend
+        throw ForgeError("`webhook send` is not in this build of pretix-forge: it was built without the WebhookSend trait",
+                         at: SourceLocation(file: "command line"), fix: Self.notInThisBuild)
+        #else
         guard let target = URL(string: url), let scheme = target.scheme, ["http", "https"].contains(scheme), target.host != nil else {
             throw ForgeError("'\(url)' is not an http(s) URL", at: SourceLocation(file: "command line"), fix: "pass the full webhook URL")
         }
@@ -125,10 +134,11 @@ struct Send: ParsableCommand {
         }
         let delivery = try options.delivery()
         let response = try WebhookTransport(timeout: timeout, trusting: caFile).post(delivery.body, headers: delivery.headers, to: url)
-        // One write: print() buffers, FileHandle does not, so mixing them reorders piped output.
+        // One write: print() buffers, StandardStream does not, so mixing them reorders piped output.
         var output = Data("HTTP \(response.status)\n".utf8) + response.body
         if response.body.last != UInt8(ascii: "\n") { output.append(UInt8(ascii: "\n")) }
-        FileHandle.standardOutput.write(output)
+        StandardStream.output.write(output)
         if !(200..<300).contains(response.status) { throw ExitCode(1) }
+        #endif
     }
 }

@@ -1,5 +1,7 @@
+// Only with the WebhookSend trait (Package.swift): it is what needs SwiftNIO and BoringSSL.
+#if WebhookSend
 import AsyncHTTPClient
-import Foundation
+import FoundationEssentials
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -70,3 +72,4 @@ struct WebhookTransport {
         return String(describing: error)
     }
 }
+#endif

@@ -272,7 +272,48 @@ def test_a_binary_that_loads_shared_libraries_is_refused(installed, forge, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-# -- webhook send over TLS, from the static binary -------------------------------------------------
+# -- webhook send, from the static binary: the one build with the WebhookSend trait (make dist) -----
+
+
+def test_webhook_send_delivers_exactly_the_signed_bytes(installed):
+    binary, env = installed
+    received = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            received["body"] = self.rfile.read(int(self.headers["Content-Length"]))
+            received["headers"] = {k.lower(): v for k, v in self.headers.items()}
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"received": true}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        arguments = ["--type", "payment.refunded", "--refund-id", "rf_1", "--at", "1700000000.5"]
+        signed = run(binary, "webhook", "sign", *arguments, env=env).stdout
+        sent = run(binary, "webhook", "send", f"http://127.0.0.1:{server.server_port}/org/event/noderails/webhook/", *arguments,
+                   env=env)
+    finally:
+        server.shutdown()
+    head, body = signed.split(b"\n\n", 1)
+    headers = dict(line.split(": ", 1) for line in head.decode().splitlines())
+    assert received["body"] + b"\n" == body
+    for name in ("x-noderails-signature", "x-noderails-timestamp", "content-type"):
+        assert received["headers"][name] == headers[name]
+    assert sent.stdout == b'HTTP 200\n{"received": true}\n'
+
+
+def test_webhook_send_reports_a_refused_delivery(installed):
+    binary, env = installed
+    refused = run(binary, "webhook", "send", "http://127.0.0.1:9/", env=env, check=False)
+    assert refused.returncode == 1 and b"delivery failed" in refused.stderr
+
 
 
 @pytest.fixture

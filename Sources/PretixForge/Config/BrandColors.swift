@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A colour from `[branding]`, in the forms the config accepts: `#rgb`, `#rgba`, `#rrggbb`,
 /// `#rrggbbaa`, `rgb()`/`rgba()` and `hsl()`/`hsla()`. Channels are 0…1, as WCAG computes with them.
@@ -103,7 +104,7 @@ struct CSSColor: Equatable {
     }
 
     var hexString: String {
-        let digits = [red, green, blue].map { String(format: "%02x", Int(($0 * 255).rounded())) }
+        let digits = [red, green, blue].map { Int(($0 * 255).rounded()).hexDigits(width: 2) }
         return "#" + digits.joined()
     }
 }
@@ -166,6 +167,7 @@ enum BrandContrast {
 
     /// Two decimals, rounded down, so a ratio shown as 4.50 really is at least 4.5.
     static func format(_ ratio: Double) -> String {
-        String(format: "%.2f", (ratio * 100).rounded(.down) / 100)
+        let hundredths = Int((ratio * 100).rounded(.down))
+        return "\(hundredths / 100)." + (hundredths % 100).description.leftPadded(to: 2)
     }
 }

@@ -1,7 +1,5 @@
-import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
+import CExpat
+import FoundationEssentials
 
 /// Checks that a logo is what its extension says, and that an SVG cannot run code when
 /// pretix serves it from its own origin.
@@ -14,33 +12,43 @@ enum LogoCheck {
         return nil
     }
 
+    /// Parsed with expat rather than Foundation's XMLParser: that one is libxml2, which brings ICU's
+    /// data into the static binary a second time. expat loads no external entity or DTD unless given
+    /// a handler for them (none is set) and bounds entity expansion itself.
     static func svgProblem(_ data: Data) -> String? {
-        let delegate = SVGInspector()
-        let parser = XMLParser(data: data)
-        parser.shouldResolveExternalEntities = false
-        parser.delegate = delegate
-        // Linux's XMLParser reports success for a truncated document; also require the root to close.
-        guard parser.parse(), parser.parserError == nil, delegate.rootClosed else {
-            return "the file is not well-formed SVG (XML error at line \(parser.lineNumber))"
+        guard let parser = XML_ParserCreate(nil) else { return "cannot start the XML parser (out of memory)" }
+        defer { XML_ParserFree(parser) }
+        let inspector = SVGInspector()
+        let context = Unmanaged.passUnretained(inspector).toOpaque()
+        XML_SetUserData(parser, context)
+        XML_SetElementHandler(parser, { context, name, attributes in
+            guard let context, let name else { return }
+            var pairs: [(String, String)] = []
+            var index = 0
+            while let attributes, let key = attributes[index], let value = attributes[index + 1] {
+                pairs.append((String(cString: key), String(cString: value)))
+                index += 2
+            }
+            Unmanaged<SVGInspector>.fromOpaque(context).takeUnretainedValue().start(String(cString: name), attributes: pairs)
+        }, nil)
+        // Whole document, final: a truncated one is an error, not a success.
+        let status = withExtendedLifetime(inspector) {
+            data.withUnsafeBytes { bytes in
+                XML_Parse(parser, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count), 1)
+            }
         }
-        return delegate.problem ?? (delegate.root == "svg" ? nil : "the root element is <\(delegate.root ?? "none")>, not <svg>")
+        guard status == XML_STATUS_OK else {
+            return "the file is not well-formed SVG (XML error at line \(XML_GetCurrentLineNumber(parser)))"
+        }
+        return inspector.problem ?? (inspector.root == "svg" ? nil : "the root element is <\(inspector.root ?? "none")>, not <svg>")
     }
 
-    private final class SVGInspector: NSObject, XMLParserDelegate {
+    private final class SVGInspector {
         var root: String?
         var problem: String?
-        var rootClosed = false
-        private var depth = 0
 
-        func parser(_ parser: XMLParser, didEndElement name: String, namespaceURI: String?, qualifiedName: String?) {
-            depth -= 1
-            if depth == 0 { rootClosed = true }
-        }
-
-        func parser(_ parser: XMLParser, didStartElement name: String, namespaceURI: String?, qualifiedName: String?,
-                    attributes: [String: String] = [:]) {
+        func start(_ name: String, attributes: [(String, String)]) {
             let local = name.split(separator: ":").last.map(String.init)?.lowercased() ?? name
-            depth += 1
             if root == nil { root = local }
             guard problem == nil else { return }
             if local == "script" || local == "foreignobject" {
@@ -52,7 +60,7 @@ enum LogoCheck {
                 if lowered.hasPrefix("on") {
                     problem = "the SVG has an event handler (\(attribute)=…)"
                 } else if lowered == "href" || lowered.hasSuffix(":href") {
-                    let target = value.trimmingCharacters(in: .whitespaces).lowercased()
+                    let target = value.trimming(.whitespaces).lowercased()
                     if !(target.hasPrefix("#") || target.hasPrefix("data:image/png") || target.hasPrefix("data:image/jpeg")) {
                         problem = "the SVG references '\(value)'; only internal (#id) and embedded image references are allowed"
                     }

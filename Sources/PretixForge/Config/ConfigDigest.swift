@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 extension ForgeConfig {
     /// SHA-256 of the validated values, not of the file: editing a comment or reordering keys

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TOMLKit
 
 /// Reads a pretix-forge TOML config into a validated `ForgeConfig`, collecting every problem

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TOMLKit
 
 /// Walks the parsed TOML once, reading typed values and recording every problem.
@@ -270,7 +270,7 @@ final class ConfigReader {
             return nil
         }
         guard text.allSatisfy({ $0.isASCII && !$0.isWhitespace && !"\"'<>\\`|^".contains($0) }),
-              let components = URLComponents(string: text.replacingOccurrences(of: placeholder, with: "0x0")),
+              let components = URLComponents(string: text.replacing(placeholder, with: "0x0")),
               components.scheme?.lowercased() == "https", let host = components.host, !host.isEmpty,
               components.user == nil, components.password == nil, components.fragment == nil else {
             report(key, "'\(text)' is not an https URL", fix: fix)
@@ -546,7 +546,7 @@ final class ConfigReader {
     /// Free text shown to people: any Unicode, but no control characters except (where
     /// allowed) line breaks and tabs. The renderers escape it for each target language.
     private func checkText(_ text: String, keyPath: String, multiline: Bool) -> String? {
-        if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if text.trimming(.whitespacesAndNewlines).isEmpty {
             report(keyPath, "must not be empty", fix: "write the text shown for it")
             return nil
         }
@@ -558,7 +558,7 @@ final class ConfigReader {
             ($0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t") || $0 == "\u{2028}" || $0 == "\u{2029}"
         }
         if let badScalar, !(multiline && (badScalar == "\u{2028}" || badScalar == "\u{2029}")) {
-            report(keyPath, String(format: "contains the control character U+%04X", badScalar.value), fix: "remove it")
+            report(keyPath, "contains the control character U+" + badScalar.value.hexDigits(width: 4).uppercased(), fix: "remove it")
             return nil
         }
         if text.count > 300 {

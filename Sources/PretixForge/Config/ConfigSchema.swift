@@ -40,7 +40,7 @@ public enum ConfigSchema {
 
         /// A TOML basic string; the stock values hold no character that needs more than these escapes.
         private static func quoted(_ text: String) -> String {
-            "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
         }
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The typed configuration of one plugin variant. Every value here has been validated:
 /// renderers may rely on identifiers being safe to paste into Python, URLs and paths.

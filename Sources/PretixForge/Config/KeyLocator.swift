@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Finds the line of `table.key` in TOML source. TOMLKit reports lines for syntax errors
 /// only, so this light scan gives value errors a line too. It understands `[table]`
@@ -10,9 +10,9 @@ struct KeyLocator {
     init(source: String) {
         var table = ""
         for (index, line) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            let trimmed = line.trimming(.whitespaces)
             if trimmed.hasPrefix("["), let close = trimmed.firstIndex(of: "]") {
-                table = trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimmingCharacters(in: .whitespaces)
+                table = trimmed[trimmed.index(after: trimmed.startIndex)..<close].trimming(.whitespaces)
                 lines[table] = lines[table] ?? index + 1
             } else if let key = Self.assignedKey(trimmed) {
                 let path = table.isEmpty ? key : "\(table).\(key)"
@@ -25,7 +25,7 @@ struct KeyLocator {
     /// The key of a `key = value` (or `"key" = value`) line, nil for anything else.
     static func assignedKey(_ line: String) -> String? {
         guard let equals = line.firstIndex(of: "=") else { return nil }
-        var key = line[..<equals].trimmingCharacters(in: .whitespaces)
+        var key = line[..<equals].trimming(.whitespaces)
         if key.count >= 2, key.hasPrefix("\""), key.hasSuffix("\"") { key = String(key.dropFirst().dropLast()) }
         let keyByte: (UInt8) -> Bool = { ASCIIPattern.isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
         return ASCIIPattern.matches(key, first: keyByte, rest: keyByte) ? key : nil

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Python naming rules the generated plugin depends on.
 public enum PythonNames {
@@ -55,7 +55,7 @@ public enum PEP440 {
     public static func canonical(_ version: String) -> String? {
         if let release = canonicalRelease(version) { return release }
         let pattern = /v?(?:(?<epoch>[0-9]+)!)?(?<release>[0-9]+(?:\.[0-9]+)*)(?:[-_.]?(?<pre_l>a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?<pre_n>[0-9]+)?)?(?:-(?<post_n1>[0-9]+)|[-_.]?(?<post_l>post|rev|r)[-_.]?(?<post_n2>[0-9]+)?)?(?:[-_.]?(?<dev_l>dev)[-_.]?(?<dev_n>[0-9]+)?)?/
-        let text = version.trimmingCharacters(in: .whitespaces).lowercased()
+        let text = version.trimming(.whitespaces).lowercased()
         guard let match = text.wholeMatch(of: pattern) else { return nil }
         func number(_ digits: Substring?) -> String {
             guard let digits else { return "0" }

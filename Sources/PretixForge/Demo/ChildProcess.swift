@@ -1,5 +1,6 @@
 import CSupport
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// A program pretix-forge started in a process group of its own, armed to die with pretix-forge
 /// (see `forge_spawn`). Signals go to the whole group, so its own children are reached too.
@@ -43,6 +44,20 @@ public final class ChildProcess {
             exitStatus = 255  // reaped elsewhere; it is gone either way
         }
         return exitStatus
+    }
+
+    /// Blocks until the process has ended and returns its exit status (128 + n for a signal).
+    public func waitForExit() -> Int32 {
+        while exitStatus == nil {
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, 0)
+            if result == pid {
+                exitStatus = Self.decode(status)
+            } else if result < 0, errno != EINTR {
+                exitStatus = 255  // reaped elsewhere; it is gone either way
+            }
+        }
+        return exitStatus!
     }
 
     /// Sends `signal` to every process in the group.

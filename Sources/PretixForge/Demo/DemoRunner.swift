@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// What `pretix-forge demo` was asked for.
 public struct DemoOptions: Sendable {
@@ -134,10 +135,10 @@ public enum DemoRunner {
     /// A screenshots folder is created, or replaced when it holds a previous run's manifest;
     /// a folder of the user's is never touched.
     static func checkScreenshotsFolder(_ folder: String) throws(ForgeError) {
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory) else { return }
         let location = SourceLocation(file: folder)
-        guard isDirectory.boolValue else {
+        guard isDirectory else {
             throw ForgeError("exists and is not a folder", at: location, keyPath: "--screenshots", fix: "choose a new or empty folder for --screenshots")
         }
         let contents = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// The demo's throwaway folder under $TMPDIR: the sdist, the embedded Python (the demo driver
 /// and the NodeRails simulator), the spec the driver reads, pretix's data and the browser's
@@ -40,7 +41,7 @@ final class DemoWorkspace {
             try FileManager.default.createDirectory(at: root.appendingPathComponent("tmp"), withIntermediateDirectories: true)
         } catch {
             try? FileManager.default.removeItem(at: root)
-            throw ForgeError("cannot write the demo's throwaway folder: \(error.localizedDescription)", at: SourceLocation(file: root.path))
+            throw ForgeError("cannot write the demo's throwaway folder: \(describe(error))", at: SourceLocation(file: root.path))
         }
         driverEnvironment = Self.driverEnvironment(environment, runtime: runtime.path, temporary: root.appendingPathComponent("tmp").path)
     }
@@ -71,11 +72,12 @@ final class DemoWorkspace {
     func screenshots() throws(ForgeError) -> [String: Data] {
         let folder = root.appendingPathComponent("screenshots")
         var files: [String: Data] = [:]
-        let enumerator = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey])
-        while let url = enumerator?.nextObject() as? URL {
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true,
-                  let data = try? Data(contentsOf: url) else { continue }
-            files[String(url.standardizedFileURL.path.dropFirst(folder.standardizedFileURL.path.count + 1))] = data
+        for path in (try? FileManager.default.subpathsOfDirectory(atPath: folder.path)) ?? [] {
+            let file = folder.appendingPathComponent(path)
+            var isDirectory = false
+            guard FileManager.default.fileExists(atPath: file.path, isDirectory: &isDirectory), !isDirectory,
+                  let data = try? Data(contentsOf: file) else { continue }
+            files[path] = data
         }
         guard files[DemoRunner.screenshotsMarker] != nil else {
             throw ForgeError("the demo finished without writing its screenshots", at: SourceLocation(file: folder.path))

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// An interpreter that can run the demo: it imports pretix (and selenium, for screenshots).
 public struct PretixInterpreter: Sendable {
@@ -21,7 +22,7 @@ public enum PretixEnvironment {
     /// The pinned pretix version, e.g. 2026.8.0.
     public static var pinnedPretixVersion: String {
         for line in requirements.split(separator: "\n") where line.hasPrefix("pretix==") {
-            return String(line.dropFirst("pretix==".count)).trimmingCharacters(in: .whitespaces)
+            return String(line.dropFirst("pretix==".count)).trimming(.whitespaces)
         }
         preconditionFailure("\(requirementsResource) pins no pretix version")
     }
@@ -116,7 +117,7 @@ public enum PretixEnvironment {
         do {
             try fileManager.createDirectory(at: folder, withIntermediateDirectories: true)
         } catch {
-            throw ForgeError("cannot create the cache folder: \(error.localizedDescription)", at: SourceLocation(file: folder.path),
+            throw ForgeError("cannot create the cache folder: \(describe(error))", at: SourceLocation(file: folder.path),
                              fix: "check that it is writable, set XDG_CACHE_HOME to a writable folder, or pass --python")
         }
         removeAbandoned(in: folder, prefix: stagingPrefix)
@@ -163,7 +164,7 @@ public enum PretixEnvironment {
             try? fileManager.removeItem(at: staging)
             if let forgeError = error as? ForgeError { throw forgeError }
             if error is DemoInterrupted { throw error }
-            throw ForgeError("cannot create the pretix environment: \(error.localizedDescription)", at: location)
+            throw ForgeError("cannot create the pretix environment: \(describe(error))", at: location)
         }
         if rename(staging.path, target.path) != 0 {
             try? fileManager.removeItem(at: staging)  // another run finished first; its copy is as good
@@ -171,7 +172,7 @@ public enum PretixEnvironment {
                 throw ForgeError("cannot move the new pretix environment into place: \(String(cString: strerror(errno)))", at: location)
             }
         }
-        report(String(format: "pretix environment ready in %.0f s", Date().timeIntervalSince(started)), false)
+        report("pretix environment ready in \(Int(Date().timeIntervalSince(started).rounded())) s", false)
     }
 
     private static func removeAbandoned(in folder: URL, prefix: String) {
@@ -205,7 +206,7 @@ struct CapturedRun {
     init(_ executable: String, _ arguments: [String], environment: [String: String], signals: SignalWatcher, timeout: Double,
          onLine: (String) -> Void = { _ in }) throws {
         var pipe: [Int32] = [0, 0]
-        guard Foundation.pipe(&pipe) == 0 else {
+        guard Glibc.pipe(&pipe) == 0 else {
             throw ForgeError("cannot create a pipe: \(String(cString: strerror(errno)))", at: SourceLocation(file: executable))
         }
         let child: ChildProcess

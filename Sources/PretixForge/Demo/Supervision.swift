@@ -1,5 +1,6 @@
 import CSupport
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// SIGINT, SIGTERM and SIGHUP as bytes on a pipe, so one single-threaded loop can wait for a
 /// signal, a child's output and a child's exit alike (poll), with no signal-handler logic.
@@ -20,7 +21,7 @@ public final class SignalWatcher {
     public func wait(timeout: Double, alsoReadable other: Int32? = nil) -> (signals: [Int32], otherReadable: Bool) {
         var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
         if let other { fds.append(pollfd(fd: other, events: Int16(POLLIN), revents: 0)) }
-        let ready = Foundation.poll(&fds, nfds_t(fds.count), Int32(timeout * 1000))
+        let ready = Glibc.poll(&fds, nfds_t(fds.count), Int32(timeout * 1000))
         guard ready > 0 else { return ([], false) }
         var received: [Int32] = []
         if fds[0].revents != 0 {

@@ -1,5 +1,5 @@
 import CArchive
-import Foundation
+import FoundationEssentials
 
 /// Reads the regular-file members of a tar.gz or zip (libarchive detects which).
 ///

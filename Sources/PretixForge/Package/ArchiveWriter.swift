@@ -1,5 +1,5 @@
 import CArchive
-import Foundation
+import FoundationEssentials
 
 /// Writes reproducible tar.gz and zip archives through libarchive.
 /// Every entry gets the same mtime, uid/gid 0, empty owner names and normalised modes;

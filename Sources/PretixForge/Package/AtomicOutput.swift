@@ -1,5 +1,6 @@
 import CSupport
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Writes outputs so a reader sees the old state or the new one, never a mix: everything is
 /// staged in a sibling folder, then swapped in with one rename.
@@ -15,9 +16,9 @@ public enum AtomicOutput {
     /// replaced only when it is empty or holds `marker`, a file every such output has: a
     /// mistyped path must never wipe a folder of the user's.
     public static func replaceDirectory(_ directory: String, with files: [String: Data], marker: String) throws(ForgeError) {
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) {
-            guard isDirectory.boolValue else {
+            guard isDirectory else {
                 throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a new or empty folder")
             }
             let contents = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
@@ -32,8 +33,8 @@ public enum AtomicOutput {
     /// Writes `files` into `directory`, keeping files it holds that are not being replaced
     /// (earlier versions in dist/, say).
     public static func update(_ directory: String, with files: [String: Data]) throws(ForgeError) {
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory.boolValue {
+        var isDirectory = false
+        if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory {
             throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a folder for --out")
         }
         try publish(files, to: directory, mode: .update)
@@ -59,7 +60,7 @@ public enum AtomicOutput {
         do {
             try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
         } catch {
-            throw ForgeError("cannot write the output: \(error.localizedDescription)", at: location,
+            throw ForgeError("cannot write the output: \(describe(error))", at: location,
                              fix: "check that the folder is writable and the disk has space")
         }
         let seal = try? MachineSeal.load()
@@ -80,7 +81,7 @@ public enum AtomicOutput {
             }
         } catch {
             try? fileManager.removeItem(at: staging)
-            throw ForgeError("cannot write the output: \(error.localizedDescription)", at: location,
+            throw ForgeError("cannot write the output: \(describe(error))", at: location,
                              fix: "check that the folder is writable and the disk has space")
         }
         // A new tree is renamed into place, which fails rather than replace a folder that

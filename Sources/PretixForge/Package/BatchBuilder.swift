@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Dispatch
 
 /// Builds many variants at once on every core, carrying on past failures.
 public enum BatchBuilder {
@@ -20,12 +21,12 @@ public enum BatchBuilder {
     public static func expandConfigPaths(_ paths: [String]) throws(ForgeError) -> [String] {
         var result: [String] = []
         for path in paths {
-            var isDirectory: ObjCBool = false
+            var isDirectory = false
             guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
                 result.append(path)  // reported by the loader, with the other failures
                 continue
             }
-            guard isDirectory.boolValue else {
+            guard isDirectory else {
                 result.append(path)
                 continue
             }

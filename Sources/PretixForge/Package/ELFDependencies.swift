@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What a Linux executable asks of the system it runs on, read from its ELF dynamic section:
 /// the shared libraries it loads (DT_NEEDED) and the glibc symbol versions it binds to

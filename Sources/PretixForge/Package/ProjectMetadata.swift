@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import TOMLKit
 
 /// Core metadata (PKG-INFO / METADATA 2.4) derived from the rendered `pyproject.toml`,
@@ -98,7 +98,7 @@ extension ProjectMetadata {
         guard let name, !name.isEmpty else { return email }
         let specials = Set("()<>[]:;@\\,.\"")
         guard name.contains(where: { specials.contains($0) }) else { return "\(name) <\(email)>" }
-        let quoted = name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        let quoted = name.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
         return "\"\(quoted)\" <\(email)>"
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The fixed-size records of a zip file (PKWARE APPNOTE 4.3), read and written little-endian.
 /// Shared by the wheel writer, which rewrites libarchive's output, and the strict reader of

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A gettext catalogue: parses `.po` text and compiles the `.mo` file Django loads.
 /// Written here rather than shelling out to msgfmt so builds need nothing but this binary

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// `overlay update`: brings overlay files onto the built-in templates of this forge version with
 /// a 3-way merge — the base is the built-in text the manifest recorded when the overlay was
@@ -77,28 +78,50 @@ public enum OverlayUpdate {
             try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
             for (url, data) in zip(files, [ours, base, theirs]) { try data.write(to: url) }
         } catch {
-            throw ForgeError("cannot prepare the merge: \(error.localizedDescription)", at: SourceLocation(file: scratch.path))
+            throw ForgeError("cannot prepare the merge: \(describe(error))", at: SourceLocation(file: scratch.path))
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: git)
-        process.arguments = ["merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2]] + files.map(\.path)
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        process.standardInput = FileHandle.nullDevice
-        do {
-            try process.run()
+        // stdout and stderr through pipes, stdin from /dev/null (forge_spawn); no death signal: this
+        // may run on a worker thread, whose exit would fire it (ChildProcess).
+        var output: [Int32] = [0, 0], errors: [Int32] = [0, 0]
+        guard pipe(&output) == 0 else {
+            throw ForgeError("cannot create a pipe: \(String(cString: strerror(errno)))", at: SourceLocation(file: git))
+        }
+        guard pipe(&errors) == 0 else {
+            close(output[0]); close(output[1])
+            throw ForgeError("cannot create a pipe: \(String(cString: strerror(errno)))", at: SourceLocation(file: git))
+        }
+        let process: ChildProcess
+        do throws(ForgeError) {
+            defer { close(output[1]); close(errors[1]) }
+            process = try ChildProcess(git, ["merge-file", "-p", "-L", labels[0], "-L", labels[1], "-L", labels[2]] + files.map(\.path),
+                                       environment: ProcessInfo.processInfo.environment, output: output[1], errors: errors[1],
+                                       deathSignal: 0)
         } catch {
-            throw ForgeError("cannot run git: \(error.localizedDescription)", at: SourceLocation(file: git), fix: "check the git installation")
+            close(output[0]); close(errors[0])
+            throw ForgeError("cannot run git: \(error.diagnostics.first?.message ?? "\(error)")", at: SourceLocation(file: git),
+                             fix: "check the git installation")
         }
-        let merged = output.fileHandleForReading.readDataToEndOfFile()
-        let message = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let status = Int(process.terminationStatus)
-        // git merge-file exits with the number of conflicts (at most 127), or with an error.
-        guard process.terminationReason == .exit, (0...127).contains(status) else {
-            throw ForgeError("git merge-file failed: \(message.trimmingCharacters(in: .whitespacesAndNewlines))", at: SourceLocation(file: path))
+        let merged = readToEnd(output[0])
+        let message = String(decoding: readToEnd(errors[0]), as: UTF8.self)
+        let status = Int(process.waitForExit())
+        // git merge-file exits with the number of conflicts (at most 127), or with an error
+        // (a signal gives 128 + its number).
+        guard (0...127).contains(status) else {
+            throw ForgeError("git merge-file failed: \(message.trimming(.whitespacesAndNewlines))", at: SourceLocation(file: path))
         }
         return (merged, status)
+    }
+
+    /// Everything `descriptor` gives until end of file; closes it.
+    private static func readToEnd(_ descriptor: Int32) -> Data {
+        defer { close(descriptor) }
+        var data = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(descriptor, &buffer, buffer.count)
+            if count < 0, errno == EINTR { continue }
+            guard count > 0 else { return data }
+            data.append(contentsOf: buffer[..<count])
+        }
     }
 }

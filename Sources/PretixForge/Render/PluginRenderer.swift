@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Dispatch
 import Mustache
 
 /// A rendered plugin source tree: relative path → bytes, in memory until a stage writes it.
@@ -208,7 +209,7 @@ public struct PluginRenderer: Sendable {
             transform = word
             name = tag[tag.index(after: open)..<tag.index(before: tag.endIndex)]
         }
-        let trimmed = name.trimmingCharacters(in: .whitespaces)
+        let trimmed = name.trimming(.whitespaces)
         let parts = trimmed.split(separator: ".", omittingEmptySubsequences: false)
         let wordByte: (UInt8) -> Bool = { ASCIIPattern.isLower($0) || $0 == UInt8(ascii: "_") }
         guard parts.count == 2, parts.allSatisfy({ ASCIIPattern.matches($0, first: wordByte, rest: wordByte) }) else { return nil }
@@ -230,7 +231,7 @@ public struct PluginRenderer: Sendable {
                 var end = index + 2
                 while end + 1 < bytes.count, !(bytes[end] == UInt8(ascii: "%") && bytes[end + 1] == UInt8(ascii: ">")) { end += 1 }
                 let inner = String(decoding: bytes[(index + 2)..<min(end, bytes.count)], as: UTF8.self)
-                result.append((line, inner.trimmingCharacters(in: .whitespaces)))
+                result.append((line, inner.trimming(.whitespaces)))
                 line += inner.filter { $0 == "\n" }.count
                 index = end + 2
                 continue

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The files that make the tree a repository of its own rather than a plugin: `.gitignore`,
 /// the GitHub workflows and the composite action they share, and the manifest. They are

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Mustache
 
 /// Organiser-controlled text. Templates must pass it through an escaping transform

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A folder of the maintainer's templates: a file at the path of a built-in template replaces
 /// it, any other file is added to the tree (a CHANGELOG.md, a third language's .po, an extra

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// JSON with sorted keys, two-space indentation and one spelling of every value, so equal
 /// content always gives equal bytes: the manifest is committed with the tree and compared byte
@@ -50,33 +50,29 @@ enum CanonicalJSON {
         Escaping.json(string)
     }
 
-    /// Parses a document into the same value model; nil when it is not JSON.
+    /// Parses a document into the same value model; nil when it is not JSON, or holds a number
+    /// that is not a whole one within Int (the manifest schema has only those).
     static func decode(_ data: Data) -> Value? {
-        guard let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else { return nil }
-        return value(of: object)
+        try? JSONDecoder().decode(Value.self, from: data)
     }
+}
 
-    private static func value(of object: Any) -> Value? {
-        switch object {
-        case is NSNull: return .null
-        case let string as String: return .string(string)
-        // Booleans arrive as numbers on some platforms; the manifest schema has none.
-        case let number as NSNumber: return .int(number.intValue)
-        case let array as [Any]:
-            var items: [Value] = []
-            for item in array {
-                guard let converted = value(of: item) else { return nil }
-                items.append(converted)
-            }
-            return .array(items)
-        case let dictionary as [String: Any]:
-            var members: [String: Value] = [:]
-            for (key, item) in dictionary {
-                guard let converted = value(of: item) else { return nil }
-                members[key] = converted
-            }
-            return .object(members)
-        default: return nil
+extension CanonicalJSON.Value: Decodable {
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let string = try? container.decode(String.self) {
+            self = .string(string)
+        } else if let number = try? container.decode(Int.self) {
+            self = .int(number)
+        } else if let flag = try? container.decode(Bool.self) {
+            // As Foundation's JSONSerialization read them on Linux: numbers.
+            self = .int(flag ? 1 : 0)
+        } else if let array = try? container.decode([Self].self) {
+            self = .array(array)
+        } else {
+            self = .object(try container.decode([String: Self].self))
         }
     }
 }

@@ -1,5 +1,5 @@
 import COpenSSL
-import Foundation
+import FoundationEssentials
 
 /// SHA-256 and HMAC-SHA256 through OpenSSL's libcrypto.
 public enum Digest {
@@ -45,9 +45,9 @@ extension Data {
     /// RFC 4648 §5 base64url without padding, as wheel RECORD files use.
     public var urlSafeBase64NoPadding: String {
         base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+            .replacing("+", with: "-")
+            .replacing("/", with: "_")
+            .replacing("=", with: "")
     }
 
     public init?(hexString: String) {

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The resource files compiled into the binary by the EmbedResources build plugin:
 /// `Templates/…`, `compat.toml`, `Vectors/webhook-signatures.json`, `Licenses/…`,

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,7 +27,7 @@ public struct MachineSeal: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         } catch {
-            throw ForgeError("cannot create the folder for pretix-forge's seal key: \(error.localizedDescription)",
+            throw ForgeError("cannot create the folder for pretix-forge's seal key: \(describe(error))",
                              at: SourceLocation(file: folder), fix: "make the folder writable, or set XDG_STATE_HOME to one that is")
         }
         var generator = SystemRandomNumberGenerator()

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `.pretix-forge.json`, committed with the tree: which files pretix-forge manages (and their
 /// SHA-256 when it last wrote them), the forge version, the digests of the config and the
@@ -130,7 +130,7 @@ public struct TreeManifest: Sendable, Equatable {
         var files: [String: String] = [:]
         for (path, value) in fileMembers {
             if let problem = TreeRoot.problem(with: path) {
-                throw broken("the managed path '\(path.replacingOccurrences(of: "\0", with: "\\0"))' \(problem)")
+                throw broken("the managed path '\(path.replacing("\0", with: "\\0"))' \(problem)")
             }
             guard let digest = value.string, digest.count == 64 else { throw broken("'\(path)' has no SHA-256") }
             files[path] = digest

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -99,7 +99,7 @@ public final class TreeRoot {
     public func lock(exclusive: Bool) {
         let operation = exclusive ? LOCK_EX : LOCK_SH
         if flock(descriptor, operation | LOCK_NB) != 0 {
-            FileHandle.standardError.write(Data("waiting for another pretix-forge run on \(path)\n".utf8))
+            StandardStream.error.write("waiting for another pretix-forge run on \(path)\n")
             flock(descriptor, operation)
         }
     }
@@ -120,7 +120,7 @@ public final class TreeRoot {
 
     private func validate(_ relative: String) throws(Failure) {
         if let problem = Self.problem(with: relative) {
-            throw Failure(path: relative.replacingOccurrences(of: "\0", with: "\\0"), message: "the path \(problem); pretix-forge never writes or removes such a path",
+            throw Failure(path: relative.replacing("\0", with: "\\0"), message: "the path \(problem); pretix-forge never writes or removes such a path",
                           fix: "restore \(TreeManifest.fileName) with `git checkout -- \(TreeManifest.fileName)`, or regenerate into a new folder")
         }
     }

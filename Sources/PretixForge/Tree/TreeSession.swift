@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// An existing tree opened by a command: locked against concurrent runs, its manifest read, and
 /// what an interrupted run left either finished (commands that write the tree) or reported
@@ -20,11 +20,11 @@ public final class TreeSession {
     public let recovery: TreeTransaction.Recovery?
 
     public init(directory: String, access: Access) throws(ForgeError) {
-        var isDirectory: ObjCBool = false
+        var isDirectory = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder that `generate --out` wrote")
         }
-        guard isDirectory.boolValue else {
+        guard isDirectory else {
             throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a new or empty folder")
         }
         root = try TreeRoot(directory)

@@ -1,4 +1,5 @@
-import Foundation
+import FoundationEssentials
+import Glibc
 
 /// Rewrites the managed files of an existing tree in place, with a write-ahead journal, so that
 /// a crash or SIGKILL never leaves a mix of old and new managed files behind once the next
@@ -129,7 +130,7 @@ public enum TreeTransaction {
             for (path, data) in change.writes.sorted(by: { $0.key < $1.key }) {
                 let staged = stagingFolder + "/" + path
                 try root.writeFile(staged, data, durable: true)
-                folders.insert((staged as NSString).deletingLastPathComponent)
+                folders.insert(Self.folder(of: staged))
                 TestHook.pause()
             }
             for folder in folders { root.syncFolder(folder) }
@@ -147,6 +148,11 @@ public enum TreeTransaction {
         ["pretix-forge staging folder", root.identity, stagingIdentity]
     }
 
+    /// The folder holding a tree-relative path, "" for the tree's top ("a/b/c" → "a/b", "c" → "").
+    static func folder(of path: String) -> String {
+        path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+    }
+
     /// Step 3; safe to repeat after being killed at any point of an earlier attempt.
     private static func rollForward(_ journal: Journal, in root: TreeRoot, seal: MachineSeal) throws(ForgeError) {
         do throws(TreeRoot.Failure) {
@@ -154,7 +160,7 @@ public enum TreeTransaction {
             for (path, sha) in journal.remove.sorted(by: { $0.key < $1.key }) {
                 // A file someone put there since the run began is not the one the run meant to remove.
                 guard try root.removeFile(path, sha256: sha) else { continue }
-                let folder = (path as NSString).deletingLastPathComponent
+                let folder = Self.folder(of: path)
                 root.removeEmptyFolders(from: folder)
                 touched.insert(folder)
                 TestHook.pause()
@@ -169,7 +175,7 @@ public enum TreeTransaction {
                                                + "and \(stagingFolder)/")
                 }
                 try root.rename(staged, to: path)
-                touched.insert((path as NSString).deletingLastPathComponent)
+                touched.insert(Self.folder(of: path))
                 TestHook.pause()
             }
             for folder in touched { root.syncFolder(folder) }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// What `generate --out DIR` does to a folder that exists, decided before anything is written:
 /// add, replace or remove managed files only, and refuse to overwrite what pretix-forge did not

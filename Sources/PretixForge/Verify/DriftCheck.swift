@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Verify stage: compares what the config produces now with a committed tree or released files.
 public struct DriftReport: Sendable, CustomStringConvertible {
@@ -70,8 +70,8 @@ public enum DriftCheck {
     /// Reads every regular file under `directory`, keyed by relative path. A folder of
     /// templates may hold no symlink: a link would pull a file from outside it into the plugin.
     public static func readTree(_ directory: String) throws(ForgeError) -> [String: Data] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        var isDirectory = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory else {
             throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder that `generate --out` wrote")
         }
         let root = try TreeRoot(directory)
@@ -129,7 +129,7 @@ public enum DriftCheck {
             guard let wheel = members.first(where: { $0.key.hasSuffix(".dist-info/WHEEL") })?.value else { return nil }
             let prefix = "Generator: pretix-forge "
             return String(decoding: wheel, as: UTF8.self).split(separator: "\n")
-                .first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)).trimmingCharacters(in: .whitespaces) }
+                .first { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count)).trimming(.whitespaces) }
         }
         let manifestName = members.keys.first { $0.split(separator: "/").count == 2 && $0.hasSuffix("/" + TreeManifest.fileName) }
         guard let manifestName, let data = members[manifestName] else { return nil }

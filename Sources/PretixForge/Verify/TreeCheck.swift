@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// `check --tree`: the managed files of a tree (those the config produces now, and those the
 /// manifest says the last `generate` wrote) against the render. Every other file is the

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A NodeRails webhook event body in the shape docs/noderails-contract.md describes, with the ids the plugin matches on.
 public struct WebhookEvent: Sendable {
@@ -27,15 +27,22 @@ public struct WebhookEvent: Sendable {
 
     /// Compact JSON with a stable key order, so the same arguments sign to the same bytes.
     public func body(createdAt: Date) -> Data {
-        let created = ISO8601DateFormatter().string(from: createdAt)
+        let created = createdAt.formatted(.iso8601)
         let id = eventID ?? "evt_" + Digest.sha256(Data("\(type)|\(sessionID)|\(intentID)|\(created)".utf8)).hexString.prefix(24)
-        var data: [String: Any] = [
+        var data: [String: String] = [
             "id": intentID, "paymentIntentId": intentID, "checkoutSessionId": sessionID,
             "status": Self.status(for: type), "amount": amount, "currency": currency,
         ]
         if let refundID { data["refundId"] = refundID }
-        let object: [String: Any] = ["id": id, "type": type, "createdAt": created, "data": data]
+        let event = Event(id: String(id), type: type, createdAt: created, data: data)
         // Key order is fixed by .sortedKeys; slashes stay unescaped as NodeRails sends them.
-        return (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(event)) ?? Data()
+    }
+
+    private struct Event: Encodable {
+        var id, type, createdAt: String
+        var data: [String: String]
     }
 }

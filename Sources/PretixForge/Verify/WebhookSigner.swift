@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Signs NodeRails webhook deliveries the way NodeRails does, for the vector harness and for
 /// organisers testing a deployment (`pretix-forge webhook sign|send`).

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Verify stage: reads a wheel the way the strictest installers do and lists everything on
 /// which two zip readers could disagree. uv and PyPI's upload check walk the local headers
