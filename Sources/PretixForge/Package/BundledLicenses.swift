@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// The licences pretix-forge's static binary owes for what it links, besides pretix-forge's own:
 /// `scripts/licenses.py` collects them at `make dist` from the linker's map into a folder, and
@@ -28,26 +28,28 @@ public struct BundledLicenses: Sendable {
             throw ForgeError("has no SPDX expression", at: SourceLocation(file: expressionFile), keyPath: "--licenses",
                              fix: "pass the folder scripts/licenses.py writes (make dist: .build-release/licenses)")
         }
-        expression = String(decoding: expressionData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        expression = String(decoding: expressionData, as: UTF8.self).trimming(.whitespacesAndNewlines)
         guard !expression.isEmpty, !expression.contains("\n") else {
             throw ForgeError("must hold one SPDX expression on one line", at: SourceLocation(file: expressionFile),
                              keyPath: "--licenses", fix: "run scripts/licenses.py again (make dist)")
         }
-        let filesRoot = root.appendingPathComponent("files", isDirectory: true)
+        let filesRoot = root.appendingPathComponent("files", isDirectory: true).path
         var found: [File] = []
-        let enumerator = FileManager.default.enumerator(at: filesRoot, includingPropertiesForKeys: [.isRegularFileKey])
-        while let url = enumerator?.nextObject() as? URL {
-            guard (try? url.resourceValues(forKeys: [.isRegularFileKey]))?.isRegularFile == true else { continue }
-            let path = String(url.standardizedFileURL.path.dropFirst(filesRoot.path.count + 1))
+        for path in (try? FileManager.default.subpathsOfDirectory(atPath: filesRoot)) ?? [] {
+            let full = filesRoot + "/" + path
+            var isDirectory = false
+            guard FileManager.default.fileExists(atPath: full, isDirectory: &isDirectory), !isDirectory else {
+                continue
+            }
             // A component's files sit in its own folder: none can take the place of our LICENSE.
-            guard path.contains("/"), let data = FileManager.default.contents(atPath: url.path) else {
-                throw ForgeError("is not a component's licence file", at: SourceLocation(file: url.path), keyPath: "--licenses",
+            guard path.contains("/"), let data = FileManager.default.contents(atPath: full) else {
+                throw ForgeError("is not a component's licence file", at: SourceLocation(file: full), keyPath: "--licenses",
                                  fix: "keep each licence in files/<component>/, as scripts/licenses.py writes them")
             }
             found.append(File(path: path, data: data))
         }
         guard !found.isEmpty else {
-            throw ForgeError("holds no licence file", at: SourceLocation(file: filesRoot.path), keyPath: "--licenses",
+            throw ForgeError("holds no licence file", at: SourceLocation(file: filesRoot), keyPath: "--licenses",
                              fix: "run scripts/licenses.py again (make dist); a static binary always links someone's code")
         }
         // Sorted, so the same folder always gives the same wheel.

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// Package stage for pretix-forge itself: its own static binary as a platform wheel, so
 /// `pip install pretix-forge` puts it on PATH the way ruff's and uv's wheels do.
