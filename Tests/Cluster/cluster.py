@@ -75,11 +75,14 @@ class Process:
             self.kill()
 
     def log(self, size=6000):
-        try:
-            with open(self.log_path, 'rb') as f:
-                return f.read()[-size:].decode('utf-8', 'replace')
-        except OSError:
-            return ''
+        text = b''
+        for path in (self.log_path, self.log_path.replace('.log', '.tasks.log')):
+            try:
+                with open(path, 'rb') as f:
+                    text += f.read()[-size:]
+            except OSError:
+                pass
+        return text.decode('utf-8', 'replace')
 
 
 def wait_for_port(port, process, timeout=90):
@@ -137,6 +140,7 @@ class Cluster(harness.Stack):
             '--bind', '127.0.0.1:%d' % self.web_port, '--access-logfile', os.path.join(self.root, 'access.log'),
             '--access-logformat', ACCESS_FORMAT, '--timeout', '60', '--graceful-timeout', '3', '--no-control-socket',
         ], self.env, self.root).start()
+        self.launched()
         import django
         django.setup()
         from django.core.management import call_command
@@ -149,6 +153,9 @@ class Cluster(harness.Stack):
         for worker in self.celery:
             self.wait_celery(worker)
         self._warm_up()
+
+    def launched(self):
+        """Called once every server process is started (cluster.py hold reports them)."""
 
     @property
     def url(self):
@@ -191,7 +198,9 @@ class Cluster(harness.Stack):
             sys.executable, '-m', 'celery', '-A', 'pretix.celery_app', 'worker', '--pool', 'solo',
             '--loglevel', 'INFO', '--hostname', 'forge%d@127.0.0.1' % index, '--without-gossip',
             '--without-mingle', '--without-heartbeat',
-        ], self.env, self.root).start()
+            # Its own log file, written record by record: the log tells which worker runs a task.
+            '--logfile', os.path.join(self.root, 'celery-%d.tasks.log' % index),
+        ], dict(self.env, PYTHONUNBUFFERED='1'), self.root)
 
     def wait_celery(self, worker, timeout=120):
         deadline = time.monotonic() + timeout
@@ -211,10 +220,17 @@ class Cluster(harness.Stack):
     def celery_log(self):
         return ''.join(worker.log(200000) for worker in self.celery)
 
-    def runperiodic(self):
-        """pretix's cron entry for the plugin's task, in a process of its own (not yet waited for)."""
-        return subprocess.Popen([sys.executable, '-m', 'pretix', 'runperiodic', '--tasks', PERIODIC_TASK],
-                                env=self.env, cwd=self.root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    def runperiodic(self, http_timeout=None):
+        """pretix's cron entry for the plugin's task in a process of its own (periodic.py), loaded and
+        waiting: its .stdin.write(b'\\n') starts the run, .communicate() collects the output."""
+        process = subprocess.Popen([sys.executable, os.path.join(HERE, 'periodic.py')]
+                                   + ([str(http_timeout)] if http_timeout else []),
+                                   env=self.env, cwd=self.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT)
+        if process.stdout.readline().strip() != b'ready':
+            process.wait(timeout=30)
+            raise RuntimeError('runperiodic did not start')
+        return process
 
     def access_log(self):
         try:
@@ -253,30 +269,21 @@ class Cluster(harness.Stack):
 
 
 def hold():
-    """Start a cluster, print what it runs and where, then wait to be interrupted (test_cleanup.py)."""
+    """Start a cluster, say where it lives as soon as its servers are launched, then wait to be
+    interrupted (test_cleanup.py)."""
     def terminate(signum, frame):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, terminate)
     cluster = Cluster(database=os.environ.get('CLUSTER_DATABASE', 'forge_cluster_hold'))
+    cluster.launched = lambda: print(json.dumps({'folder': cluster.root}), flush=True)
     try:
         cluster.start()
-        print(json.dumps({'pids': [p.pid for p in cluster.processes()],
-                          'gunicorn_children': gunicorn_children(cluster.gunicorn.pid),
-                          'folders': [cluster.root], 'database': cluster.db.name}), flush=True)
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
         cluster.stop()
-
-
-def gunicorn_children(pid):
-    try:
-        with open('/proc/%d/task/%d/children' % (pid, pid)) as f:
-            return [int(child) for child in f.read().split()]
-    except OSError:
-        return []
 
 
 if __name__ == '__main__':

@@ -8,4 +8,5 @@ would fail, so the cluster renders them with plain static URLs and no offline co
 from production_settings import *  # noqa: F401,F403
 
 COMPRESS_ENABLED = COMPRESS_OFFLINE = False
-STORAGES = dict(STORAGES, staticfiles={'BACKEND': 'django.contrib.staticfiles.storage.StaticFilesStorage'})  # noqa: F405
+STORAGES = dict(STORAGES, staticfiles={  # noqa: F405
+    'BACKEND': 'django.contrib.staticfiles.storage.StaticFilesStorage'})

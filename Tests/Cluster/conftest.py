@@ -81,13 +81,17 @@ class Browser:
 
     def place_order(self, timeout=90):
         """POST Place order; pretix hands it to celery and the browser waits on ?async_id=, as
-        pretix's waiting page does, then follows to pay/complete and the order page."""
+        pretix's waiting page does: (the waiting URL, where pretix sends the browser next)."""
         r = self.post('/checkout/confirm/', allow_redirects=False)
         assert r.status_code == 302 and 'async_id=' in r.headers['Location'], (r.status_code, r.headers)
         waited = r.headers['Location']
         r = pretix_testkit.wait_until(lambda: self._done_waiting(waited), timeout=timeout, interval=0.2,
                                       message='the celery worker to place the order')
-        return waited, self.http.get(urljoin(r.url, r.headers['Location']), timeout=60)  # pay/complete, order page
+        return waited, urljoin(r.url, r.headers['Location'])
+
+    def follow(self, location):
+        """Where pretix sends the browser after placing the order: pay/complete, then the order page."""
+        return self.http.get(location, timeout=60)
 
     def _done_waiting(self, location):
         r = self.http.get(urljoin(self.base, location), timeout=60, allow_redirects=False)

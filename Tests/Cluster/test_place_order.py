@@ -18,8 +18,13 @@ def test_place_order_runs_in_celery_and_binds_the_checkout(cluster):
     webhook = threading.Thread(target=cluster.sim.deliver, args=('payment.captured', session_id),
                                kwargs={'times': 3})
     webhook.start()
-    waited, page = browser.place_order()
+    waited, location = browser.place_order()
     webhook.join(60)
+    with scopes_disabled():
+        # Bound by the celery worker that created the order, before the browser comes back.
+        checkout = plugin('models').CartCheckout.objects.get(session_id=session_id)
+        assert checkout.state == 'claimed', checkout.state
+    page = browser.follow(location)
 
     code = order_code(page.url)
     assert page.status_code == 200, (page.status_code, page.url)

@@ -137,6 +137,9 @@ class Database:
             try:
                 from django.db import connections
                 connections.close_all()
+            except Exception:
+                pass  # interrupted before Django was set up: no connection of ours to close
+            try:
                 self._admin('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name)
             except Exception:
                 pass  # the cluster goes away with with_postgres.py anyway

@@ -1,0 +1,62 @@
+"""A deploy SIGKILLs the celery worker that is asking NodeRails for a refund: pretix's own
+cancellation with automatic refund (cancel_order, as the customer's "cancel order" button starts it)."""
+
+import re
+import uuid
+
+from django.core.cache import cache
+from django_scopes import scopes_disabled
+
+import harness
+from conftest import plugin
+
+
+def paid_order(cluster):
+    order, payment, sid = cluster.pending_order()
+    cluster.sim.mark_paid(sid)
+    delivery = cluster.sim.deliver('payment.captured', sid, times=1)[0]
+    assert delivery.status == 200, delivery
+    payment.refresh_from_db()
+    assert payment.state == 'confirmed'
+    return order, payment, sid
+
+
+def test_celery_worker_killed_while_refunding(cluster):
+    from pretix.base.models import OrderRefund
+    from pretix.base.services.orders import cancel_order
+    with scopes_disabled():
+        order, payment, sid = paid_order(cluster)
+    intent = payment.info_data['payment_intent_id']
+    refunds_before = len(cluster.sim.requests_for('refund'))
+    held = cluster.sim.hold_next('refund')
+    task_id = str(uuid.uuid4())
+    cancel_order.apply_async(args=(order.pk,), kwargs={'try_auto_refund': True}, task_id=task_id)
+    harness.wait_until(lambda: len(cluster.sim.requests_for('refund')) > refunds_before, timeout=90,
+                       message='the celery worker to ask NodeRails for the refund')
+    # A deploy kills the workers (the one in the refund call among them) before NodeRails answers.
+    for index in range(len(cluster.celery)):
+        cluster.kill_celery(index)
+    assert 'cancel_order[%s] succeeded' % task_id not in cluster.celery_log(), 'killed too late'
+    held.release()  # NodeRails carries the refund out; nobody is left to hear the answer
+    assert cluster.sim.wait_idle(30)
+    for index in range(len(cluster.celery)):
+        cluster.start_celery(index)
+    refund_id = cluster.sim.books()[intent]['refunds'][0]['refundId']
+    # NodeRails settles the refund on-chain and announces it; then pretix's cron runs.
+    for delivery in cluster.sim.complete_refund(refund_id):
+        assert delivery.status == 200, delivery
+    cache.delete_many(['pretix_periodic_%s_%s' % (plugin('signals').__name__, name)
+                       for name in ('reconcile_pending_payments_running', 'reconcile_pending_payments_result')])
+    with scopes_disabled():
+        plugin('signals').reconcile_pending_payments(sender=None)
+        order.refresh_from_db()
+        refunds = list(order.refunds.exclude(state__in=[OrderRefund.REFUND_STATE_FAILED,
+                                                        OrderRefund.REFUND_STATE_CANCELED]))
+        kept = sum(r.amount for r in refunds)
+        assert order.status == 'c', order.status
+        assert (kept, order.pending_sum) == (payment.amount, 0), [(r.state, r.amount, r.info) for r in refunds]
+    calls = [r for r in cluster.sim.requests_for('refund')[refunds_before:] if intent in r.path]
+    book = cluster.sim.books()[intent]
+    assert (len(calls), len(book['refunds']), book['refunded']) == (1, 1, str(payment.amount)), book
+    # Acknowledged when it was received, the killed task is not run again by the restarted workers.
+    assert len(re.findall(r'cancel_order\[%s\] received' % task_id, cluster.celery_log())) == 1
