@@ -232,6 +232,11 @@ class Cluster(harness.Stack):
             raise RuntimeError('runperiodic did not start')
         return process
 
+    def forget_periodic_runs(self):
+        """Clear minimum_interval's memory of the task's last run (in redis), as on a fresh deployment."""
+        from django.core.cache import cache
+        cache.delete_many(['pretix_periodic_%s_%s' % (PERIODIC_TASK, state) for state in ('running', 'result')])
+
     def access_log(self):
         try:
             with open(os.path.join(self.root, 'access.log')) as f:

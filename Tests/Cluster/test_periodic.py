@@ -44,6 +44,7 @@ def test_two_runperiodic_at_once_refund_and_reconcile_once(cluster):
     first, second = cluster.runperiodic(http_timeout=120), cluster.runperiodic()
     refunds_before = len(cluster.sim.requests_for('refund'))
     held = cluster.sim.hold_next('refund')
+    cluster.forget_periodic_runs()
     first.stdin.write(b'\n')
     first.stdin.flush()
     harness.wait_until(lambda: len(cluster.sim.requests_for('refund')) > refunds_before, timeout=120,
