@@ -51,11 +51,6 @@ BREAKS = {
             return None
 ''', '''        # BREAK: the refund call is made outside the lease, whoever holds it
 '''),
-    # Tests/Cluster: a NodeRails refund pretix has no record of (its worker killed) is recorded.
-    'external-refund': ('settlement.py', '''    uncovered = min(event.amount, payment.amount - _refunded(payment))
-''', '''    return 'BREAK: a refund pretix does not know is not recorded'
-    uncovered = min(event.amount, payment.amount - _refunded(payment))
-'''),
     # Tests/Cluster: the checkout is bound to the new order where the order is created (celery).
     'bind-in-celery': ('signals.py', '''    session_id = order.meta_info_data.get(ORDER_META_KEY)
 ''', '''    return  # BREAK: left to the browser's pay/complete
