@@ -30,11 +30,11 @@ TOOL_WHEEL = $(wildcard $(CURDIR)/dist/pretix_forge-$(shell $(RELEASE_FORGE) --v
 # Tests/README.md says what each proves, what it needs and how long it takes.
 # realpretix (sqlite, newest pretix) is not among them: production runs that suite on PostgreSQL
 # with the newest pretix, and compat on sqlite with the oldest.
-SUITES := swift vectors simulator generated compat production ledger body-signed browser demo python wheel
+SUITES := swift vectors simulator generated compat production cluster ledger body-signed browser demo python wheel
 # The suites that install the tool's own wheel.
 WHEEL_SUITES := python wheel
 
-.PHONY: run test deps deps-build deps-dist deps-test build dist golden docs vectors clean bench soak suite-dist $(SUITES:%=test-%)
+.PHONY: run test deps deps-build deps-dist deps-test build dist golden docs vectors clean bench bench-cluster soak suite-dist $(SUITES:%=test-%)
 
 # What building and running the tool needs: nothing else is installed by `make run`.
 deps-build:
@@ -112,7 +112,7 @@ test: deps-test deps-dist build
 REPORTS := $(CURDIR)/build/test-reports
 SWIFT_REPORTS = swift vectors
 PYTEST_REPORTS = python wheel simulator generated realpretix-oldest generated-oldest \
-	$(addprefix unit-,$(CLAIMED_PYTHONS)) realpretix-postgresql production ledger realpretix-body-signed generated-body-signed \
+	$(addprefix unit-,$(CLAIMED_PYTHONS)) realpretix-postgresql production cluster ledger realpretix-body-signed generated-body-signed \
 	browser accessibility-blockfest demo
 
 # Inside `make test` the set-up above ran once; a suite run alone does it first.
@@ -197,6 +197,13 @@ test-production: $(SETUP) suite-dist
 	$(PLUGINS_UNDER_TEST) REALPRETIX_JUNITXML=$(REPORTS)/realpretix-postgresql.xml \
 		Tests/Production/run.sh --junitxml=$(REPORTS)/production.xml
 
+# pretix as its deployment guide runs it: redis (cache, sessions, celery broker), gunicorn with 3 workers,
+# 2 celery workers, `runperiodic` twice at once, on a throwaway PostgreSQL; Place order in celery, a
+# celery worker killed mid-refund, redis restarted mid-burst, the status rate limit across workers.
+test-cluster: $(SETUP) suite-dist
+	PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz \
+		Tests/Cluster/run.sh --junitxml=$(REPORTS)/cluster.xml
+
 # The model-based ledger test (Tests/RealPretix/ledger_machine.py): Hypothesis interleaves customers,
 # NodeRails (webhooks late, twice, reordered, dropped, wrongly signed; API faults), the organiser's
 # refunds, time and the periodic task against pretix on a throwaway PostgreSQL and checks pretix's
@@ -206,6 +213,13 @@ LEDGER := PRETIX_VENV=$(CURDIR)/$(PRETIX_VENV) REALPRETIX_PLUGIN=$(CURDIR)/$(SUI
 	$(PRETIX_VENV)/bin/python Tests/Production/with_postgres.py -- Tests/RealPretix/run.sh ledger_machine.py
 test-ledger: $(SETUP) suite-dist
 	$(LEDGER) --junitxml=$(REPORTS)/ledger.xml
+
+## Webhook load through the cluster (gunicorn 3 workers, 2 celery workers, redis) against 3 single-process
+## workers, plugin from a fresh sdist; not part of `make test` (figures in Tests/README.md).
+bench-cluster: $(SETUP) suite-dist
+	$(PRETIX_VENV)/bin/pip install -q --no-deps --force-reinstall $(SUITE_DIST)/pretix_noderails-1.0.0.tar.gz
+	$(PRETIX_VENV)/bin/python Tests/Production/with_postgres.py --database bench -- $(PRETIX_VENV)/bin/python scripts/bench_webhooks.py
+	$(PRETIX_VENV)/bin/python Tests/Production/with_postgres.py --database bench -- $(PRETIX_VENV)/bin/python scripts/bench_webhooks.py --cluster
 
 ## The ledger machine for SOAK_MINUTES (default 30) with fresh seeds, each printed; not part of `make test`.
 SOAK_MINUTES ?= 30

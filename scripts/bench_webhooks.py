@@ -2,7 +2,7 @@
 """Webhook load test: a burst of signed NodeRails deliveries against pretix on PostgreSQL.
 
     PRETIX_VENV/bin/python scripts/bench_webhooks.py [--payments 300] [--forged 100] [--deliveries 2000]
-                                                     [--seconds 60] [--concurrency 12] [--workers 3]
+                                                     [--seconds 60] [--concurrency 12] [--workers 3] [--cluster]
 
 Runs in a venv with pretix and the plugin installed (like the real-pretix suite). Starts a
 throwaway PostgreSQL on 127.0.0.1 (or uses the one of Tests/Production/with_postgres.py), a
@@ -17,6 +17,9 @@ Bounded: stops after --deliveries requests or --seconds, whichever comes first, 
 server it started. Prints throughput and latency, then checks the invariants in the database:
 no payment confirmed twice, no forged delivery accepted, no valid delivery lost. Exit status 1
 if an invariant broke.
+
+--cluster sends the same load to pretix as its deployment guide runs it (Tests/Cluster/cluster.py:
+gunicorn with 3 workers, 2 celery workers, redis as cache, session store and broker) instead.
 """
 
 import argparse
@@ -32,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'Tests', 'Production'))
+sys.path.insert(0, os.path.join(ROOT, 'Tests', 'Cluster'))
 
 import harness  # noqa: E402
 
@@ -50,6 +54,7 @@ def parse_args(argv):
     parser.add_argument('--concurrency', type=int, default=12)
     parser.add_argument('--workers', type=int, default=3, help='pretix web worker processes')
     parser.add_argument('--seed', type=int, default=8)
+    parser.add_argument('--cluster', action='store_true', help='gunicorn, celery and redis (Tests/Cluster)')
     return parser.parse_args(argv)
 
 
@@ -90,7 +95,7 @@ class Runner:
         if time.monotonic() > self.deadline:
             return
         kind, sid, document, forgery = self.plan.items[index]
-        url = self.stack.workers[index % len(self.stack.workers)].webhook_url
+        url = webhook_url(self.stack, index)
         extra = forgery_kwargs(forgery) if forgery else {}
         for attempt in range(1, RETRIES_ON_503 + 2):
             started = time.monotonic()
@@ -108,6 +113,13 @@ class Runner:
         with ThreadPoolExecutor(self.args.concurrency) as pool:
             list(pool.map(self.send, range(len(self.plan.items))))
         return time.monotonic() - started
+
+
+def webhook_url(stack, index):
+    """The cluster's gunicorn spreads deliveries over its workers itself; single workers are taken in turn."""
+    if not stack.workers:
+        return stack.webhook_url
+    return stack.workers[index % len(stack.workers)].webhook_url
 
 
 def check_invariants(stack, plan, results):
@@ -153,8 +165,10 @@ def report(args, plan, results, wall, invariants):
     def pct(p):
         return 1000 * latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] if latencies else 0.0
 
-    print('\nNodeRails webhook load test: pretix %s on PostgreSQL, %d worker processes, %d concurrent senders'
-          % (_pretix_version(), args.workers, args.concurrency))
+    topology = ('gunicorn with 3 workers, 2 celery workers, redis' if args.cluster
+                else '%d single-process workers' % args.workers)
+    print('\nNodeRails webhook load test: pretix %s on PostgreSQL, %s, %d concurrent senders'
+          % (_pretix_version(), topology, args.concurrency))
     print('  planned     %d deliveries (%d paid orders, %d forged-only orders), limits %d requests / %.0f s'
           % (len(plan.items), len(plan.paid), len(plan.forged_only), args.deliveries, args.seconds))
     print('  sent        %d requests in %.2f s: %s; %d retries after 503'
@@ -181,9 +195,13 @@ def main(argv):
         raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, terminate)
 
-    stack = harness.Stack(workers=args.workers, database='forge_bench')
+    if args.cluster:
+        import cluster
+        stack = cluster.Cluster(database='forge_bench')
+    else:
+        stack = harness.Stack(workers=args.workers, database='forge_bench')
     try:
-        print('starting PostgreSQL, pretix (%d workers) and the NodeRails simulator...' % args.workers, flush=True)
+        print('starting PostgreSQL, pretix and the NodeRails simulator...', flush=True)
         stack.start()
         print('creating %d + %d orders...' % (args.payments, args.forged), flush=True)
         plan = Plan(args, stack)

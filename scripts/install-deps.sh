@@ -19,8 +19,9 @@ build_packages=(pkg-config libarchive-dev libssl-dev libexpat1-dev git)
 dist_packages=(binutils libicu-dev liblzma-dev libxml2-dev zlib1g-dev dpkg-dev autoconf automake libtool)
 # python3-venv for the suites' virtualenvs, gettext for the catalogue checks, PostgreSQL for the
 # production suite, Chromium for the browser suite, shellcheck for the workflow lint, Node.js for
-# the simulator's checkout script in its tests.
-test_packages=(python3-venv gettext postgresql chromium chromium-driver shellcheck nodejs)
+# the simulator's checkout script in its tests, redis for the cluster suite (pretix's cache, sessions and
+# celery broker).
+test_packages=(python3-venv gettext postgresql chromium chromium-driver shellcheck nodejs redis-server)
 
 install_system() {
     local missing=()

@@ -294,6 +294,7 @@ def reconcile_pending_payments(sender, **kwargs):
     unclaimed.delete_expired_bookkeeping()
     _report_stalled_refunds()
     _reconcile_open_payments()
+    _reopen_abandoned_refunds()
     _ask_about_refunds()
     _ask_about_started_checkouts()
     _refund_unclaimed_checkouts()
@@ -357,6 +358,18 @@ def _report_stalled_refunds():
     # Before NodeRails is asked anything: an outage, which ends the run, is what stalls them.
     for refund in _unclear_refunds().filter(created__lt=now() - settlement.REFUND_STALL_AGE):
         settlement.report_stalled(refund)
+
+
+def _reopen_abandoned_refunds():
+    """Refunds claimed for NodeRails (their Idempotency-Key recorded) and still "created" long after:
+    the process sending them died mid-call (a celery worker or app server killed by a deploy). NodeRails
+    may have made them, so they are left in transit like an unclear answer and asked about again below."""
+    abandoned = OrderRefund.objects.filter(
+        provider=IDENTIFIER, state=OrderRefund.REFUND_STATE_CREATED, info__contains='"idempotency_key"',
+        created__lte=now() - RECONCILE_MIN_AGE,
+    ).order_by('pk')[:REFUND_RECONCILE_BATCH]
+    for refund in abandoned:
+        settlement.leave_refund_open(refund, 'the process sending it stopped before NodeRails answered')
 
 
 def _ask_about_refunds():

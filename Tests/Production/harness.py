@@ -137,6 +137,9 @@ class Database:
             try:
                 from django.db import connections
                 connections.close_all()
+            except Exception:
+                pass  # interrupted before Django was set up: no connection of ours to close
+            try:
                 self._admin('DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name)
             except Exception:
                 pass  # the cluster goes away with with_postgres.py anyway
@@ -228,7 +231,7 @@ class Stack:
         return self
 
     def _start(self):
-        self.root = tempfile.mkdtemp(prefix='forge-prod-')
+        self.root = self.root or tempfile.mkdtemp(prefix='forge-prod-')
         self.db.start()
         self.env = self._configure()
         # --run-syncdb: production_settings.py creates the tables from the models (see there).
@@ -238,11 +241,15 @@ class Stack:
         django.setup()
         self.sim = self._simulator()
         self.shop = _production_shop(self.sim)
-        # Workers start after the provider is configured: each reads the settings on its own.
+        # Servers start after the provider is configured: each reads the settings on its own.
+        self.sim.configure(webhook_url=self._start_servers())
+
+    def _start_servers(self):
+        """Start the web workers; the webhook URL NodeRails delivers to. (Tests/Cluster overrides it.)"""
         self.workers = [Worker(self.env, self.root, i) for i in range(self.worker_count)]
         for worker in self.workers:
             worker.wait_ready()
-        self.sim.configure(webhook_url=self.workers[0].webhook_url)
+        return self.workers[0].webhook_url
 
     def _configure(self):
         data = os.path.join(self.root, 'data')
@@ -254,7 +261,7 @@ class Stack:
                 'datadir=%s' % data, 'allow_http_to_private_networks=on', 'currency=USD',
                 '[locale]', 'default=en', 'timezone=UTC',
                 '[django]', 'secret=%s' % secrets.token_hex(32), 'debug=off',
-                '[mail]', 'from=tickets@example.org', '',
+                '[mail]', 'from=tickets@example.org', *self._extra_config(), '',
             ]))
         values = dict(self.db.environment(), PRETIX_CONFIG_FILE=config, DATA_DIR=data,
                       DJANGO_SETTINGS_MODULE='production_settings')
@@ -262,6 +269,10 @@ class Stack:
         env = dict(os.environ)
         env['PYTHONPATH'] = os.pathsep.join([HERE] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep) if p])
         return env
+
+    def _extra_config(self):
+        """Further pretix.cfg lines (Tests/Cluster adds redis and celery)."""
+        return []
 
     def _simulator(self):
         from noderails_sim import Simulator

@@ -1,5 +1,5 @@
 """Render the plugin into a folder and break one money rule in that copy, to show that the ledger
-machine (ledger_machine.py) catches it:
+machine (ledger_machine.py), or the cluster suite (Tests/Cluster, the breaks marked so), catches it:
 
     python3 Tests/RealPretix/break_copy.py BREAK OUT
     REALPRETIX_SRC=OUT make test-ledger PREPARED=1      # must fail, printing the shrunk steps
@@ -41,6 +41,20 @@ BREAKS = {
                    '''    return '%s:refund:%s:%s' % (MODULE, intent_id, refund.full_id)''',
                    '''    import uuid  # BREAK: the refund key made random
     return '%s:refund:%s:%s' % (MODULE, intent_id, uuid.uuid4())'''),
+    # Tests/Cluster: the status cache and rate limit live in pretix's shared cache (redis).
+    'rate-limit-per-process': ('views.py',
+                               '''    return _PROCESS_CACHE if isinstance(shared, DummyCache) else shared''',
+                               '''    return _PROCESS_CACHE  # BREAK: per process, not shared'''),
+    # Tests/Cluster: one periodic run at a time refunds an unclaimed checkout (its lease).
+    'refund-lease': ('unclaimed.py',
+                     '''        if checkout.refund_lease_until is not None and checkout.refund_lease_until > now():
+            return None
+''', '''        # BREAK: the refund call is made outside the lease, whoever holds it
+'''),
+    # Tests/Cluster: the checkout is bound to the new order where the order is created (celery).
+    'bind-in-celery': ('signals.py', '''    session_id = order.meta_info_data.get(ORDER_META_KEY)
+''', '''    return  # BREAK: left to the browser's pay/complete
+'''),
 }
 
 
