@@ -11,6 +11,7 @@ names every archive and object that went into the binary. Each is traced to what
 * the Swift toolchain's runtime and Foundation: the toolchain's LICENSE.txt;
 * an object SwiftPM compiled from a package in SCRATCH/checkouts: that package's LICENSE, NOTICE and
   COPYING files, and those of the folders between it and the sources (vendored code such as toml++);
+* an object compiled from a package kept in the repository's Vendor/<name>: its licence files, likewise;
 * pretix-forge's own objects: nothing here, package-self adds our LICENSE.
 
 OUT is replaced by OUT/files/<component>/<file>, the files the wheel carries under
@@ -40,6 +41,7 @@ SPDX = {
     "debian/libssl-dev": "Apache-2.0",
     "debian/libxml2-dev": "MIT AND ISC",
     "debian/libicu-dev": "ICU",
+    "debian/libexpat1-dev": "MIT",
     "debian/liblzma-dev": "LicenseRef-xz-public-domain",
     "debian/zlib1g-dev": "Zlib",
     "libarchive": "BSD-2-Clause",
@@ -48,6 +50,7 @@ SPDX = {
     "swiftpm/swift-argument-parser": "Apache-2.0 WITH Swift-exception",
     "swiftpm/TOMLKit": "MIT",
     "swiftpm/swift-mustache": "Apache-2.0",
+    "vendor/swift-mustache": "Apache-2.0",
     "swiftpm/async-http-client": "Apache-2.0",
     "swiftpm/swift-nio": "Apache-2.0 AND MIT",  # MIT: llhttp (Sources/CNIOLLHTTP/LICENSE)
     "swiftpm/swift-nio-ssl": "Apache-2.0 AND ISC AND OpenSSL",
@@ -147,6 +150,11 @@ def classify(path, scratch, checkout, toolchain):
         if source.is_relative_to(checkouts):
             root = checkouts / source.relative_to(checkouts).parts[0]
             return f"swiftpm/{root.name}", licence_files(source.parent, root)
+        vendor = checkout / "Vendor"
+        if source.is_relative_to(vendor):
+            # A package kept in the repository (Vendor/NAME, its README says why): its own licence.
+            root = vendor / source.relative_to(vendor).parts[0]
+            return f"vendor/{root.name}", licence_files(source.parent, root)
         if source.is_relative_to(checkout):
             return "pretix-forge", []
         fail(f"{path} was compiled from {source}, which is neither in {checkouts} nor in the checkout")

@@ -21,7 +21,21 @@ int forge_exchange_paths(const char *a, const char *b) {
 
 #ifdef __linux__
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/random.h>
+
+/* Debian's libexpat.a (the SVG logo check) salts its hash tables with arc4random_buf, which glibc
+   has only since 2.36, like arc4random below: defined here, for the same reason. */
+void arc4random_buf(void *buffer, size_t length) {
+    unsigned char *next = buffer;
+    while (length > 0) {
+        ssize_t got = getrandom(next, length, 0);
+        if (got > 0) {
+            next += got;
+            length -= (size_t)got;
+        }
+    }
+}
 
 /* The static release build links GCC's libstdc++.a, built on glibc 2.36. Any C++ code that can
    throw a standard exception takes in its old-ABI std::string (cow-string-inst.o), which takes in
@@ -31,8 +45,7 @@ int forge_exchange_paths(const char *a, const char *b) {
    should anything call it, it gets the kernel's random bytes, as glibc's arc4random does. */
 uint32_t arc4random(void) {
     uint32_t value;
-    while (getrandom(&value, sizeof value, 0) != (ssize_t)sizeof value) {
-    }
+    arc4random_buf(&value, sizeof value);
     return value;
 }
 #endif
