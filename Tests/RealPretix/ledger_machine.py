@@ -45,7 +45,9 @@ from hypothesis.stateful import (
     invariant,
     rule,
 )
-from realpretix import IDENTIFIER, Customer, plugin, refund_via_backend, run_periodic_tasks
+from realpretix import (
+    IDENTIFIER, Customer, add_item, gift_card, plugin, refund_via_backend, run_periodic_tasks,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -163,7 +165,7 @@ class LedgerMachine(RuleBasedStateMachine):
             customer.add_items({self.ctx.shop.item: tickets}, voucher=extras.voucher if shape == 'voucher' else None)
         customer.questions()
         if shape == 'gift card':
-            customer.use_gift_card(_gift_card(self.ctx.shop, GIFT_CARD_VALUE))
+            customer.use_gift_card(gift_card(self.ctx.shop, GIFT_CARD_VALUE))
         customer.choose_payment()
         cart = Cart(customer, tickets, shape)
         if pays is not None:
@@ -564,29 +566,16 @@ def ledger(configured, sim, admin, http_timeout, settings):
         shop.quota.size = None
         shop.quota.save()
         category = shop.event.categories.create(name='Extras', is_addon=True)
-        shirt = _item(shop, 'T-shirt', '3.00', category=category)
-        day_pass = _item(shop, 'Day pass', '10.00', admission=True)
+        shirt = add_item(shop, 'T-shirt', '3.00', category=category)
+        day_pass = add_item(shop, 'Day pass', '10.00', admission=True)
         day_pass.addons.create(addon_category=category, min_count=0, max_count=1)
         shop.event.vouchers.create(code='LEDGER', price_mode='subtract', value=Decimal('2.50'), item=shop.item,
                                    max_usages=10000)
     # pretix offers the gift card field only to organizers it knows to have gift cards, and caches that it
     # knows: with one from the start, the cards customers bring later are offered too.
-    _gift_card(shop, GIFT_CARD_VALUE)
+    gift_card(shop, GIFT_CARD_VALUE)
     extras = SimpleNamespace(shirt=shirt, day_pass=day_pass, voucher='LEDGER')
     return SimpleNamespace(shop=shop, sim=sim, admin=admin, extras=extras)
-
-
-def _item(shop, name, price, **kwargs):
-    item = shop.event.items.create(name=name, default_price=Decimal(price), active=True, **kwargs)
-    shop.quota.items.add(item)
-    return item
-
-
-def _gift_card(shop, value):
-    with scopes_disabled():
-        card = shop.organizer.issued_gift_cards.create(currency=shop.event.currency)
-        card.transactions.create(value=Decimal(value), acceptor=shop.organizer)
-    return card.secret
 
 
 def _run(ctx, profile, seed_value=None):

@@ -13,6 +13,7 @@ HTTP to pytest-django's live_server instead.
 import os
 import re
 from datetime import timedelta
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
@@ -281,6 +282,23 @@ def admin(shop):
     client = Client()
     assert client.login(email='admin@example.org', password='forge-admin-pw')
     return client
+
+
+def add_item(shop, name, price, **kwargs):
+    """A product of the shop (not admission unless asked), in its quota."""
+    with scopes_disabled():
+        item = shop.event.items.create(name=name, default_price=Decimal(price), active=True,
+                                       admission=kwargs.pop('admission', False), **kwargs)
+        shop.quota.items.add(item)
+    return item
+
+
+def gift_card(shop, value):
+    """A gift card of the organizer holding ``value``; its code."""
+    with scopes_disabled():
+        card = shop.organizer.issued_gift_cards.create(currency=shop.event.currency)
+        card.transactions.create(value=Decimal(value), acceptor=shop.organizer)
+    return card.secret
 
 
 def refund_via_backend(admin, order, payment, amount, total=None):

@@ -12,28 +12,10 @@ import re
 from decimal import Decimal
 
 import pytest
-from realpretix import IDENTIFIER
+from realpretix import IDENTIFIER, add_item, gift_card
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
-
-
-# -- products -----------------------------------------------------------------------------------------
-
-
-def _item(shop, name, price, **kwargs):
-    with scopes_disabled():
-        item = shop.event.items.create(name=name, default_price=Decimal(price), active=True,
-                                       admission=kwargs.pop('admission', False), **kwargs)
-        shop.quota.items.add(item)
-    return item
-
-
-def _gift_card(shop, value):
-    with scopes_disabled():
-        card = shop.organizer.issued_gift_cards.create(currency=shop.event.currency)
-        card.transactions.create(value=Decimal(value), acceptor=shop.organizer)
-    return card.secret
 
 
 # -- cart shapes: each fills the cart and says what pretix should charge ----------------------------------------
@@ -46,7 +28,7 @@ def two_identical_tickets(shop, customer):
 
 
 def two_tickets_and_another_item(shop, customer):
-    workshop = _item(shop, 'Workshop', '5.00')
+    workshop = add_item(shop, 'Workshop', '5.00')
     customer.add_items({shop.item: 2, workshop: 1})
     return '30.00', '30.00'
 
@@ -54,8 +36,8 @@ def two_tickets_and_another_item(shop, customer):
 def ticket_with_add_ons(shop, customer):
     with scopes_disabled():
         extras = shop.event.categories.create(name='Extras', is_addon=True)
-        shirt = _item(shop, 'T-shirt', '3.00', category=extras)
-        dinner = _item(shop, 'Dinner', '20.00', category=extras)
+        shirt = add_item(shop, 'T-shirt', '3.00', category=extras)
+        dinner = add_item(shop, 'Dinner', '20.00', category=extras)
         shop.item.addons.create(addon_category=extras, min_count=0, max_count=2)
     customer.add_items({shop.item: 2})
     first, second = customer.cart_positions()
@@ -64,7 +46,7 @@ def ticket_with_add_ons(shop, customer):
 
 
 def ticket_with_bundle(shop, customer):
-    lanyard = _item(shop, 'Lanyard', '4.00')
+    lanyard = add_item(shop, 'Lanyard', '4.00')
     with scopes_disabled():
         shop.item.bundles.create(bundled_item=lanyard, count=1, designated_price=Decimal('2.00'))
     customer.add_items({shop.item: 2})
@@ -102,7 +84,7 @@ def percent_payment_fee(shop, customer):
 
 
 def gift_card_covers_part(shop, customer):
-    code = _gift_card(shop, '5.00')
+    code = gift_card(shop, '5.00')
     customer.add_items({shop.item: 1})
     customer.questions()
     customer.use_gift_card(code)
@@ -110,9 +92,9 @@ def gift_card_covers_part(shop, customer):
 
 
 def gift_card_several_tickets_and_a_fee(shop, customer):
-    code = _gift_card(shop, '5.00')
+    code = gift_card(shop, '5.00')
     shop.event.settings.set('payment_%s__fee_abs' % IDENTIFIER, '1.00')
-    workshop = _item(shop, 'Workshop', '5.00')
+    workshop = add_item(shop, 'Workshop', '5.00')
     customer.add_items({shop.item: 2, workshop: 1})
     customer.questions()
     customer.use_gift_card(code)
@@ -207,7 +189,7 @@ def test_cart_changed_after_its_checkout_gets_a_new_one_for_the_new_amount(custo
 
 
 def test_free_order_never_asks_noderails(customer, sim):
-    free = _item(customer.shop, 'Community pass', '0.00', admission=True)
+    free = add_item(customer.shop, 'Community pass', '0.00', admission=True)
     customer.add_items({free: 2})
     customer.questions()
     r, order = customer.place_order()
@@ -220,7 +202,7 @@ def test_free_order_never_asks_noderails(customer, sim):
 
 
 def test_gift_card_covering_everything_never_asks_noderails(customer, sim):
-    code = _gift_card(customer.shop, '30.00')
+    code = gift_card(customer.shop, '30.00')
     customer.add_items({customer.shop.item: 2})
     customer.questions()
     customer.use_gift_card(code)
@@ -239,7 +221,7 @@ def test_gift_card_covering_everything_never_asks_noderails(customer, sim):
 
 def test_checkout_state_records_the_amount_due_after_gift_cards(customer, sim):
     """What the confirm page polls against (the status endpoint compares NodeRails' amount with it)."""
-    code = _gift_card(customer.shop, '5.00')
+    code = gift_card(customer.shop, '5.00')
     customer.add_items({customer.shop.item: 1})
     customer.questions()
     customer.use_gift_card(code)
