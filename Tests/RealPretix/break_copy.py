@@ -6,8 +6,8 @@ machine (ledger_machine.py), or the cluster suite (Tests/Cluster, the breaks mar
 
 OUT is rendered from Templates/ by the debug build (.build/debug/pretix-forge) and put first on
 PYTHONPATH by run.sh (REALPRETIX_SRC), shadowing the installed sdist. Templates/ is never touched.
-BREAK is one of the names below; each replaces one exact piece of code, and fails loudly when that
-code has changed so the break would no longer apply.
+BREAK is one of the names below; each replaces one exact piece of code (or several, in order),
+and fails loudly when that code has changed so the break would no longer apply.
 """
 
 import subprocess
@@ -55,6 +55,21 @@ BREAKS = {
     'bind-in-celery': ('signals.py', '''    session_id = order.meta_info_data.get(ORDER_META_KEY)
 ''', '''    return  # BREAK: left to the browser's pay/complete
 '''),
+    # Tests/Cluster: an event id is recorded as processed in the transaction that does its work, so
+    # a delivery that fails half-way (redis gone) is processed afresh when NodeRails redelivers it.
+    'claim-before-work': [
+        ('views.py', '''    return _locked(_apply, request.event, event, ref)
+''', '''    # BREAK: the event id committed as processed before, and apart from, its work
+    if not _claim(request.event, event):
+        return _text('Duplicate event, already processed')
+    return _locked(_apply, request.event, event, ref)
+'''),
+        ('views.py', '''def _apply(pretix_event, event, ref):
+    if not _claim(pretix_event, event):
+        return _text('Duplicate event, already processed')
+''', '''def _apply(pretix_event, event, ref):
+'''),
+    ],
 }
 
 
@@ -65,12 +80,13 @@ def main(argv):
     forge = str(ROOT / '.build/debug/pretix-forge')
     subprocess.run([forge, 'generate', '--templates', str(ROOT / 'Templates'), '--out', str(out)],
                    check=True, stdout=subprocess.DEVNULL)
-    filename, old, new = BREAKS[name]
-    path = out / MODULE / filename
-    text = path.read_text()
-    if text.count(old) != 1:
-        sys.exit('break %r: the code it replaces is no longer in %s exactly once' % (name, filename))
-    path.write_text(text.replace(old, new))
+    edits = BREAKS[name] if isinstance(BREAKS[name], list) else [BREAKS[name]]
+    for filename, old, new in edits:
+        path = out / MODULE / filename
+        text = path.read_text()
+        if text.count(old) != 1:
+            sys.exit('break %r: the code it replaces is no longer in %s exactly once' % (name, filename))
+        path.write_text(text.replace(old, new))
     print('%s broken (%s) in %s' % (MODULE, name, out))
 
 
