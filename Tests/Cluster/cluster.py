@@ -144,6 +144,7 @@ class Cluster(harness.Stack):
         import django
         django.setup()
         from django.core.management import call_command
+
         # --run-syncdb: production_settings.py creates the tables from the models (see there).
         call_command('migrate', run_syncdb=True, interactive=False, verbosity=0)
         self.sim = self._simulator()
@@ -237,6 +238,16 @@ class Cluster(harness.Stack):
         from django.core.cache import cache
         cache.delete_many(['pretix_periodic_%s_%s' % (PERIODIC_TASK, state) for state in ('running', 'result')])
 
+    def gunicorn_workers(self):
+        """pids of gunicorn's worker processes now (the master's children)."""
+        return sorted(_children(self.gunicorn.pid))
+
+    def serving_workers(self):
+        """pids of the gunicorn workers answering a request now: each holds the connection it accepted
+        (a sync worker answers one request per connection; between requests it holds none)."""
+        accepted = _established_inodes(self.web_port)
+        return [pid for pid in self.gunicorn_workers() if _socket_inodes(pid) & accepted]
+
     def access_log(self):
         try:
             with open(os.path.join(self.root, 'access.log')) as f:
@@ -271,6 +282,47 @@ class Cluster(harness.Stack):
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+def _children(pid):
+    pids = set()
+    try:
+        for task in os.listdir('/proc/%d/task' % pid):
+            with open('/proc/%d/task/%s/children' % (pid, task)) as f:
+                pids.update(int(child) for child in f.read().split())
+    except OSError:
+        pass  # the process or one of its threads ended meanwhile
+    return pids
+
+
+def _established_inodes(port):
+    """Socket inodes of the established TCP connections whose local end is on ``port`` (the server's
+    side of the connections it accepted), from /proc/net/tcp (the cluster binds IPv4 127.0.0.1)."""
+    inodes = set()
+    with open('/proc/net/tcp') as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if fields[1].endswith(':%04X' % port) and fields[3] == '01':  # 01: ESTABLISHED
+                inodes.add(fields[9])
+    return inodes
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    folder = '/proc/%d/fd' % pid
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return inodes
+    for name in names:
+        try:
+            target = os.readlink(os.path.join(folder, name))
+        except OSError:
+            continue
+        if target.startswith('socket:['):
+            inodes.add(target[len('socket:['):-1])
+    return inodes
 
 
 def hold():

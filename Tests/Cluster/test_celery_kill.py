@@ -5,9 +5,9 @@ import re
 import uuid
 from datetime import timedelta
 
-from pretix.helpers.periodic import SKIPPED
 from django.utils.timezone import now
 from django_scopes import scopes_disabled
+from pretix.helpers.periodic import SKIPPED
 
 import harness
 from conftest import plugin

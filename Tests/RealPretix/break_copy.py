@@ -55,6 +55,11 @@ BREAKS = {
     'bind-in-celery': ('signals.py', '''    session_id = order.meta_info_data.get(ORDER_META_KEY)
 ''', '''    return  # BREAK: left to the browser's pay/complete
 '''),
+    # Tests/Cluster: a delivery behind another transaction's row lock gives up in time (503, redelivered),
+    # before NodeRails' and gunicorn's timeouts.
+    'no-lock-timeout': ('views.py', '''            cursor.execute("SET LOCAL lock_timeout = '%ds'" % LOCK_WAIT_SECONDS)
+''', '''            pass  # BREAK: lock waits unbounded
+'''),
     # Tests/Cluster: an event id is recorded as processed in the transaction that does its work, so
     # a delivery that fails half-way (redis gone) is processed afresh when NodeRails redelivers it.
     'claim-before-work': [
