@@ -64,12 +64,11 @@ build: deps-build
 	@test -x $(FORGE)
 
 ## pretix-forge's own wheel in dist/: the static release binary, for `pip install pretix-forge`.
-# The one build with `webhook send` (Package.swift's WebhookSend trait); the wheel suite tests it.
 # Last, the wheel's and the binary's sizes against their targets (scripts/dist_size.py).
 dist: deps-dist
 	@# Linked afresh every time, so that the link map static-link.sh asks for is this binary's.
 	rm -f $(RELEASE_SCRATCH)/release/pretix-forge
-	PKG_CONFIG_PATH=$(CURDIR)/$(STATIC_PKG_CONFIG) swift build -c release --traits WebhookSend --scratch-path $(RELEASE_SCRATCH) \
+	PKG_CONFIG_PATH=$(CURDIR)/$(STATIC_PKG_CONFIG) swift build -c release --scratch-path $(RELEASE_SCRATCH) \
 		$$(scripts/static-link.sh $(STATIC_PKG_CONFIG) $(RELEASE_SCRATCH))
 	objcopy --remove-section=.swift_modhash --remove-section=.note.gnu.build-id $(RELEASE_SCRATCH)/release/pretix-forge $(RELEASE_FORGE)
 	scripts/licenses.py $(RELEASE_SCRATCH) $(RELEASE_LICENSES)

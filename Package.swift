@@ -14,12 +14,6 @@ let package = Package(
         .executable(name: "pretix-forge", targets: ["pretix-forge"]),
         .library(name: "PretixForge", targets: ["PretixForge"]),
     ],
-    // `webhook send` (HTTPS through SwiftNIO, BoringSSL and AsyncHTTPClient) is most of a cold
-    // build's compile steps and is needed by no other command: only `make dist` (the wheel) enables
-    // it, so `make run` builds without them. `swift build --traits WebhookSend` adds it to any build.
-    traits: [
-        .trait(name: "WebhookSend", description: "`pretix-forge webhook send`: POST a signed delivery over HTTP(S)."),
-    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
@@ -27,12 +21,11 @@ let package = Package(
         // (Vendor/swift-mustache/README.md).
         .package(path: "Vendor/swift-mustache"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
-        // `webhook send` (trait WebhookSend): an HTTP client that links statically (Foundation's
-        // URLSession needs libcurl).
-        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
-        // System C libraries, linked through pkg-config (Debian: libarchive-dev, libssl-dev).
+        // System C libraries, linked through pkg-config (Debian: libarchive-dev, libssl-dev,
+        // libcurl4-openssl-dev). The wheel's static build links archives of libarchive and libcurl
+        // built from Debian's source with only what the tool uses (scripts/static-link.sh).
         .systemLibrary(
             name: "CArchive",
             pkgConfig: "libarchive",
@@ -42,6 +35,12 @@ let package = Package(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
+        ),
+        // `webhook send`: one POST over HTTP(S), TLS through the same OpenSSL.
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
         ),
         // XML for the SVG logo check (Debian: libexpat1-dev); its module map links the archive.
         .systemLibrary(name: "CExpat"),
@@ -71,9 +70,9 @@ let package = Package(
         .executableTarget(
             name: "pretix-forge",
             dependencies: [
+                "CCurl",
                 "PretixForge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client", condition: .when(traits: ["WebhookSend"])),
             ],
             swiftSettings: foundationEssentialsOnly
         ),

@@ -9,12 +9,12 @@
 #                                          made with uv ($UV, else uv on PATH)
 set -euo pipefail
 
-# SwiftPM resolves the Swift packages with git; libarchive and libcrypto are linked through
-# pkg-config.
-build_packages=(pkg-config libarchive-dev libssl-dev libexpat1-dev git)
+# SwiftPM resolves the Swift packages with git; libarchive, libcrypto and libcurl (`webhook send`)
+# are linked through pkg-config.
+build_packages=(pkg-config libarchive-dev libssl-dev libcurl4-openssl-dev libexpat1-dev git)
 # The static archives of libcrypto's and libxml2's (which FoundationXML loads) dependencies, and
 # zlib, for the wheel's single binary (scripts/static-link.sh); what builds libarchive from
-# Debian's source package (scripts/build-libarchive.sh: dpkg-source, autotools); binutils' objcopy
+# Debian's source packages (scripts/build-lib*.sh: dpkg-source, autotools); binutils' objcopy
 # (Makefile, dist).
 dist_packages=(binutils libicu-dev liblzma-dev libxml2-dev zlib1g-dev dpkg-dev autoconf automake libtool)
 # python3-venv for the suites' virtualenvs, gettext for the catalogue checks, PostgreSQL for the
@@ -39,7 +39,7 @@ install_system() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# apt-get source (scripts/build-libarchive.sh) needs Debian's deb-src entries, which Debian's images
+# apt-get source (scripts/build-lib*.sh) needs Debian's deb-src entries, which Debian's images
 # leave out: they are added once, as a file of their own mirroring the deb.debian.org entries.
 deb_src=/etc/apt/sources.list.d/pretix-forge-deb-src.sources
 install_deb_src() {

@@ -7,7 +7,8 @@ reads SCRATCH/pretix-forge.map, the map the linker wrote (scripts/static-link.sh
 names every archive and object that went into the binary. Each is traced to what it came from:
 
 * an archive of a Debian package (found with dpkg -S): that package's /usr/share/doc/<package>/copyright;
-* the libarchive scripts/build-libarchive.sh built from Debian's source: that source's copyright and COPYING;
+* the libarchive and libcurl scripts/build-lib*.sh built from Debian's source: that source's copyright and
+  the library's licence;
 * the Swift toolchain's runtime and Foundation: the toolchain's LICENSE.txt;
 * an object SwiftPM compiled from a package in SCRATCH/checkouts: that package's LICENSE, NOTICE and
   COPYING files, and those of the folders between it and the sources (vendored code such as toml++);
@@ -45,34 +46,13 @@ SPDX = {
     "debian/liblzma-dev": "LicenseRef-xz-public-domain",
     "debian/zlib1g-dev": "Zlib",
     "libarchive": "BSD-2-Clause",
+    "libcurl": "curl",
     "swift": "Apache-2.0 WITH Swift-exception",
     "swift-foundation-icu": "Unicode-3.0",
     "swiftpm/swift-argument-parser": "Apache-2.0 WITH Swift-exception",
     "swiftpm/TOMLKit": "MIT",
     "swiftpm/swift-mustache": "Apache-2.0",
     "vendor/swift-mustache": "Apache-2.0",
-    "swiftpm/async-http-client": "Apache-2.0",
-    "swiftpm/swift-nio": "Apache-2.0 AND MIT",  # MIT: llhttp (Sources/CNIOLLHTTP/LICENSE)
-    "swiftpm/swift-nio-ssl": "Apache-2.0 AND ISC AND OpenSSL",
-    "swiftpm/swift-nio-http2": "Apache-2.0",
-    "swiftpm/swift-nio-extras": "Apache-2.0",
-    "swiftpm/swift-nio-transport-services": "Apache-2.0",
-    "swiftpm/swift-atomics": "Apache-2.0 WITH Swift-exception",
-    "swiftpm/swift-collections": "Apache-2.0 WITH Swift-exception",
-    "swiftpm/swift-algorithms": "Apache-2.0 WITH Swift-exception",
-    "swiftpm/swift-numerics": "Apache-2.0 WITH Swift-exception",
-    "swiftpm/swift-system": "Apache-2.0 WITH Swift-exception",
-    "swiftpm/swift-log": "Apache-2.0",
-    "swiftpm/swift-async-algorithms": "Apache-2.0 WITH Swift-exception",
-    "swiftpm/swift-distributed-tracing": "Apache-2.0",
-    "swiftpm/swift-service-context": "Apache-2.0",
-    "swiftpm/swift-http-types": "Apache-2.0",
-    "swiftpm/swift-http-structured-headers": "Apache-2.0",
-    "swiftpm/swift-certificates": "Apache-2.0",
-    "swiftpm/swift-asn1": "Apache-2.0",
-    "swiftpm/swift-crypto": "Apache-2.0 AND ISC AND OpenSSL",
-    "swiftpm/swift-configuration": "Apache-2.0",
-    "swiftpm/swift-service-lifecycle": "Apache-2.0",
 }
 LICENCE_NAME = re.compile(r"(LICEN[CS]E|COPYING|NOTICE)([._-].*)?$", re.IGNORECASE)
 
@@ -133,8 +113,9 @@ def classify(path, scratch, checkout, toolchain):
     real = Path(os.path.realpath(path))
     deps = checkout / ".build-deps"
     if real.is_relative_to(deps):
+        # DEPS/<library>-<version>-<key>/, built from Debian's source (scripts/debian-source.sh).
         folder = deps / real.relative_to(deps).parts[0]
-        return "libarchive", [folder / "copyright", folder / "COPYING"]
+        return folder.name.split("-", 1)[0], [folder / "copyright", folder / "COPYING"]
     if real.is_relative_to(toolchain):
         if real.name == "lib_FoundationICU.a":
             # Foundation's own ICU. The toolchain ships no licence text for it; ICU's licence as

@@ -7,12 +7,14 @@
 #   libstdc++, libxml2 (FoundationXML) and zlib with plain -l, which the linker answers with the
 #   shared library wherever one sits beside the archive. The one folder it searches before the
 #   system's is the build's own products folder, so their archives are linked in there.
-# * libarchive and libcrypto reach the link through pkg-config (Package.swift's system-library
-#   targets): DIR gets a libarchive.pc and libcrypto.pc naming, by file (-l:libz.a), their
-#   archives and those of every library they and the libraries above need, and libgcc_eh for the
-#   C++ runtime's unwinding instead of the shared libgcc_s. libarchive's archive is not Debian's
-#   but one built from Debian's source with tar, zip and gzip only (scripts/build-libarchive.sh,
-#   cached in .build-deps/); it needs zlib alone. libcrypto's are what `pkg-config --static` says.
+# * libarchive, libcurl and libcrypto reach the link through pkg-config (Package.swift's
+#   system-library targets): DIR gets a libarchive.pc, libcurl.pc and libcrypto.pc naming, by
+#   file (-l:libz.a), their archives and those of every library they and the libraries above
+#   need, and libgcc_eh for the C++ runtime's unwinding instead of the shared libgcc_s.
+#   libarchive's and libcurl's archives are not Debian's but built from Debian's source with only
+#   what the tool uses (scripts/build-libarchive.sh: tar, zip and gzip, needing zlib alone;
+#   scripts/build-libcurl.sh: HTTP and HTTPS, needing OpenSSL alone), cached in .build-deps/.
+#   libcrypto's are what `pkg-config --static` says.
 # * The linker writes a map of the link to SCRATCH/pretix-forge.map: which archive members and
 #   objects went in. scripts/licenses.py reads it to collect the licences the wheel ships.
 # * The binary is stripped, and the paths compiled into it (C's __FILE__ in assertions, Swift's
@@ -56,13 +58,19 @@ for name in stdc++ xml2 z; do
 done
 
 libarchive=$(scripts/build-libarchive.sh .build-deps)
+libcurl=$(scripts/build-libcurl.sh .build-deps)
 toolchain_needs=$(PKG_CONFIG_PATH='' pkg-config --static --libs-only-l libxml-2.0 zlib)
-for package in libarchive libcrypto; do
+for package in libarchive libcurl libcrypto; do
     if [ "$package" = libarchive ]; then
         # shellcheck disable=SC2086 # one flag per word
         set -- -lz $toolchain_needs -lgcc_eh
         # SwiftPM takes no file names from a .pc, only flags: the folder, then the archive by name.
         own="-L$libarchive -l:libarchive.a"
+    elif [ "$package" = libcurl ]; then
+        # HTTP and HTTPS only: it needs OpenSSL alone (and its threaded resolver, glibc's pthread).
+        # shellcheck disable=SC2046 # one flag per word
+        set -- $(PKG_CONFIG_PATH='' pkg-config --static --libs-only-l libssl) -lpthread
+        own="-L$libcurl -l:libcurl.a"
     else
         # shellcheck disable=SC2046 # one flag per word
         set -- $(PKG_CONFIG_PATH='' pkg-config --static --libs-only-l "$package")

@@ -97,12 +97,7 @@ struct Sign: ParsableCommand {
 }
 
 struct Send: ParsableCommand {
-    #if WebhookSend
     static let configuration = CommandConfiguration(abstract: "POST a signed delivery to URL and print the response.")
-    #else
-    static let configuration = CommandConfiguration(abstract: "Not in this build (see Package.swift's WebhookSend trait): \(notInThisBuild)")
-    static let notInThisBuild = "pip install pretix-forge (its wheel has it), or build with: swift build --traits WebhookSend"
-    #endif
 
     @Argument(help: "The webhook URL, e.g. https://pretix.example/org/event/noderails/webhook/")
     var url: String
@@ -117,10 +112,6 @@ struct Send: ParsableCommand {
     var caFile: String?
 
     func run() throws {
-        #if !WebhookSend
-        throw ForgeError("`webhook send` is not in this build of pretix-forge: it was built without the WebhookSend trait",
-                         at: SourceLocation(file: "command line"), fix: Self.notInThisBuild)
-        #else
         guard let target = URL(string: url), let scheme = target.scheme, ["http", "https"].contains(scheme), target.host != nil else {
             throw ForgeError("'\(url)' is not an http(s) URL", at: SourceLocation(file: "command line"), fix: "pass the full webhook URL")
         }
@@ -139,6 +130,5 @@ struct Send: ParsableCommand {
         if response.body.last != UInt8(ascii: "\n") { output.append(UInt8(ascii: "\n")) }
         StandardStream.output.write(output)
         if !(200..<300).contains(response.status) { throw ExitCode(1) }
-        #endif
     }
 }

@@ -1,5 +1,5 @@
-"""`pretix-forge webhook sign|send`: what it signs verifies with the generated webhook.py; the
-debug build says `send` is only in the wheel's build (Tests/Wheel tests what it sends)."""
+"""`pretix-forge webhook sign`: what it signs verifies with the generated webhook.py. What `webhook
+send` sends is tested through the wheel's binary (Tests/Wheel/test_wheel.py), which ships it."""
 
 import importlib.util
 import os
@@ -65,14 +65,3 @@ def test_secret_comes_only_from_environment_or_file(run_forge, tmp_path):
     from_file = run_forge("webhook", "sign", "--secret-file", secret_file, "--at", "1700000000", env=env)
     from_env = run_forge("webhook", "sign", "--at", "1700000000", env={**env, "NODERAILS_WEBHOOK_SECRET": SECRET})
     assert from_file.stdout == from_env.stdout
-
-
-def test_send_says_it_is_not_in_this_build_and_how_to_get_it(run_forge):
-    """The debug build leaves out the WebhookSend trait (Package.swift): `webhook send` is tested
-    through the wheel's binary (Tests/Wheel/test_wheel.py), and here it must not pass for a feature."""
-    env = {**os.environ, "NODERAILS_WEBHOOK_SECRET": SECRET}
-    result = run_forge("webhook", "send", "http://127.0.0.1:9/", env=env, check=False)
-    assert result.returncode == 1 and result.stdout == ""
-    assert "`webhook send` is not in this build" in result.stderr
-    assert "pip install pretix-forge" in result.stderr and "swift build --traits WebhookSend" in result.stderr
-    assert "Not in this build" in run_forge("webhook", "--help").stdout

@@ -272,7 +272,7 @@ def test_a_binary_that_loads_shared_libraries_is_refused(installed, forge, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-# -- webhook send, from the static binary: the one build with the WebhookSend trait (make dist) -----
+# -- webhook send, from the static binary: its own libcurl, HTTP and HTTPS only (scripts/build-libcurl.sh) --
 
 
 def test_webhook_send_delivers_exactly_the_signed_bytes(installed):
