@@ -84,7 +84,7 @@ public struct PluginRenderer: Sendable {
         let outcomes = ConcurrentSlots<Result<CompiledTemplate, ForgeError>>(count: entries.count)
         DispatchQueue.concurrentPerform(iterations: entries.count) { index in
             let (path, data) = entries[index]
-            guard let text = String(data: data, encoding: .utf8), !Self.isBinary(path), text.contains(Self.tagOpener) else { return }
+            guard let text = String(data: data, encoding: .utf8), !Self.isBinary(path), Self.hasTags(text) else { return }
             outcomes.set(index, Result { () throws(ForgeError) -> CompiledTemplate in
                 try Self.checkTags(in: text, path: path, variables: variables)
                 return CompiledTemplate(path: path, pieces: try Self.pieces(of: text, path: path))
@@ -112,10 +112,17 @@ public struct PluginRenderer: Sendable {
         for (path, data) in verbatim {
             tree.files[Self.outputPath(path, module: config.package.module)] = data
         }
-        for item in compiled {
-            let output = item.render(context)
+        // Templates render independently; on all cores, as a single variant's render would
+        // otherwise leave all but one idle.
+        let outputs = ConcurrentSlots<String>(count: compiled.count)
+        let shared = ReadOnlyContext(values: context)
+        DispatchQueue.concurrentPerform(iterations: compiled.count) { index in
+            outputs.set(index, compiled[index].render(shared.values))
+        }
+        for (item, output) in zip(compiled, outputs.values.map { $0! }) {
             // checkTags makes this unreachable for tags it sees; kept as the last line of defence.
-            if output.contains(ConfigText.unescapedMarker) {
+            // The marker starts with U+0001, which no template holds: most outputs need no search.
+            if output.utf8.contains(1), output.contains(ConfigText.unescapedMarker) {
                 throw ForgeError("free text is inserted without an escaping transform", at: SourceLocation(file: "Templates/\(item.path)"),
                                  fix: "wrap it, e.g. <% py(provider.public_name) %>")
             }
@@ -131,6 +138,12 @@ public struct PluginRenderer: Sendable {
         return tree
     }
 
+    /// The render context shared by the threads rendering templates: built before them and only
+    /// read while they run (its values are strings, numbers and immutable config texts).
+    private struct ReadOnlyContext: @unchecked Sendable {
+        let values: [String: [String: Any]]
+    }
+
     static func outputPath(_ templatePath: String, module: String) -> String {
         templatePath.split(separator: "/", omittingEmptySubsequences: false)
             .map { $0 == moduleSegment ? module : String($0) }
@@ -144,22 +157,22 @@ public struct PluginRenderer: Sendable {
     /// The template as runs of whole lines with and without tags; one piece when a tag spans
     /// lines, which a run of lines could cut.
     static func pieces(of text: String, path: String) throws(ForgeError) -> [CompiledTemplate.Piece] {
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
-        let tagged = lines.map { $0.contains(tagOpener) || $0.contains(tagCloser) }
-        let tagsWithinLines = zip(lines, tagged).allSatisfy { line, hasTag in
-            !hasTag || line.components(separatedBy: tagOpener).count == line.components(separatedBy: tagCloser).count
-        }
-        guard tagsWithinLines else { return [.template(try parse(text, path: path))] }
+        let lines = TemplateLines(text)
+        guard lines.tagsWithinLines else { return [.template(try parse(text, path: path))] }
         var pieces: [CompiledTemplate.Piece] = []
         var start = 0
         while start < lines.count {
             var end = start + 1
-            while end < lines.count, tagged[end] == tagged[start] { end += 1 }
-            let run = lines[start..<end].joined(separator: "\n") + (end < lines.count ? "\n" : "")
-            pieces.append(tagged[start] ? .template(try parse(run, path: path)) : .text(run))
+            while end < lines.count, lines.isTagged(end) == lines.isTagged(start) { end += 1 }
+            let run = lines.text(from: start, to: end)
+            pieces.append(lines.isTagged(start) ? .template(try parse(run, path: path)) : .text(run))
             start = end
         }
         return pieces
+    }
+
+    static func hasTags(_ text: String) -> Bool {
+        TemplateLines.count(of: TemplateLines.opener, in: Array(text.utf8)[...]) > 0
     }
 
     private static func parse(_ text: String, path: String) throws(ForgeError) -> MustacheTemplate {
