@@ -85,6 +85,34 @@ struct RenderTests {
         #expect(Escaping.po("a\"b\n") == #"a\"b\n"#)
     }
 
+    @Test func gettextCatalogueErrorsNameTheLine() {
+        let cases: [(po: String, message: String, line: Int)] = [
+            ("msgid \"a\"\nmsgstr \"b\\q\"\n", "unknown escape \\q", 2),
+            ("\n\"loose\"\n", "string without a keyword", 2),
+            ("msgid \"a\"\nmsgstr[1] \"b\"\n", "plural forms out of order", 2),
+            ("msgid \"a\"\nmsgstr[x] \"b\"\n", "unknown keyword 'msgstr[x]'", 2),
+            ("msgid \"a\"\nmsgstr \"b\\\"\n", "string ends in a backslash", 2),
+            ("msgid a\n", "expected a quoted string", 1),
+            ("garbage\n", "unexpected line 'garbage'", 1),
+        ]
+        for (po, message, line) in cases {
+            do {
+                _ = try GettextCatalog.parse(po)
+                Issue.record("parsed: \(po)")
+            } catch {
+                #expect(error.message == message && error.line == line, "\(po)")
+            }
+        }
+    }
+
+    @Test func gettextPluralsAndUTF8() throws {
+        let po = "msgid \"\"\nmsgstr \"\"\n\"Plural-Forms: nplurals=2; plural=(n != 1);\\n\"\n\nmsgid \"ticket\"\nmsgid_plural \"tickets\"\nmsgstr[0] \"Ticket \u{20AC}\"\nmsgstr[1] \"Tickets\\t\"\n"
+        let catalog = try GettextCatalog.parse(po)
+        #expect(catalog.messages.count == 2)
+        #expect(catalog.messages[1].idPlural == "tickets" && catalog.messages[1].translations == ["Ticket \u{20AC}", "Tickets\t"])
+        #expect(catalog.messages[0].translations == ["Plural-Forms: nplurals=2; plural=(n != 1);\n"])
+    }
+
     @Test func gettextCatalogueCompilesToMo() throws {
         let po = "msgid \"\"\nmsgstr \"Content-Type: text/plain; charset=UTF-8\\n\"\n\nmsgid \"Pay\"\nmsgstr \"Bezahlen\"\n\n#, fuzzy\nmsgid \"Skip\"\nmsgstr \"Weg\"\n\nmsgctxt \"verb\"\nmsgid \"Order\"\nmsgstr \"Bestellen\"\n"
         let mo = try GettextCatalog.parse(po).compiled()

@@ -19,6 +19,8 @@ struct GettextCatalog {
 
     var messages: [Message]
 
+    /// Parsed as UTF-8 bytes: every build compiles every catalogue, and Character-level string
+    /// scanning made this a tenth of a build.
     static func parse(_ source: String) throws(ParseError) -> GettextCatalog {
         var messages: [Message] = []
         var current = Message(context: nil, id: "", idPlural: nil, translations: [], fuzzy: false)
@@ -33,19 +35,20 @@ struct GettextCatalog {
             hasContent = false
         }
 
-        for (index, rawLine) in source.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        let bytes = Array(source.utf8)
+        for (index, rawLine) in bytes.split(separator: newline, omittingEmptySubsequences: false).enumerated() {
             let line = Self.trimmed(rawLine)
             let lineNumber = index + 1
-            if line.isEmpty || line.hasPrefix("#~") { continue }
-            if line.hasPrefix("#") {
-                if line.hasPrefix("#,") && line.contains("fuzzy") {
+            if line.isEmpty || line.starts(with: "#~".utf8) { continue }
+            if line.first == hash {
+                if line.starts(with: "#,".utf8) && Self.contains("fuzzy", in: line) {
                     // The flag belongs to the entry that follows it.
                     if hasContent { finish() }
                     current.fuzzy = true
                 }
                 continue
             }
-            if line.hasPrefix("\"") {
+            if line.first == quote {
                 let value = try unquote(line, line: lineNumber)
                 switch field {
                 case .context: current.context = (current.context ?? "") + value
@@ -56,11 +59,11 @@ struct GettextCatalog {
                 }
                 continue
             }
-            guard let space = line.firstIndex(of: " ") else {
-                throw ParseError(message: "unexpected line '\(line)'", line: lineNumber)
+            guard let space = line.firstIndex(of: UInt8(ascii: " ")) else {
+                throw ParseError(message: "unexpected line '\(String(decoding: line, as: UTF8.self))'", line: lineNumber)
             }
-            let keyword = String(line[..<space])
-            let value = try unquote(Self.trimmed(line[line.index(after: space)...]), line: lineNumber)
+            let keyword = String(decoding: line[..<space], as: UTF8.self)
+            let value = try unquote(Self.trimmed(line[(space + 1)...]), line: lineNumber)
             switch keyword {
             case "msgctxt":
                 if hasContent { finish() }
@@ -79,7 +82,7 @@ struct GettextCatalog {
                 current.translations = [value]
                 field = .translation(0)
             default:
-                guard let match = keyword.wholeMatch(of: /msgstr\[([0-9]+)\]/), let n = Int(match.output.1) else {
+                guard let n = pluralIndex(keyword) else {
                     throw ParseError(message: "unknown keyword '\(keyword)'", line: lineNumber)
                 }
                 guard n == current.translations.count else {
@@ -93,41 +96,63 @@ struct GettextCatalog {
         return GettextCatalog(messages: messages)
     }
 
-    /// Spaces and tabs trimmed; Foundation's CharacterSet trimming dominated parse time.
-    private static func trimmed(_ text: Substring) -> Substring {
-        let isBlank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" }
-        guard let first = text.firstIndex(where: { !isBlank($0) }), let last = text.lastIndex(where: { !isBlank($0) }) else { return "" }
+    private static let newline = UInt8(ascii: "\n")
+    private static let hash = UInt8(ascii: "#")
+    private static let quote = UInt8(ascii: "\"")
+    private static let backslash = UInt8(ascii: "\\")
+
+    /// N of `msgstr[N]`.
+    private static func pluralIndex(_ keyword: String) -> Int? {
+        guard keyword.hasPrefix("msgstr["), keyword.hasSuffix("]") else { return nil }
+        let digits = keyword.utf8.dropFirst("msgstr[".utf8.count).dropLast()
+        guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        return Int(String(decoding: digits, as: UTF8.self))
+    }
+
+    private static func contains(_ word: String, in line: ArraySlice<UInt8>) -> Bool {
+        let pattern = Array(word.utf8)
+        guard line.count >= pattern.count else { return false }
+        return (line.startIndex...(line.endIndex - pattern.count)).contains { line[$0..<($0 + pattern.count)].elementsEqual(pattern) }
+    }
+
+    /// Spaces, tabs and carriage returns trimmed.
+    private static func trimmed(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
+        guard let first = text.firstIndex(where: { !isBlank($0) }), let last = text.lastIndex(where: { !isBlank($0) }) else { return [] }
         return text[first...last]
     }
 
-    private static func unquote(_ text: Substring, line: Int) throws(ParseError) -> String {
-        let scalars = text.unicodeScalars
-        guard scalars.count >= 2, scalars.first == "\"", scalars.last == "\"" else {
+    private static func unquote(_ text: ArraySlice<UInt8>, line: Int) throws(ParseError) -> String {
+        guard text.count >= 2, text.first == quote, text.last == quote else {
             throw ParseError(message: "expected a quoted string", line: line)
         }
-        var out = String.UnicodeScalarView()
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count)
         var escaping = false
-        for scalar in scalars.dropFirst().dropLast() {
+        let body = text.dropFirst().dropLast()
+        for index in body.indices {
+            let byte = body[index]
             if escaping {
-                switch scalar {
-                case "n": out.append("\n")
-                case "t": out.append("\t")
-                case "r": out.append("\r")
-                case "\\": out.append("\\")
-                case "\"": out.append("\"")
-                default: throw ParseError(message: "unknown escape \\\(scalar)", line: line)
+                switch byte {
+                case UInt8(ascii: "n"): out.append(newline)
+                case UInt8(ascii: "t"): out.append(UInt8(ascii: "\t"))
+                case UInt8(ascii: "r"): out.append(UInt8(ascii: "\r"))
+                case backslash, quote: out.append(byte)
+                default:
+                    let escaped = String(decoding: body[index...], as: UTF8.self).unicodeScalars.first.map(String.init) ?? ""
+                    throw ParseError(message: "unknown escape \\\(escaped)", line: line)
                 }
                 escaping = false
-            } else if scalar == "\\" {
+            } else if byte == backslash {
                 escaping = true
-            } else if scalar == "\"" {
+            } else if byte == quote {
                 throw ParseError(message: "unescaped quote inside a string", line: line)
             } else {
-                out.append(scalar)
+                out.append(byte)
             }
         }
         if escaping { throw ParseError(message: "string ends in a backslash", line: line) }
-        return String(out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// GNU `.mo` (little endian, revision 0, no hash table), entries sorted by key bytes.
