@@ -14,6 +14,27 @@ struct ConfigTests {
         #expect(config.package.licenseText.contains("Apache License"))
     }
 
+    /// The loops that replaced the regexes accept exactly what the regexes accepted.
+    @Test func addressLicenceAndColourChecksAgreeWithTheirRegexes() {
+        let emails = ["a@b.c", "dev@example.org", "a.b+c@sub.example.co-op", "@b.c", "a@", "a@b", "a@.c", "a@b.", "a@b.c.",
+                      "a b@c.d", "a@b@c.d", "a@b.c_d", "\"a\"@b.c", "a@b,c.d", "a\u{2003}b@c.d", "ü@exämple.de", "a@b..c", "a@b.-"]
+        let email = /[^@\s"<>,]+@[^@\s"<>,]+\.[A-Za-z0-9-]+/
+        for text in emails {
+            #expect(ConfigReader.isEmailAddress(text) == (text.wholeMatch(of: email) != nil), "\(text)")
+        }
+        let licences = ["MIT", "Apache-2.0", "GPL-3.0-or-later WITH GCC-exception-3.1", "MIT OR Apache-2.0 AND BSD-3-Clause", "",
+                        "MIT ", " MIT", "MIT  OR Apache-2.0", "MIT or Apache-2.0", "MIT OR", "MIT AND AND", "(MIT)", "LicenseRef-x+"]
+        let licence = /[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)*/
+        for text in licences {
+            #expect(ConfigReader.isLicenseExpression(text) == (text.wholeMatch(of: licence) != nil), "\(text)")
+        }
+        let colours = ["#fff", "#ffff", "#2f6fed", "#2F6FED80", "#ff", "#fffff", "#ggg", "fff", "#2f6fed;", "#"]
+        let hex = /#([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})/
+        for text in colours {
+            #expect(ConfigReader.isHexColor(text) == (text.wholeMatch(of: hex) != nil), "\(text)")
+        }
+    }
+
     @Test func starterFileEqualsEmbeddedDefault() throws {
         let onDisk = try String(contentsOf: Repo.url("Examples/noderails.toml"), encoding: .utf8)
         #expect(onDisk == ConfigLoader.defaultSource)

@@ -99,7 +99,7 @@ final class ConfigReader {
         let summary = text("package.summary", multiline: false)
         let author = text("package.author", multiline: false)
         let authorEmail = string("package.author_email")
-        if let authorEmail, authorEmail.wholeMatch(of: /[^@\s"<>,]+@[^@\s"<>,]+\.[A-Za-z0-9-]+/) == nil {
+        if let authorEmail, !Self.isEmailAddress(authorEmail) {
             report("package.author_email", "'\(authorEmail)' is not an e-mail address", fix: "write it as name@example.org")
         }
         let license = string("package.license", default: defaultString("package.license"))
@@ -128,7 +128,7 @@ final class ConfigReader {
 
     private func readLicense(_ license: String?) -> String? {
         guard let license else { return nil }
-        if license.wholeMatch(of: /[A-Za-z0-9.+-]+( (AND|OR|WITH) [A-Za-z0-9.+-]+)*/) == nil {
+        if !Self.isLicenseExpression(license) {
             report("package.license", "'\(license)' is not an SPDX license expression", fix: "write an SPDX identifier such as \"Apache-2.0\" or \"MIT\"")
             return nil
         }
@@ -463,13 +463,42 @@ final class ConfigReader {
 
     /// A hex or functional CSS colour; it is pasted into a stylesheet, so nothing else passes.
     private func color(_ text: String, key: String) -> String? {
-        let hex = /#([0-9a-fA-F]{3}|[0-9a-fA-F]{4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})/
         let functional = /(rgb|rgba|hsl|hsla)\(\s*[0-9.]+%?(\s*[, ]\s*[0-9.]+%?){2}(\s*[,\/]\s*[0-9.]+%?)?\s*\)/
-        guard text.wholeMatch(of: hex) != nil || text.wholeMatch(of: functional) != nil else {
+        guard Self.isHexColor(text) || ((text.hasPrefix("rgb") || text.hasPrefix("hsl")) && text.wholeMatch(of: functional) != nil) else {
             report(key, "'\(text)' is not a CSS colour this tool accepts", fix: "write #rrggbb (e.g. \"#2f6fed\") or rgb(47, 111, 237)")
             return nil
         }
         return text
+    }
+
+    /// #rgb, #rgba, #rrggbb or #rrggbbaa.
+    static func isHexColor(_ text: String) -> Bool {
+        let isHexDigit: (UInt8) -> Bool = { ASCIIPattern.isDigit($0) || (97...102).contains($0 | 0x20) }
+        return text.utf8.first == UInt8(ascii: "#") && [4, 5, 7, 9].contains(text.utf8.count) && text.utf8.dropFirst().allSatisfy(isHexDigit)
+    }
+
+    // The next two are plain loops rather than regex literals: a literal is compiled again
+    // each time its expression runs, which made these checks a tenth of a build.
+
+    /// local@domain.tld: no spaces, quotes, angle brackets or commas, one @, a dot in the domain.
+    static func isEmailAddress(_ text: String) -> Bool {
+        let allowed: (Character) -> Bool = { !$0.isWhitespace && !"@\"<>,".contains($0) }
+        let parts = text.split(separator: "@", omittingEmptySubsequences: false)
+        guard parts.count == 2, !parts[0].isEmpty, parts[0].allSatisfy(allowed), parts[1].allSatisfy(allowed),
+              let dot = parts[1].lastIndex(of: ".") else { return false }
+        let topLevel = parts[1][parts[1].index(after: dot)...]
+        return dot > parts[1].startIndex && !topLevel.isEmpty
+            && topLevel.utf8.allSatisfy { ASCIIPattern.isAlphanumeric($0) || $0 == UInt8(ascii: "-") }
+    }
+
+    /// SPDX identifiers joined by single spaces and AND, OR or WITH.
+    static func isLicenseExpression(_ text: String) -> Bool {
+        let identifierByte: (UInt8) -> Bool = { ASCIIPattern.isAlphanumeric($0) || ".+-".utf8.contains($0) }
+        let words = text.split(separator: " ", omittingEmptySubsequences: false)
+        return words.count % 2 == 1 && words.indices.allSatisfy { index in
+            index % 2 == 1 ? ["AND", "OR", "WITH"].contains(words[index])
+                : !words[index].isEmpty && words[index].utf8.allSatisfy(identifierByte)
+        }
     }
 
     private func readLogo(_ path: String) -> ForgeConfig.Branding.Logo? {

@@ -13,6 +13,16 @@ public enum TrimmedCharacters: Sendable {
     case whitespacesAndNewlines
 
     func contains(_ scalar: Unicode.Scalar) -> Bool {
+        // Config and template text is nearly all ASCII, where no property lookup is needed.
+        if scalar.isASCII {
+            let isSpace = scalar == " " || scalar == "\t"
+            let isNewline = (0x0A...0x0D).contains(scalar.value)
+            switch self {
+            case .whitespaces: return isSpace
+            case .newlines: return isNewline
+            case .whitespacesAndNewlines: return isSpace || isNewline
+            }
+        }
         let isSpace = scalar == "\t" || scalar.properties.generalCategory == .spaceSeparator
         let isNewline = (0x0A...0x0D).contains(scalar.value) || [0x85, 0x2028, 0x2029].contains(scalar.value)
         switch self {
