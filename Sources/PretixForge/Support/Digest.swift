@@ -3,11 +3,19 @@ import FoundationEssentials
 
 /// SHA-256 and HMAC-SHA256 through OpenSSL's libcrypto.
 public enum Digest {
+    /// SHA-256 fetched from OpenSSL's provider once. `EVP_sha256()` makes every call look the
+    /// algorithm up again by name (OpenSSL 3's implicit fetch), which cost more than hashing the
+    /// small files of a plugin tree. A fetched EVP_MD is immutable and may be shared by threads.
+    nonisolated(unsafe) private static let sha256Algorithm: OpaquePointer = {
+        guard let algorithm = EVP_MD_fetch(nil, "SHA256", nil) else { preconditionFailure("OpenSSL has no SHA256") }
+        return algorithm
+    }()
+
     public static func sha256(_ data: Data) -> Data {
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
         let ok = data.withUnsafeBytes { buffer in
-            EVP_Digest(buffer.baseAddress, buffer.count, &output, &length, EVP_sha256(), nil)
+            EVP_Digest(buffer.baseAddress, buffer.count, &output, &length, sha256Algorithm, nil)
         }
         precondition(ok == 1, "OpenSSL EVP_Digest failed")
         return Data(output.prefix(Int(length)))
@@ -18,7 +26,7 @@ public enum Digest {
         var length: UInt32 = 0
         let result = key.withUnsafeBytes { keyBuffer in
             message.withUnsafeBytes { messageBuffer in
-                HMAC(EVP_sha256(), keyBuffer.baseAddress, Int32(keyBuffer.count),
+                HMAC(sha256Algorithm, keyBuffer.baseAddress, Int32(keyBuffer.count),
                      messageBuffer.baseAddress?.assumingMemoryBound(to: UInt8.self), messageBuffer.count,
                      &output, &length)
             }
@@ -36,10 +44,14 @@ public enum Digest {
 
 extension Data {
     public var hexString: String {
-        map { byte in
-            let digits = String(byte, radix: 16)
-            return digits.count == 1 ? "0" + digits : digits
-        }.joined()
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(count * 2)
+        for byte in self {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
     }
 
     /// RFC 4648 §5 base64url without padding, as wheel RECORD files use.
