@@ -1,3 +1,4 @@
+import Dispatch
 import FoundationEssentials
 import Glibc
 
@@ -53,9 +54,18 @@ public struct DistributionBuilder: Sendable {
             throw ForgeError(error.message, at: SourceLocation(file: "pyproject.toml"))
         }
         let base = "\(config.package.normalizedName)-\(config.package.version)"
+        // Both archives at once: compressing is most of a build, and a single variant would
+        // otherwise leave the second core idle.
+        let archives = ConcurrentSlots<Result<Data, ArchiveWriter.Failure>>(count: 2)
+        DispatchQueue.concurrentPerform(iterations: 2) { index in
+            archives.set(index, Result { () throws(ArchiveWriter.Failure) -> Data in
+                index == 0 ? try buildSdist(tree, metadata: metadata, base: base)
+                    : try buildWheel(tree, metadata: metadata, base: base, module: config.package.module)
+            })
+        }
         do {
-            let sdist = try buildSdist(tree, metadata: metadata, base: base)
-            let wheel = try buildWheel(tree, metadata: metadata, base: base, module: config.package.module)
+            let built = archives.values
+            let sdist = try built[0]!.get(), wheel = try built[1]!.get()
             return Distribution(sdistName: "\(base).tar.gz", sdist: sdist, wheelName: "\(base)-py3-none-any.whl", wheel: wheel)
         } catch {
             throw ForgeError("archive could not be written: \(error.description)", at: SourceLocation(file: base))
