@@ -134,19 +134,32 @@ struct Build: ParsableCommand {
         }
         let templates = try Pipeline.templates(templatesPath)
         let reporter = ProgressReporter(labels: paths.map { $0 ?? ConfigLoader.embeddedDefaultName })
-        let variants = BatchBuilder.build(configPaths: paths, templates: templates, environment: ProcessInfo.processInfo.environment) {
-            reporter.update($0, $1)
-        }
-        let built = variants.compactMap { try? $0.result.get() }
+        // Each variant's archives are staged as soon as they are built (not held in memory),
+        // under a folder per variant; those of the variants that succeed (two may name the
+        // same file) are then moved into place.
+        let staged = AtomicOutput.StagedUpdate(out)
+        let variants = BatchBuilder.build(configPaths: paths, templates: templates, environment: ProcessInfo.processInfo.environment,
+                                          deliver: { index, distribution throws(ForgeError) in
+                                              try staged.writeAside(distribution.sdist, to: "\(index)/\(distribution.sdistName)")
+                                              try staged.writeAside(distribution.wheel, to: "\(index)/\(distribution.wheelName)")
+                                          }, progress: { reporter.update($0, $1) })
+        if let error = staged.setupError { throw error }
+        let built = variants.enumerated().compactMap { index, variant in (try? variant.result.get()).map { (index, $0) } }
         if !built.isEmpty {
-            var files: [String: Data] = [:]
-            for distribution in built {
-                files[distribution.sdistName] = distribution.sdist
-                files[distribution.wheelName] = distribution.wheel
+            do {
+                for (index, variant) in built {
+                    for name in [variant.sdistName, variant.wheelName] { try staged.publishAside("\(index)/\(name)", to: name) }
+                }
+                try staged.write(Data(built.map(\.1.checksums).joined().utf8), to: "SHA256SUMS")
+                try staged.commit()
+            } catch {
+                staged.discard()
+                throw error
             }
-            files["SHA256SUMS"] = Data(built.map(\.checksums).joined().utf8)
-            try AtomicOutput.update(out, with: files)
-            for name in files.keys.sorted() { print("\(out)/\(name)") }
+            let names = ["SHA256SUMS"] + built.flatMap { [$0.1.sdistName, $0.1.wheelName] }
+            for name in names.sorted() { print("\(out)/\(name)") }
+        } else {
+            staged.discard()
         }
         let failures = variants.compactMap { variant -> ForgeError? in
             guard case .failure(let error) = variant.result else { return nil }

@@ -1,6 +1,7 @@
 import CSupport
 import FoundationEssentials
 import Glibc
+import Synchronization
 
 /// Writes outputs so a reader sees the old state or the new one, never a mix: everything is
 /// staged in a sibling folder, then swapped in with one rename.
@@ -40,7 +41,7 @@ public enum AtomicOutput {
         try publish(files, to: directory, mode: .update)
     }
 
-    private enum Mode {
+    private enum Mode: Sendable {
         /// The folder must not exist, or be empty.
         case create
         /// The folder is exchanged whole for exactly the new files.
@@ -50,55 +51,179 @@ public enum AtomicOutput {
     }
 
     private static func publish(_ files: [String: Data], to directory: String, mode: Mode) throws(ForgeError) {
-        // A tree can hold a link named like the folder a habitual `--out dist` writes to.
-        try TreeRoot.refuseSymlinkedComponents(of: directory)
-        let fileManager = FileManager.default
-        let target = URL(fileURLWithPath: directory).standardizedFileURL
-        let parent = target.deletingLastPathComponent()
-        let stagingPrefix = ".\(target.lastPathComponent).forge-staging-"
-        let location = SourceLocation(file: target.path)
+        let staging = try Staging(directory, mode: mode)
         do {
-            try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
+            for (path, data) in files { try staging.write(data, to: path) }
         } catch {
-            throw ForgeError("cannot write the output: \(describe(error))", at: location,
-                             fix: "check that the folder is writable and the disk has space")
+            staging.discard()
+            throw error
         }
-        let seal = try? MachineSeal.load()
-        let parentRoot = try? TreeRoot(parent.path)
-        if let seal, let parentRoot { removeAbandonedStaging(in: parentRoot, prefix: stagingPrefix, seal: seal) }
-        let staging = parent.appendingPathComponent(stagingName(prefix: stagingPrefix, pid: getpid(), parent: parentRoot, seal: seal))
-        do {
-            try? fileManager.removeItem(at: staging)
-            if mode == .update, fileManager.fileExists(atPath: target.path) {
-                try fileManager.copyItem(at: target, to: staging)
-            } else {
-                try fileManager.createDirectory(at: staging, withIntermediateDirectories: true)
-            }
-            for (path, data) in files {
-                let url = staging.appendingPathComponent(path)
-                try fileManager.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try data.write(to: url)
-            }
-        } catch {
-            try? fileManager.removeItem(at: staging)
-            throw ForgeError("cannot write the output: \(describe(error))", at: location,
-                             fix: "check that the folder is writable and the disk has space")
+        try staging.swapIn()
+    }
+
+    /// An update of `directory` (as `update` makes it) written file by file while other work
+    /// goes on, then swapped in whole: a batch of variants stages each archive as it is built
+    /// instead of holding them all in memory. Nothing is touched on disk before the first
+    /// `write` (a batch whose variants all fail leaves no trace), and the folder itself not
+    /// before `commit`.
+    public final class StagedUpdate: Sendable {
+        private let directory: String
+        /// The staging folder once the first write made it, or why it could not be made.
+        private let staging = Mutex<Result<Staging, ForgeError>?>(nil)
+
+        public init(_ directory: String) { self.directory = directory }
+
+        /// Why the staging folder could not be made, once a write has tried.
+        public var setupError: ForgeError? {
+            guard case .failure(let error)? = staging.withLock({ $0 }) else { return nil }
+            return error
         }
-        // A new tree is renamed into place, which fails rather than replace a folder that
-        // appeared meanwhile with contents; dist/ is exchanged whole with its updated copy.
-        if mode != .create, fileManager.fileExists(atPath: target.path) {
-            guard forge_exchange_paths(staging.path, target.path) == 0 else {
+
+        /// Writes `data` at `path` inside the staged folder; safe from several threads for distinct paths.
+        public func write(_ data: Data, to path: String) throws(ForgeError) { try made().write(data, to: path) }
+
+        /// Writes `data` at `path` in a folder of the staging that no file of the output can be
+        /// (made fresh), to be published by `publishAside` or dropped at `commit`.
+        public func writeAside(_ data: Data, to path: String) throws(ForgeError) {
+            let staging = try made()
+            try staging.write(data, to: "\(staging.aside)/\(path)")
+        }
+
+        /// Moves a file written aside to `path` in the output.
+        public func publishAside(_ asidePath: String, to path: String) throws(ForgeError) {
+            let staging = try made()
+            try staging.move("\(staging.aside)/\(asidePath)", to: path)
+        }
+
+        /// Swaps the staged folder in, without what was written aside and not published.
+        public func commit() throws(ForgeError) {
+            let staging = try made()
+            staging.remove(staging.aside)
+            try staging.swapIn()
+        }
+
+        /// Leaves the folder as it was.
+        public func discard() {
+            if case .success(let made)? = staging.withLock({ $0 }) { made.discard() }
+        }
+
+        private func made() throws(ForgeError) -> Staging {
+            let result = staging.withLock { state -> Result<Staging, ForgeError> in
+                if let state { return state }
+                let made = Result { () throws(ForgeError) -> Staging in
+                    var isDirectory = false
+                    if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory {
+                        throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a folder for --out")
+                    }
+                    let made = try Staging(directory, mode: .update)
+                    try made.makeAside()
+                    return made
+                }
+                state = made
+                return made
+            }
+            return try result.get()
+        }
+    }
+
+    /// A sibling folder that becomes `directory` with one rename (or exchange).
+    private struct Staging: Sendable {
+        let url: URL
+        let target: URL
+        let mode: Mode
+        let location: SourceLocation
+        /// StagedUpdate's folder for files written aside; makeAside refuses to go on when the
+        /// copied output holds something of that name.
+        var aside: String { ".forge-aside-\(getpid())" }
+
+        init(_ directory: String, mode: Mode) throws(ForgeError) {
+            // A tree can hold a link named like the folder a habitual `--out dist` writes to.
+            try TreeRoot.refuseSymlinkedComponents(of: directory)
+            let fileManager = FileManager.default
+            target = URL(fileURLWithPath: directory).standardizedFileURL
+            self.mode = mode
+            let parent = target.deletingLastPathComponent()
+            let stagingPrefix = ".\(target.lastPathComponent).forge-staging-"
+            location = SourceLocation(file: target.path)
+            do {
+                try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
+            } catch {
+                throw ForgeError("cannot write the output: \(describe(error))", at: location,
+                                 fix: "check that the folder is writable and the disk has space")
+            }
+            let seal = try? MachineSeal.load()
+            let parentRoot = try? TreeRoot(parent.path)
+            if let seal, let parentRoot { removeAbandonedStaging(in: parentRoot, prefix: stagingPrefix, seal: seal) }
+            url = parent.appendingPathComponent(stagingName(prefix: stagingPrefix, pid: getpid(), parent: parentRoot, seal: seal))
+            do {
+                try? fileManager.removeItem(at: url)
+                if mode == .update, fileManager.fileExists(atPath: target.path) {
+                    try fileManager.copyItem(at: target, to: url)
+                } else {
+                    try fileManager.createDirectory(at: url, withIntermediateDirectories: true)
+                }
+            } catch {
+                discard()
+                throw writeFailure(error)
+            }
+        }
+
+        func write(_ data: Data, to path: String) throws(ForgeError) {
+            let file = url.appendingPathComponent(path)
+            do {
+                try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try data.write(to: file)
+            } catch {
+                throw writeFailure(error)
+            }
+        }
+
+        /// Made with mkdir, which fails if the copied output holds anything of that name.
+        func makeAside() throws(ForgeError) {
+            guard mkdir(url.appendingPathComponent(aside).path, 0o755) == 0 else {
                 let reason = String(cString: strerror(errno))
-                try? fileManager.removeItem(at: staging)
-                throw ForgeError("cannot replace the output folder: \(reason)", at: location)
+                discard()
+                throw ForgeError("cannot stage the output: \(reason)", at: location,
+                                 fix: "remove \(aside) from the output folder, which pretix-forge did not write")
             }
-        } else if rename(staging.path, target.path) != 0 {
-            let reason = String(cString: strerror(errno))
-            try? fileManager.removeItem(at: staging)
-            throw ForgeError("cannot create the output folder: \(reason)", at: location)
         }
-        // After the exchange the staging path holds the previous output.
-        try? fileManager.removeItem(at: staging)
+
+        func move(_ from: String, to: String) throws(ForgeError) {
+            guard rename(url.appendingPathComponent(from).path, url.appendingPathComponent(to).path) == 0 else {
+                throw ForgeError("cannot write the output: \(String(cString: strerror(errno)))", at: location)
+            }
+        }
+
+        func remove(_ path: String) {
+            try? FileManager.default.removeItem(at: url.appendingPathComponent(path))
+        }
+
+        func discard() {
+            try? FileManager.default.removeItem(at: url)
+        }
+
+        /// A new tree is renamed into place, which fails rather than replace a folder that
+        /// appeared meanwhile with contents; dist/ is exchanged whole with its updated copy.
+        func swapIn() throws(ForgeError) {
+            if mode != .create, FileManager.default.fileExists(atPath: target.path) {
+                guard forge_exchange_paths(url.path, target.path) == 0 else {
+                    let reason = String(cString: strerror(errno))
+                    discard()
+                    throw ForgeError("cannot replace the output folder: \(reason)", at: location)
+                }
+            } else if rename(url.path, target.path) != 0 {
+                let reason = String(cString: strerror(errno))
+                discard()
+                throw ForgeError("cannot create the output folder: \(reason)", at: location)
+            }
+            // After the exchange the staging path holds the previous output.
+            discard()
+        }
+
+        private func writeFailure(_ error: any Error) -> ForgeError {
+            ForgeError("cannot write the output: \(describe(error))", at: location,
+                       fix: "check that the folder is writable and the disk has space")
+        }
     }
 
     /// `PREFIX<pid>-<seal>`: the seal (over the parent folder's identity, the prefix and the pid,

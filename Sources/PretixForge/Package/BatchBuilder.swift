@@ -9,10 +9,18 @@ public enum BatchBuilder {
         case failed(ForgeError)
     }
 
+    /// What remains of a built variant once `deliver` has taken its archives.
+    public struct Built: Sendable {
+        public var sdistName: String
+        public var wheelName: String
+        /// `sha256sum` lines for both archives.
+        public var checksums: String
+    }
+
     public struct Variant: Sendable {
         /// The config file, or nil for the embedded default.
         public var configPath: String?
-        public var result: Result<Distribution, ForgeError>
+        public var result: Result<Built, ForgeError>
 
         public var label: String { configPath ?? ConfigLoader.embeddedDefaultName }
     }
@@ -40,21 +48,25 @@ public enum BatchBuilder {
         return result
     }
 
+    /// Builds every variant and hands each one's archives to `deliver` as soon as they exist
+    /// (on the thread that built them), so that a batch never holds all archives in memory. A
+    /// variant whose `deliver` throws has failed.
     public static func build(configPaths: [String?], templates: TemplateSet, environment: [String: String],
+                             deliver: @escaping @Sendable (Int, Distribution) throws(ForgeError) -> Void,
                              progress: @escaping @Sendable (Int, Progress) -> Void) -> [Variant] {
-        let results = ConcurrentSlots<Result<Distribution, ForgeError>>(count: configPaths.count)
+        let results = ConcurrentSlots<Result<Built, ForgeError>>(count: configPaths.count)
         let renderer = Result { () throws(ForgeError) in try PluginRenderer(templates: templates) }
         DispatchQueue.concurrentPerform(iterations: configPaths.count) { index in
             progress(index, .started)
-            let outcome = Result { () throws(ForgeError) -> Distribution in
+            let outcome = Result { () throws(ForgeError) -> Built in
                 let config = try Pipeline.loadConfig(configPaths[index])
                 let tree = try renderer.get().render(config)
-                return try Pipeline.distribution(config, tree: tree, environment: environment)
+                let distribution = try Pipeline.distribution(config, tree: tree, environment: environment)
+                try deliver(index, distribution)
+                progress(index, .finished(distribution))
+                return Built(sdistName: distribution.sdistName, wheelName: distribution.wheelName, checksums: distribution.checksums)
             }
-            switch outcome {
-            case .success(let distribution): progress(index, .finished(distribution))
-            case .failure(let error): progress(index, .failed(error))
-            }
+            if case .failure(let error) = outcome { progress(index, .failed(error)) }
             results.set(index, outcome)
         }
         var variants = zip(configPaths, results.values).map { Variant(configPath: $0, result: $1!) }
@@ -66,13 +78,13 @@ public enum BatchBuilder {
     private static func markNameClashes(_ variants: inout [Variant]) {
         var owner: [String: String] = [:]
         for index in variants.indices {
-            guard case .success(let distribution) = variants[index].result else { continue }
-            if let first = owner[distribution.sdistName] {
+            guard case .success(let built) = variants[index].result else { continue }
+            if let first = owner[built.sdistName] {
                 variants[index].result = .failure(ForgeError(
-                    "produces \(distribution.sdistName), as \(first) does", at: SourceLocation(file: variants[index].label),
+                    "produces \(built.sdistName), as \(first) does", at: SourceLocation(file: variants[index].label),
                     keyPath: "package.name", fix: "give each variant its own package name (and module)"))
             } else {
-                owner[distribution.sdistName] = variants[index].label
+                owner[built.sdistName] = variants[index].label
             }
         }
     }
