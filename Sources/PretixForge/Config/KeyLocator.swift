@@ -45,7 +45,8 @@ struct KeyLocator {
 
     /// TOMLKit hands strings over as C strings, which end at a NUL; spot the escape in the source.
     func valueHasNUL(_ keyPath: String) -> Bool {
-        guard let line = valueLines[keyPath] else { return false }
+        // Most values hold no backslash, and then no escape: skip the searches.
+        guard let line = valueLines[keyPath], line.utf8.contains(UInt8(ascii: "\\")) else { return false }
         return line.contains("\\u0000") || line.contains("\\U00000000")
     }
 }

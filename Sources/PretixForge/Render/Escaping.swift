@@ -19,8 +19,11 @@ public enum Escaping {
 
     /// Applies `rule` to every scalar; nil keeps the scalar as it is.
     private static func escaped(_ text: String, _ rule: (Unicode.Scalar) -> String?) -> String {
-        var out = ""
-        for scalar in text.unicodeScalars {
+        // Most texts need no escape at all: return them as they are, without rebuilding them
+        // scalar by scalar.
+        guard let first = text.unicodeScalars.firstIndex(where: { rule($0) != nil }) else { return text }
+        var out = String(Substring(text.unicodeScalars[..<first]))
+        for scalar in text.unicodeScalars[first...] {
             if let replacement = rule(scalar) {
                 out += replacement
             } else {

@@ -56,10 +56,15 @@ extension Data {
 
     /// RFC 4648 §5 base64url without padding, as wheel RECORD files use.
     public var urlSafeBase64NoPadding: String {
-        base64EncodedString()
-            .replacing("+", with: "-")
-            .replacing("/", with: "_")
-            .replacing("=", with: "")
+        let bytes = base64EncodedString().utf8.compactMap { byte -> UInt8? in
+            switch byte {
+            case UInt8(ascii: "+"): return UInt8(ascii: "-")
+            case UInt8(ascii: "/"): return UInt8(ascii: "_")
+            case UInt8(ascii: "="): return nil
+            default: return byte
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     public init?(hexString: String) {

@@ -39,6 +39,8 @@ extension StringProtocol {
         let scalars = unicodeScalars
         guard let first = scalars.firstIndex(where: { !characters.contains($0) }),
               let last = scalars.lastIndex(where: { !characters.contains($0) }) else { return "" }
+        // Already trimmed (the usual case): no need to rebuild it scalar by scalar.
+        if first == scalars.startIndex, scalars.index(after: last) == scalars.endIndex { return String(self) }
         return String(String.UnicodeScalarView(scalars[first...last]))
     }
 }
