@@ -402,6 +402,18 @@ class LedgerMachine(RuleBasedStateMachine):
             assert all(n == 1 for n in made.values()), 'refunded twice at NodeRails: %s' % book['refunds']
 
     @invariant()
+    def each_noderails_event_is_acted_on_once(self):
+        # The plugin logs every webhook event it acts on. NodeRails redelivers until it gets a 2xx
+        # and may resend at will: a redelivery must find its event done, not act on it again, even
+        # where acting again would change no money.
+        from pretix.base.models import LogEntry
+        entries = LogEntry.objects.filter(action_type=plugin('settlement').LOG_ACTION)
+        # Entries without an event id are the plugin's own notes (a wrong amount, say).
+        acted = Counter(entry.parsed_data.get('event_id') for entry in entries)
+        twice = {event_id: n for event_id, n in acted.items() if event_id and n > 1}
+        assert not twice, 'NodeRails events acted on more than once: %s' % twice
+
+    @invariant()
     def pretix_and_noderails_agree(self):
         from pretix.base.models import OrderRefund
         settlement = plugin('settlement')

@@ -239,14 +239,16 @@ def _apply(pretix_event, event, ref):
     if not _claim(pretix_event, event):
         return _text('Duplicate event, already processed')
     payment = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=ref.payment_id)
-    payment.order.log_action(settlement.LOG_ACTION, data=_log_data(event))
     if event.action == events.ACTION_REFUND:
         applied = settlement.apply_refund_event(payment, event)
         if applied == settlement.REFUND_NOT_ATTRIBUTABLE:
-            # Not processed: NodeRails' redelivery is, once the reconciliation has learnt the id.
+            # Not processed, and so not on the order's log: NodeRails' redelivery is, once the
+            # reconciliation has learnt the id.
             ProcessedWebhookEvent.objects.filter(event_id=event.event_id, pretix_event=pretix_event).delete()
             return _retry_later('Refund may be one whose NodeRails id is not known yet; asking NodeRails first')
+        payment.order.log_action(settlement.LOG_ACTION, data=_log_data(event))
         return _text(applied)
+    payment.order.log_action(settlement.LOG_ACTION, data=_log_data(event))
     if event.action == events.ACTION_APPROVAL:
         # [webhook] confirm_on = ["captured"]: the approval is on the order's log, the capture confirms.
         # Its intent is bound to the payment, so a capture that names only the intent finds it.
