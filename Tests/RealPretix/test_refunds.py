@@ -184,6 +184,12 @@ def test_refund_timeout_is_not_reported_failed_and_settles_once(paid, sim, admin
     assert (again.status, again.response_body) == (200, b'Refund already recorded')
     assert list(sim.refunds) == [nr_refund.refund_id]
     assert len({c.header('Idempotency-Key') for c in sim.requests_for('refund')}) == 1
+    # Found by the ledger machine: the deliveries answered 503 were on the order's log as if acted
+    # on, and the redelivery once more.
+    with scopes_disabled():
+        logged = [entry.parsed_data.get('event_id')
+                  for entry in order.all_logentries().filter(action_type=plugin('settlement').LOG_ACTION)]
+    assert logged.count(document['id']) == 1, logged
 
 
 # -- no clear answer: the refund stays open, is never offered twice, and settles once ---------------------
