@@ -134,33 +134,9 @@ struct Build: ParsableCommand {
         }
         let templates = try Pipeline.templates(templatesPath)
         let reporter = ProgressReporter(labels: paths.map { $0 ?? ConfigLoader.embeddedDefaultName })
-        // Each variant's archives are staged as soon as they are built (not held in memory),
-        // under a folder per variant; those of the variants that succeed (two may name the
-        // same file) are then moved into place.
-        let staged = AtomicOutput.StagedUpdate(out)
-        let variants = BatchBuilder.build(configPaths: paths, templates: templates, environment: ProcessInfo.processInfo.environment,
-                                          deliver: { index, distribution throws(ForgeError) in
-                                              try staged.writeAside(distribution.sdist, to: "\(index)/\(distribution.sdistName)")
-                                              try staged.writeAside(distribution.wheel, to: "\(index)/\(distribution.wheelName)")
-                                          }, progress: { reporter.update($0, $1) })
-        if let error = staged.setupError { throw error }
-        let built = variants.enumerated().compactMap { index, variant in (try? variant.result.get()).map { (index, $0) } }
-        if !built.isEmpty {
-            do {
-                for (index, variant) in built {
-                    for name in [variant.sdistName, variant.wheelName] { try staged.publishAside("\(index)/\(name)", to: name) }
-                }
-                try staged.write(Data(built.map(\.1.checksums).joined().utf8), to: "SHA256SUMS")
-                try staged.commit()
-            } catch {
-                staged.discard()
-                throw error
-            }
-            let names = ["SHA256SUMS"] + built.flatMap { [$0.1.sdistName, $0.1.wheelName] }
-            for name in names.sorted() { print("\(out)/\(name)") }
-        } else {
-            staged.discard()
-        }
+        let (variants, written) = try BatchBuilder.build(into: out, configPaths: paths, templates: templates,
+                                                         environment: ProcessInfo.processInfo.environment) { reporter.update($0, $1) }
+        for name in written.sorted() { print("\(out)/\(name)") }
         let failures = variants.compactMap { variant -> ForgeError? in
             guard case .failure(let error) = variant.result else { return nil }
             return error

@@ -7,15 +7,15 @@ struct KeyLocator {
     private var lines: [String: Int] = [:]
     private var valueLines: [String: String] = [:]
 
-    /// Scanned as UTF-8 bytes, trimming TOML's whitespace (space and tab): this runs over every
+    /// Scanned as UTF-8 bytes, trimming TOML's whitespace (space, tab; and CRLF's CR): this runs over every
     /// line of every config, and Unicode-aware trimming of each line was most of a config load.
     init(source: String) {
         var table = ""
         let bytes = Array(source.utf8)
         for (index, rawLine) in bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-            let line = Self.trimmed(rawLine)
+            let line = ASCIIPattern.trimmingBlanks(rawLine)
             if line.first == UInt8(ascii: "["), let close = line.firstIndex(of: UInt8(ascii: "]")) {
-                table = String(decoding: Self.trimmed(line[(line.startIndex + 1)..<close]), as: UTF8.self)
+                table = String(decoding: ASCIIPattern.trimmingBlanks(line[(line.startIndex + 1)..<close]), as: UTF8.self)
                 lines[table] = lines[table] ?? index + 1
             } else if line.contains(UInt8(ascii: "=")), let key = Self.assignedKey(String(decoding: line, as: UTF8.self)) {
                 let path = table.isEmpty ? key : "\(table).\(key)"
@@ -23,12 +23,6 @@ struct KeyLocator {
                 valueLines[path] = String(decoding: line, as: UTF8.self)
             }
         }
-    }
-
-    private static func trimmed(_ line: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
-        guard let first = line.firstIndex(where: { !isBlank($0) }), let last = line.lastIndex(where: { !isBlank($0) }) else { return [] }
-        return line[first...last]
     }
 
     /// The key of a `key = value` (or `"key" = value`) line, nil for anything else.

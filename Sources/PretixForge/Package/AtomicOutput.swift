@@ -34,11 +34,16 @@ public enum AtomicOutput {
     /// Writes `files` into `directory`, keeping files it holds that are not being replaced
     /// (earlier versions in dist/, say).
     public static func update(_ directory: String, with files: [String: Data]) throws(ForgeError) {
+        try refuseFile(at: directory)
+        try publish(files, to: directory, mode: .update)
+    }
+
+    /// `update` writes into a folder; a file of that name is the user's mistake, not ours to replace.
+    private static func refuseFile(at directory: String) throws(ForgeError) {
         var isDirectory = false
         if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory {
             throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a folder for --out")
         }
-        try publish(files, to: directory, mode: .update)
     }
 
     private enum Mode: Sendable {
@@ -66,44 +71,44 @@ public enum AtomicOutput {
     /// instead of holding them all in memory. Nothing is touched on disk before the first
     /// `write` (a batch whose variants all fail leaves no trace), and the folder itself not
     /// before `commit`.
-    public final class StagedUpdate: Sendable {
+    final class StagedUpdate: Sendable {
         private let directory: String
         /// The staging folder once the first write made it, or why it could not be made.
         private let staging = Mutex<Result<Staging, ForgeError>?>(nil)
 
-        public init(_ directory: String) { self.directory = directory }
+        init(_ directory: String) { self.directory = directory }
 
         /// Why the staging folder could not be made, once a write has tried.
-        public var setupError: ForgeError? {
+        var setupError: ForgeError? {
             guard case .failure(let error)? = staging.withLock({ $0 }) else { return nil }
             return error
         }
 
         /// Writes `data` at `path` inside the staged folder; safe from several threads for distinct paths.
-        public func write(_ data: Data, to path: String) throws(ForgeError) { try made().write(data, to: path) }
+        func write(_ data: Data, to path: String) throws(ForgeError) { try made().write(data, to: path) }
 
         /// Writes `data` at `path` in a folder of the staging that no file of the output can be
         /// (made fresh), to be published by `publishAside` or dropped at `commit`.
-        public func writeAside(_ data: Data, to path: String) throws(ForgeError) {
+        func writeAside(_ data: Data, to path: String) throws(ForgeError) {
             let staging = try made()
             try staging.write(data, to: "\(staging.aside)/\(path)")
         }
 
         /// Moves a file written aside to `path` in the output.
-        public func publishAside(_ asidePath: String, to path: String) throws(ForgeError) {
+        func publishAside(_ asidePath: String, to path: String) throws(ForgeError) {
             let staging = try made()
             try staging.move("\(staging.aside)/\(asidePath)", to: path)
         }
 
         /// Swaps the staged folder in, without what was written aside and not published.
-        public func commit() throws(ForgeError) {
+        func commit() throws(ForgeError) {
             let staging = try made()
             staging.remove(staging.aside)
             try staging.swapIn()
         }
 
         /// Leaves the folder as it was.
-        public func discard() {
+        func discard() {
             if case .success(let made)? = staging.withLock({ $0 }) { made.discard() }
         }
 
@@ -111,10 +116,7 @@ public enum AtomicOutput {
             let result = staging.withLock { state -> Result<Staging, ForgeError> in
                 if let state { return state }
                 let made = Result { () throws(ForgeError) -> Staging in
-                    var isDirectory = false
-                    if FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), !isDirectory {
-                        throw ForgeError("exists and is not a folder", at: SourceLocation(file: directory), fix: "choose a folder for --out")
-                    }
+                    try refuseFile(at: directory)
                     let made = try Staging(directory, mode: .update)
                     try made.makeAside()
                     return made

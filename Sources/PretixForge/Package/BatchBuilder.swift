@@ -48,10 +48,40 @@ public enum BatchBuilder {
         return result
     }
 
+    /// Builds every variant into `out`, keeping the other files there (`AtomicOutput.update`).
+    /// Each variant's archives are staged as soon as they are built, under a folder per variant,
+    /// not held in memory; those of the variants that succeed (two may name the same file) and
+    /// their SHA256SUMS are swapped in when the batch ends. Returns the variants and the names
+    /// of the files written: none, and nothing on disk, when every variant failed.
+    public static func build(into out: String, configPaths: [String?], templates: TemplateSet, environment: [String: String],
+                             progress: @escaping @Sendable (Int, Progress) -> Void) throws(ForgeError) -> (variants: [Variant], written: [String]) {
+        let staged = AtomicOutput.StagedUpdate(out)
+        let variants = build(configPaths: configPaths, templates: templates, environment: environment, deliver: { index, distribution throws(ForgeError) in
+            try staged.writeAside(distribution.sdist, to: "\(index)/\(distribution.sdistName)")
+            try staged.writeAside(distribution.wheel, to: "\(index)/\(distribution.wheelName)")
+        }, progress: progress)
+        if let error = staged.setupError { throw error }
+        let built = variants.enumerated().compactMap { index, variant in (try? variant.result.get()).map { (index, $0) } }
+        guard !built.isEmpty else {
+            staged.discard()
+            return (variants, [])
+        }
+        do {
+            for (index, variant) in built {
+                for name in [variant.sdistName, variant.wheelName] { try staged.publishAside("\(index)/\(name)", to: name) }
+            }
+            try staged.write(Data(built.map(\.1.checksums).joined().utf8), to: "SHA256SUMS")
+            try staged.commit()
+        } catch {
+            staged.discard()
+            throw error
+        }
+        return (variants, ["SHA256SUMS"] + built.flatMap { [$0.1.sdistName, $0.1.wheelName] })
+    }
+
     /// Builds every variant and hands each one's archives to `deliver` as soon as they exist
-    /// (on the thread that built them), so that a batch never holds all archives in memory. A
-    /// variant whose `deliver` throws has failed.
-    public static func build(configPaths: [String?], templates: TemplateSet, environment: [String: String],
+    /// (on the thread that built them). A variant whose `deliver` throws has failed.
+    static func build(configPaths: [String?], templates: TemplateSet, environment: [String: String],
                              deliver: @escaping @Sendable (Int, Distribution) throws(ForgeError) -> Void,
                              progress: @escaping @Sendable (Int, Progress) -> Void) -> [Variant] {
         let results = ConcurrentSlots<Result<Built, ForgeError>>(count: configPaths.count)

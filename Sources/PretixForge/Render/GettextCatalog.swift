@@ -37,11 +37,11 @@ struct GettextCatalog {
 
         let bytes = Array(source.utf8)
         for (index, rawLine) in bytes.split(separator: newline, omittingEmptySubsequences: false).enumerated() {
-            let line = Self.trimmed(rawLine)
+            let line = ASCIIPattern.trimmingBlanks(rawLine)
             let lineNumber = index + 1
             if line.isEmpty || line.starts(with: "#~".utf8) { continue }
             if line.first == hash {
-                if line.starts(with: "#,".utf8) && Self.contains("fuzzy", in: line) {
+                if line.starts(with: "#,".utf8) && ASCIIPattern.occurrences(of: Array("fuzzy".utf8), in: line) > 0 {
                     // The flag belongs to the entry that follows it.
                     if hasContent { finish() }
                     current.fuzzy = true
@@ -63,7 +63,7 @@ struct GettextCatalog {
                 throw ParseError(message: "unexpected line '\(String(decoding: line, as: UTF8.self))'", line: lineNumber)
             }
             let keyword = String(decoding: line[..<space], as: UTF8.self)
-            let value = try unquote(Self.trimmed(line[(space + 1)...]), line: lineNumber)
+            let value = try unquote(ASCIIPattern.trimmingBlanks(line[(space + 1)...]), line: lineNumber)
             switch keyword {
             case "msgctxt":
                 if hasContent { finish() }
@@ -105,21 +105,8 @@ struct GettextCatalog {
     private static func pluralIndex(_ keyword: String) -> Int? {
         guard keyword.hasPrefix("msgstr["), keyword.hasSuffix("]") else { return nil }
         let digits = keyword.utf8.dropFirst("msgstr[".utf8.count).dropLast()
-        guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
+        guard !digits.isEmpty, digits.allSatisfy(ASCIIPattern.isDigit) else { return nil }
         return Int(String(decoding: digits, as: UTF8.self))
-    }
-
-    private static func contains(_ word: String, in line: ArraySlice<UInt8>) -> Bool {
-        let pattern = Array(word.utf8)
-        guard line.count >= pattern.count else { return false }
-        return (line.startIndex...(line.endIndex - pattern.count)).contains { line[$0..<($0 + pattern.count)].elementsEqual(pattern) }
-    }
-
-    /// Spaces, tabs and carriage returns trimmed.
-    private static func trimmed(_ text: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
-        let isBlank: (UInt8) -> Bool = { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
-        guard let first = text.firstIndex(where: { !isBlank($0) }), let last = text.lastIndex(where: { !isBlank($0) }) else { return [] }
-        return text[first...last]
     }
 
     private static func unquote(_ text: ArraySlice<UInt8>, line: Int) throws(ParseError) -> String {

@@ -172,7 +172,7 @@ public struct PluginRenderer: Sendable {
     }
 
     static func hasTags(_ text: String) -> Bool {
-        TemplateLines.count(of: TemplateLines.opener, in: Array(text.utf8)[...]) > 0
+        ASCIIPattern.occurrences(of: TemplateLines.opener, in: Array(text.utf8)[...]) > 0
     }
 
     private static func parse(_ text: String, path: String) throws(ForgeError) -> MustacheTemplate {

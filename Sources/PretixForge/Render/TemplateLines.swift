@@ -2,8 +2,8 @@
 /// each holds. Scanned as bytes: this runs over every line of every template at each start, where
 /// `Substring.contains` took a third of a build.
 struct TemplateLines {
-    static let opener: (UInt8, UInt8) = (UInt8(ascii: "<"), UInt8(ascii: "%"))
-    static let closer: (UInt8, UInt8) = (UInt8(ascii: "%"), UInt8(ascii: ">"))
+    static let opener = Array(PluginRenderer.tagOpener.utf8)
+    static let closer = Array(PluginRenderer.tagCloser.utf8)
 
     private let bytes: [UInt8]
     /// Byte offset where each line starts; line i ends where line i + 1 starts (or at the end).
@@ -19,8 +19,8 @@ struct TemplateLines {
         var openers: [Int] = [], closers: [Int] = []
         for index in starts.indices {
             let line = bytes[starts[index]..<(index + 1 < starts.count ? starts[index + 1] : bytes.count)]
-            openers.append(Self.count(of: Self.opener, in: line))
-            closers.append(Self.count(of: Self.closer, in: line))
+            openers.append(ASCIIPattern.occurrences(of: Self.opener, in: line))
+            closers.append(ASCIIPattern.occurrences(of: Self.closer, in: line))
         }
         self.openers = openers
         self.closers = closers
@@ -38,19 +38,4 @@ struct TemplateLines {
         String(decoding: bytes[starts[start]..<(end < starts.count ? starts[end] : bytes.count)], as: UTF8.self)
     }
 
-    /// Non-overlapping occurrences of a two-byte pair, counted left to right as
-    /// `components(separatedBy:)` splits.
-    static func count(of pair: (UInt8, UInt8), in bytes: ArraySlice<UInt8>) -> Int {
-        var found = 0
-        var index = bytes.startIndex
-        while index + 1 < bytes.endIndex {
-            if bytes[index] == pair.0, bytes[index + 1] == pair.1 {
-                found += 1
-                index += 2
-            } else {
-                index += 1
-            }
-        }
-        return found
-    }
 }

@@ -8,6 +8,31 @@ enum ASCIIPattern {
     static func isLetter(_ c: UInt8) -> Bool { isLower(c) || isUpper(c) }
     static func isAlphanumeric(_ c: UInt8) -> Bool { isLetter(c) || isDigit(c) }
 
+    /// Space, tab or carriage return: what the line-based parsers (`.po`, TOML key lines) trim.
+    static func isBlank(_ c: UInt8) -> Bool { c == 32 || c == 9 || c == 13 }
+
+    /// `bytes` without blanks at either end.
+    static func trimmingBlanks(_ bytes: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+        guard let first = bytes.firstIndex(where: { !isBlank($0) }), let last = bytes.lastIndex(where: { !isBlank($0) }) else { return [] }
+        return bytes[first...last]
+    }
+
+    /// Non-overlapping occurrences of `pattern` in `bytes`, counted left to right as
+    /// `components(separatedBy:)` splits.
+    static func occurrences(of pattern: [UInt8], in bytes: ArraySlice<UInt8>) -> Int {
+        var found = 0
+        var index = bytes.startIndex
+        while index + pattern.count <= bytes.endIndex {
+            if bytes[index..<(index + pattern.count)].elementsEqual(pattern) {
+                found += 1
+                index += pattern.count
+            } else {
+                index += 1
+            }
+        }
+        return found
+    }
+
     /// `text` is `first` followed by `rest`, with a length in `length`.
     static func matches<S: StringProtocol>(_ text: S, first: (UInt8) -> Bool, rest: (UInt8) -> Bool,
                                            length: ClosedRange<Int> = 1...Int.max) -> Bool {
