@@ -129,3 +129,15 @@ def test_batch_build_continues_past_a_failing_variant(run_forge, tmp_path):
 def test_batch_refuses_two_variants_with_one_file_name(run_forge, tmp_path):
     result = run_forge("build", "--config", DEFAULT_CONFIG, "--config", DEFAULT_CONFIG, "--out", tmp_path / "dist", check=False)
     assert result.returncode == 1 and "package.name" in result.stderr
+    # The first variant's archives are published; the second's, staged as it was built, are not left anywhere.
+    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == [
+        "SHA256SUMS", "pretix_noderails-1.0.0-py3-none-any.whl", "pretix_noderails-1.0.0.tar.gz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]
+
+
+def test_batch_whose_variants_all_fail_writes_nothing(run_forge, tmp_path):
+    broken = tmp_path / "broken.toml"
+    broken.write_text(DEFAULT_CONFIG.read_text().replace('currency = "USD"', 'currency = "DOLLAR"'))
+    result = run_forge("build", "--config", broken, "--out", tmp_path / "new" / "dist", check=False)
+    assert result.returncode == 1 and "noderails.currency" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.toml"]
