@@ -71,8 +71,11 @@ class Browser:
     def to_payment_step(self):
         """Cart, contact details, NodeRails chosen: returns the checkout session NodeRails opened."""
         sessions = set(list(self.cluster.sim.sessions))
-        self.post('/cart/add', {'item_%d' % self.cluster.shop.item.pk: '1'})
-        self.post('/checkout/questions/', {'email': 'buyer@example.org', 'email_repeat': 'buyer@example.org'})
+        # Adding to the cart is a celery task too: going on before it is done races the worker,
+        # which is slow after a redis restart (it reconnects to its broker first).
+        self.post_and_wait('/cart/add', {'item_%d' % self.cluster.shop.item.pk: '1'})
+        r = self.post('/checkout/questions/', {'email': 'buyer@example.org', 'email_repeat': 'buyer@example.org'})
+        assert r.status_code == 200 and '/checkout/payment/' in r.url, (r.status_code, r.url)
         r = self.post('/checkout/payment/', {'payment': harness.IDENTIFIER})
         assert r.status_code == 200 and '/checkout/confirm/' in r.url, (r.status_code, r.url)
         opened = set(list(self.cluster.sim.sessions)) - sessions
@@ -80,13 +83,17 @@ class Browser:
         return opened.pop()
 
     def place_order(self, timeout=90):
-        """POST Place order; pretix hands it to celery and the browser waits on ?async_id=, as
-        pretix's waiting page does: (the waiting URL, where pretix sends the browser next)."""
-        r = self.post('/checkout/confirm/', allow_redirects=False)
+        """POST Place order: (the waiting URL, where pretix sends the browser next)."""
+        return self.post_and_wait('/checkout/confirm/', timeout=timeout)
+
+    def post_and_wait(self, path, data=None, timeout=90):
+        """POST an action pretix hands to celery and wait on ?async_id=, as pretix's waiting page
+        does: (the waiting URL, where pretix sends the browser next)."""
+        r = self.post(path, data, allow_redirects=False)
         assert r.status_code == 302 and 'async_id=' in r.headers['Location'], (r.status_code, r.headers)
         waited = r.headers['Location']
         r = pretix_testkit.wait_until(lambda: self._done_waiting(waited), timeout=timeout, interval=0.2,
-                                      message='the celery worker to place the order')
+                                      message='the celery worker to finish %s' % path)
         return waited, urljoin(r.url, r.headers['Location'])
 
     def follow(self, location):
