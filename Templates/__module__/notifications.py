@@ -1,4 +1,4 @@
-"""What the organiser must hear of money held at NodeRails, as pretix notifications.
+"""What the organiser must hear of money at NodeRails, as pretix notifications.
 
 Each case is a log entry (on the order, or on the event where no order exists); pretix e-mails it to
 the team members who subscribed to its type, the way it sends its own notifications. The detail says
@@ -84,6 +84,22 @@ class CaptureUnreportedNotificationType(ParametrizedOrderNotificationType):
         return n
 
 
+class AdvisedOrderNotificationType(ParametrizedOrderNotificationType):
+    """An order's case with a fixed explanation: what happened, the amount, and what to do."""
+
+    def __init__(self, event, action_type, verbose_name, title, detail, advice):
+        super().__init__(event, action_type, verbose_name, title)
+        self._detail = detail
+        self._advice = advice
+
+    def build_notification(self, logentry):
+        n = super().build_notification(logentry)
+        n.detail = str(self._detail)
+        n.add_attribute(_('Amount'), logentry.parsed_data.get('amount') or '?')
+        n.add_attribute(_('What to do'), self._advice)
+        return n
+
+
 class CheckoutNotificationType(ParametrizedOrderNotificationType):
     """About a paid checkout that never became an order, logged on the event.
 
@@ -136,6 +152,49 @@ def notification_types(event):
             event, settlement.LOG_CAPTURE_UNREPORTED,
             _('NodeRails payment approved but its capture never reported'),
             _('The capture of a NodeRails payment for order {order.code} was never reported'),
+        ),
+        AdvisedOrderNotificationType(
+            event, settlement.LOG_PAID_TWICE,
+            _('NodeRails payment for an order already paid'),
+            _('A NodeRails payment arrived for order {order.code}, which was already paid'),
+            _('The customer paid this order twice: NodeRails took the money after the order had been paid '
+              'another way. pretix confirmed the payment, so the order is now overpaid.'),
+            _('Refund the NodeRails payment: Order → Refund.'),
+        ),
+        AdvisedOrderNotificationType(
+            event, settlement.LOG_FAILED_AFTER_CONFIRMATION,
+            _('NodeRails reported a failure for a confirmed payment'),
+            _('NodeRails reported a failure for a confirmed payment of order {order.code}'),
+            _('NodeRails reported a payment as failed after pretix had confirmed it. The order was not changed: '
+              'it stays paid, and its tickets may have been sent.'),
+            _('Check the payment in the NodeRails dashboard. If NodeRails did not take the money, ask the customer '
+              'to pay again, or cancel the order.'),
+        ),
+        AdvisedOrderNotificationType(
+            event, settlement.LOG_REFUND_UNCLEAR,
+            _('NodeRails refund without a clear answer'),
+            _('NodeRails gave no clear answer to a refund of order {order.code}; it stays in transit'),
+            _('NodeRails gave no clear answer to this refund. It may have been carried out, so it stays in '
+              'transit and the plugin asks NodeRails again.'),
+            _('Do not refund this amount again. You will be told if NodeRails rejects it, or gives no final '
+              'answer for a day.'),
+        ),
+        AdvisedOrderNotificationType(
+            event, settlement.LOG_REFUND_REJECTED,
+            _('NodeRails refund rejected'),
+            _('NodeRails rejected a refund of order {order.code}'),
+            _('NodeRails rejected a refund that had no clear answer before: it was not carried out, and the '
+              'customer has not been refunded.'),
+            _('Refund the customer again: Order → Refund, or in the NodeRails dashboard.'),
+        ),
+        CheckoutNotificationType(
+            event, unclaimed.LOG_UNANSWERED,
+            _('NodeRails checkout without a final answer'),
+            _('NodeRails has given no final answer about a checkout without an order'),
+            _('A customer started the crypto checkout but no order was placed, and NodeRails has not said whether '
+              'the checkout was paid or expired. The plugin keeps asking; if it was paid, it refunds it.'),
+            _('Check the checkout session in the NodeRails dashboard. If it was paid, the plugin refunds it as '
+              'soon as NodeRails answers; if NodeRails keeps failing, refund it there.'),
         ),
         CheckoutNotificationType(
             event, unclaimed.LOG_REFUNDED,

@@ -11,7 +11,6 @@ from django.utils.timezone import now
 from django.utils.translation import gettext_lazy as _
 from django_scopes import scopes_disabled
 from pretix.base.models import OrderPayment, OrderRefund
-from pretix.base.notifications import ParametrizedOrderNotificationType
 from pretix.base.services.locking import LockTimeoutException
 from pretix.base.settings import GlobalSettingsObject
 from pretix.base.signals import (
@@ -167,30 +166,9 @@ def find_orders_by_noderails_id(sender, query, **kwargs):
     return Q(pk__in=referenced.values('order_id')) | Q(pk__in=paid_on_chain.values('order_id'))
 
 
-@receiver(register_notification_types, dispatch_uid='payment_%s_notifications' % MODULE)
-def register_notifications(sender, **kwargs):
-    return (
-        ParametrizedOrderNotificationType(
-            sender, settlement.LOG_FAILED_AFTER_CONFIRMATION,
-            _('NodeRails reported a failure for a confirmed payment'),
-            _('NodeRails reported a failure for a confirmed payment of order {order.code}.'),
-        ),
-        ParametrizedOrderNotificationType(
-            sender, settlement.LOG_REFUND_UNCLEAR,
-            _('NodeRails refund without a clear answer'),
-            _('NodeRails gave no clear answer to a refund of order {order.code}; it stays in transit.'),
-        ),
-        ParametrizedOrderNotificationType(
-            sender, settlement.LOG_REFUND_REJECTED,
-            _('NodeRails refund rejected'),
-            _('NodeRails rejected a refund of order {order.code} that had no clear answer before.'),
-        ),
-    )
-
-
 @receiver(register_notification_types, dispatch_uid='payment_%s_money_notifications' % MODULE)
 def register_money_notifications(sender, **kwargs):
-    """Money held at NodeRails that a person must look at (notifications.py)."""
+    """Every case a person must look at, with what to do (notifications.py)."""
     return notifications.notification_types(sender)
 
 
@@ -215,6 +193,9 @@ _ORDER_LOG_TEXTS = {
     settlement.LOG_CAPTURE_UNREPORTED: _(
         'The customer approved the NodeRails payment {local_id} of {amount} {currency} more than 12 hours ago, and its capture '
         'was never reported. Please check it in the NodeRails dashboard: mark it as paid if it was captured.'),
+    settlement.LOG_PAID_TWICE: _(
+        'The NodeRails payment {local_id} of {amount} arrived for an order that was already paid: the customer '
+        'has paid twice. Please refund this payment: Order → Refund.'),
     settlement.LOG_HELD_REFUND: _(
         'Refund of the {amount} {currency} NodeRails held for the failed payment {local_id}: {status} {message}'),
 }

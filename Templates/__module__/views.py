@@ -264,6 +264,7 @@ _ANSWERS = {
     settlement.CONFIRMED: 'Payment confirmed',
     settlement.CONFIRMED_NOT_PAID: 'Payment confirmed; the order could not be marked as paid',
     settlement.CONFIRMED_CANCELED: 'Payment confirmed; its order is canceled, the organiser is notified',
+    settlement.CONFIRMED_PAID_TWICE: 'Payment confirmed; its order was already paid, the organiser is notified',
     settlement.ALREADY_CONFIRMED: 'Payment already confirmed',
     settlement.NOT_OPEN: 'Payment not open, event ignored',
     settlement.FAILED_NOW: 'Payment failed',

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 from realpretix import (
-    EVENT, MODULE, ORG, age_for_reconciliation, plugin, refund_via_backend, run_periodic_tasks, setting_key,
+    EVENT, IDENTIFIER, MODULE, ORG, age_for_reconciliation, plugin, refund_via_backend, run_periodic_tasks, setting_key,
 )
 from django.core import mail
 from django.utils.dateparse import parse_datetime
@@ -22,8 +22,9 @@ CART_TOTAL = '38.50'   # 3 x 12.50 and a 1.00 payment fee
 # The log actions the organiser subscribes to (notifications.py), spelled out: the test names what
 # pretix must e-mail, whatever the plugin's constants say.
 NOTIFIED = ['pretix.plugins.%s.%s' % (MODULE, action) for action in (
-    'money_held', 'refund_stalled', 'unclaimed.refunded', 'unclaimed.refund_failed', 'capture_unreported',
-    'confirmed_not_paid')]
+    'money_held', 'refund_stalled', 'unclaimed.refunded', 'unclaimed.refund_failed', 'unclaimed.unanswered',
+    'capture_unreported', 'confirmed_not_paid', 'paid_twice', 'failed_after_confirmation', 'refund_unclear',
+    'refund_rejected')]
 
 
 @pytest.fixture
@@ -128,7 +129,7 @@ def test_paid_checkout_without_webhook_or_order_is_refunded_once(shopper, sim, o
     assert len(sim.requests_for('refund')) == 1 and len(_notices()) == 1
 
 
-def test_expired_checkout_is_marked_and_an_unanswered_one_kept_and_reported(shopper, sim, tasks):
+def test_expired_checkout_is_marked_and_an_unanswered_one_kept_and_reported(shopper, sim, organiser, tasks):
     unclaimed = plugin('unclaimed')
     sid = _to_confirm(shopper)
     sim.expire(sid)
@@ -146,6 +147,8 @@ def test_expired_checkout_is_marked_and_an_unanswered_one_kept_and_reported(shop
     with scopes_disabled():
         [entry] = LogEntry.objects.filter(action_type=unclaimed.LOG_UNANSWERED)
         assert unknown.session_id in str(entry.display())
+    [notice] = _notices()   # e-mailed to the organiser, with what to do
+    assert unknown.session_id in notice.body and 'NodeRails dashboard' in notice.body, notice.body
     tasks()   # not due again yet, and reported once only
     assert _checkout(unknown.session_id).checks == 1
     with scopes_disabled():
@@ -381,3 +384,48 @@ def test_money_arriving_for_a_canceled_order_reaches_the_organiser(shopper, sim,
     [notice] = _notices()
     assert order.code in notice.subject, notice.subject
     assert 'canceled before the money arrived' in notice.body and 'Order → Refund' in notice.body, notice.body
+
+
+def test_money_arriving_for_an_order_already_paid_reaches_the_organiser(shopper, sim, organiser,
+                                                                        django_capture_on_commit_callbacks):
+    """The order waits for the crypto payment, the organiser marks it paid (the customer paid by bank
+    transfer after all), then NodeRails captures. pretix confirms a payment into a paid order with only
+    a line in its server log, not even its "overpaid" entry; the organiser now hears of it."""
+    sid = _to_confirm(shopper)
+    r, order = shopper.place_order()
+    with scopes_disabled():
+        order.refresh_from_db()
+        assert order.status == 'n'
+        order.payments.create(provider='manual', amount=order.total, state='created').confirm()
+        order.refresh_from_db()
+        assert order.status == 'p'
+    sim.mark_paid(sid)
+    with django_capture_on_commit_callbacks(execute=True):
+        [d] = sim.deliver('payment.captured', sid, times=1)
+    assert (d.status, d.response_body) == (200, b'Payment confirmed; its order was already paid, the organiser is notified')
+    with scopes_disabled():
+        order.refresh_from_db()
+        crypto = order.payments.get(provider=IDENTIFIER)
+    assert (order.status, crypto.state) == ('p', 'confirmed')
+    [notice] = _notices()
+    assert order.code in notice.subject, notice.subject
+    assert 'paid this order twice' in notice.body and 'Order → Refund' in notice.body, notice.body
+    with django_capture_on_commit_callbacks(execute=True):
+        [d] = sim.deliver('payment.captured', sid, times=1)   # NodeRails' redelivery: told once
+    assert len(_notices()) == 1
+
+
+@pytest.mark.parametrize('case, data, advice', [
+    ('failed_after_confirmation', {'local_id': 1, 'status': 'FAILED'}, 'If NodeRails did not take the money'),
+    ('refund_unclear', {'local_id': 1, 'amount': '5.00', 'reason': 'timeout'}, 'Do not refund this amount again'),
+    ('refund_rejected', {'local_id': 1, 'amount': '5.00', 'message': 'refused'}, 'Refund the customer again'),
+])
+def test_each_order_case_for_a_person_says_what_to_do(shopper, organiser, django_capture_on_commit_callbacks,
+                                                      case, data, advice):
+    """The notification, not only the order's log, says what happened and what to do."""
+    _to_confirm(shopper)
+    r, order = shopper.place_order()
+    with scopes_disabled(), django_capture_on_commit_callbacks(execute=True):
+        order.log_action('pretix.plugins.%s.%s' % (MODULE, case), data=data)
+    [notice] = _notices()
+    assert order.code in notice.subject and advice in notice.body, notice.body

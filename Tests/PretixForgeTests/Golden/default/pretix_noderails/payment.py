@@ -487,6 +487,9 @@ class NodeRailsPayment(BasePaymentProvider):
         if settled.code == settlement.CONFIRMED_CANCELED:
             raise PaymentException(_('This order has been canceled. The event organizer has been told of your '
                                      'payment and will refund it.'))
+        if settled.code == settlement.CONFIRMED_PAID_TWICE:
+            raise PaymentException(_('This order had already been paid. The event organizer has been told of your '
+                                     'second payment and will refund it.'))
         if settled.code == settlement.STILL_OPEN:
             raise PaymentException(_(
                 'Your crypto payment has not been confirmed yet. If you completed it in your wallet, your order '

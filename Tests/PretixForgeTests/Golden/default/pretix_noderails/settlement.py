@@ -36,6 +36,7 @@ LOG_FAILED_AFTER_CONFIRMATION = 'pretix.plugins.' + MODULE + '.failed_after_conf
 LOG_CONFIRMED_NOT_PAID = 'pretix.plugins.' + MODULE + '.confirmed_not_paid'
 LOG_REFUND_UNCLEAR = 'pretix.plugins.' + MODULE + '.refund_unclear'
 LOG_REFUND_REJECTED = 'pretix.plugins.' + MODULE + '.refund_rejected'
+LOG_PAID_TWICE = 'pretix.plugins.' + MODULE + '.paid_twice'
 # A payment failed although NodeRails took the money (notifications.py); and a refund still without
 # a final answer a day after it was sent.
 LOG_MONEY_HELD = 'pretix.plugins.' + MODULE + '.money_held'
@@ -67,6 +68,7 @@ PAID, FAILED, OPEN = 'paid', 'failed', 'open'
 CONFIRMED = 'confirmed'
 CONFIRMED_NOT_PAID = 'confirmed_not_paid'
 CONFIRMED_CANCELED = 'confirmed_canceled'
+CONFIRMED_PAID_TWICE = 'confirmed_paid_twice'
 ALREADY_CONFIRMED = 'already_confirmed'
 NOT_OPEN = 'not_open'
 FAILED_NOW = 'failed'
@@ -297,10 +299,16 @@ def _confirm(payment: OrderPayment) -> Settled:
     confirmed and the order unpaid, as pretix intends (the money did arrive), and is logged
     here: pretix's own log entry for it is rolled back inside confirm().
     """
+    # pretix confirms a payment into an order already paid (by another method, or by the organiser)
+    # with only a line in its server log, not even its "overpaid" entry: the customer has paid twice.
+    paid_before = payment.order.status == Order.STATUS_PAID
     try:
         payment.confirm()
     except Quota.QuotaExceededException as exc:
         return _confirmed_not_paid(payment, str(exc))
+    if paid_before:
+        payment.order.log_action(LOG_PAID_TWICE, data={'local_id': payment.local_id, 'amount': str(payment.amount)})
+        return Settled(CONFIRMED_PAID_TWICE)
     if payment.order.status == Order.STATUS_CANCELED:
         # pretix confirms a payment into a canceled order without a word (only its server log says so):
         # the customer's money is now with the organiser, for an order that no longer stands.
