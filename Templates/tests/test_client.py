@@ -271,6 +271,15 @@ def test_refund_completed_status_is_normalised(server, api):
     assert refund.status == 'COMPLETED'
 
 
+@pytest.mark.parametrize('word', ['REJECTED', 'failed', 'Canceled', 'CANCELLED'])
+def test_refund_refused_in_a_2xx_is_a_rejection(server, api, word):
+    # Counted as money on its way, pretix would show the customer refunded.
+    server.reply(200, {'refundId': 'rf_1', 'status': word})
+    with pytest.raises(nr.NodeRailsRequestRejected) as info:
+        api.refund_payment_intent('pi_1', amount=Decimal('1'), reason='r', idempotency_key='k')
+    assert word.upper() in info.value.message
+
+
 def test_refund_retry_sends_the_same_idempotency_key(server, api):
     server.reply(503, {'message': 'try later'})
     server.reply(200, {'refundId': 'rf_1', 'status': 'PENDING'})

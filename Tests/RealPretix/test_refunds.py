@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from realpretix import EVENT, LIVE, ORG, _errors, plugin, refund_via_backend, run_periodic_tasks, setting_key, wait_until
+from django.utils.timezone import now
 from django_scopes import scopes_disabled
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +33,15 @@ def _ask_again_now(order):
         for refund in order.refunds.all():
             order.refunds.filter(pk=refund.pk).update(created=refund.created - timedelta(minutes=10))
     run_periodic_tasks()
+
+
+def _ask_when_due_now(order):
+    """The reconciliation's next run, each refund's pause before its next question over."""
+    with scopes_disabled():
+        for refund in order.refunds.all():
+            info = dict(refund.info_data, next_check=(now() - timedelta(minutes=1)).isoformat())
+            order.refunds.filter(pk=refund.pk).update(info=json.dumps(info))
+    _ask_again_now(order)
 
 
 def _refunds(order):
@@ -394,3 +404,30 @@ def test_dashboard_refund_is_recorded_once_for_the_part_not_yet_refunded(paid, s
     with scopes_disabled():
         assert sorted(r.state for r in order.refunds.all()) == ['done', 'external']
         assert sum(r.amount for r in order.refunds.all()) == payment.amount
+
+
+def test_pending_refund_whose_webhook_is_lost_is_asked_about_until_noderails_completes_it(paid, sim, admin):
+    """NodeRails answers PENDING and its payment.refunded webhook never arrives. pretix counts a refund in
+    transit as refunded, so left alone it would show the customer refunded whatever became of it: the
+    reconciliation asks again (the same request and key), tells the organiser after a day, and
+    NodeRails' COMPLETED settles it."""
+    order, payment, intent = paid
+    refund_via_backend(admin, order, payment, '5.00')
+    [nr_refund] = sim.refunds.values()
+    assert _refunds(order) == [('transit', Decimal('5.00'))]
+    _ask_when_due_now(order)   # still PENDING: in transit, asked again later
+    assert _refunds(order) == [('transit', Decimal('5.00'))] and len(sim.requests_for('refund')) == 2
+    with scopes_disabled():
+        order.refunds.update(created=now() - timedelta(days=2))
+    _ask_when_due_now(order)
+    settlement = plugin('settlement')
+    [text] = _log_texts(order, settlement.LOG_REFUND_STALLED)
+    assert 'PENDING' in text and 'do not refund this amount again' in text, text
+    sim.complete_refund(nr_refund.refund_id, webhook=False)
+    _ask_when_due_now(order)
+    assert _refunds(order) == [('done', Decimal('5.00'))]
+    calls = sim.requests_for('refund')
+    assert len(calls) == 4 and len({c.header('Idempotency-Key') for c in calls}) == 1
+    assert list(sim.refunds) == [nr_refund.refund_id]
+    _ask_when_due_now(order)   # settled: never asked again
+    assert len(sim.requests_for('refund')) == 4 and len(_log_texts(order, settlement.LOG_REFUND_STALLED)) == 1

@@ -36,6 +36,8 @@ STATUS_EXPIRED = 'EXPIRED'
 STATUS_FAILED = 'FAILED'
 FINAL_FAILURE_STATUSES = frozenset({STATUS_EXPIRED, STATUS_FAILED})
 KNOWN_STATUSES = frozenset({STATUS_OPEN, STATUS_PAID, STATUS_EXPIRED, STATUS_FAILED})
+# Refund states that say NodeRails did not, and will not, carry the refund out.
+REFUND_REFUSED_STATUSES = frozenset({'REJECTED', 'FAILED', 'CANCELED', 'CANCELLED'})
 
 # A hostile or broken upstream must not make us buffer megabytes per call.
 MAX_RESPONSE_BYTES = 256 * 1024
@@ -200,6 +202,10 @@ class NodeRailsClient:
         status = _optional_str(data.get('status'))
         if not status:
             raise NodeRailsBadResponse('NodeRails did not return a refund status.')
+        if status.upper() in REFUND_REFUSED_STATUSES:
+            # A refusal in a 2xx is a refusal all the same: no caller may count it as money on its way.
+            raise NodeRailsRequestRejected('NodeRails answered the refund with %s: it was not carried out.'
+                                           % status.upper())
         return Refund(refund_id=_optional_str(data.get('refundId')), status=status.upper())
 
     # -- transport ----------------------------------------------------------------

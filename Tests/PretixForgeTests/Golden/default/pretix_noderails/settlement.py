@@ -428,7 +428,9 @@ def _claims_payment(refund: OrderRefund) -> bool:
 
 
 def record_refund(refund: OrderRefund, result) -> None:
-    """Store NodeRails' answer to a refund: done, or in transit until the payment.refunded webhook."""
+    """Store NodeRails' answer to a refund: done, or in transit until the payment.refunded webhook or
+    the reconciliation's next question brings a final one. (A refusal never gets here: client.py
+    raises it as NodeRailsRequestRejected.)"""
     with transaction.atomic():
         # The webhook may have settled this refund while NodeRails was answering us;
         # done() twice would log the refund twice.
@@ -441,6 +443,10 @@ def record_refund(refund: OrderRefund, result) -> None:
             locked.save(update_fields=['info'])
             locked.done()
         else:
+            # Not final (PENDING, or a word we do not know): the refund webhook settles it, and should
+            # that be lost, the reconciliation asks again (needs_asking) until NodeRails says COMPLETED.
+            locked.info_data = _ask_later(dict(locked.info_data, not_final=True),
+                                          'NodeRails answered %s' % result.status)
             locked.state = OrderRefund.REFUND_STATE_TRANSIT
             locked.save(update_fields=['info', 'state'])
     refund.refresh_from_db()
@@ -576,12 +582,16 @@ def refund_unanswered(refund: OrderRefund, message: str) -> None:
         locked = OrderRefund.objects.select_for_update(of=OF_SELF).get(pk=refund.pk)
         if not needs_asking(locked):
             return
-        checks = int(locked.info_data.get('checks') or 0) + 1
-        pause = min(REFUND_RETRY_FIRST * (2 ** min(checks - 1, 16)), REFUND_RETRY_MAX)
-        locked.info_data = dict(locked.info_data, checks=checks, next_check=(now() + pause).isoformat(),
-                                error=message[:500])
+        locked.info_data = _ask_later(locked.info_data, message)
         locked.save(update_fields=['info'])
     refund.refresh_from_db()
+
+
+def _ask_later(info: dict, message: str) -> dict:
+    """A refund's info with its next question to NodeRails put off: each pause doubles."""
+    checks = int(info.get('checks') or 0) + 1
+    pause = min(REFUND_RETRY_FIRST * (2 ** min(checks - 1, 16)), REFUND_RETRY_MAX)
+    return dict(info, checks=checks, next_check=(now() + pause).isoformat(), error=message[:500])
 
 
 def report_stalled(refund: OrderRefund) -> bool:
@@ -601,8 +611,10 @@ def report_stalled(refund: OrderRefund) -> bool:
 
 
 def is_unclear(refund: OrderRefund) -> bool:
-    return refund.state == OrderRefund.REFUND_STATE_TRANSIT and not refund.info_data.get('refund_id') \
-        and refund.info_data.get('status') == REFUND_STATUS_UNKNOWN
+    """In transit without a final answer: none clear (timeout, 5xx), or a NodeRails state that is not final."""
+    info = refund.info_data
+    return refund.state == OrderRefund.REFUND_STATE_TRANSIT and (
+        bool(info.get('not_final')) or (not info.get('refund_id') and info.get('status') == REFUND_STATUS_UNKNOWN))
 
 
 def apply_refund_event(payment: OrderPayment, event) -> str:
@@ -662,7 +674,7 @@ def ask_again(refunds: Iterable[OrderRefund]) -> None:
 
 
 def needs_asking(refund: OrderRefund) -> bool:
-    """Whether the reconciliation re-sends this refund: its answer is unknown, or a refund event
+    """Whether the reconciliation re-sends this refund: it has no final answer, or a refund event
     NodeRails sent could not be attributed without asking (ask_again)."""
     return is_unclear(refund) or (refund.state in OPEN_REFUND_STATES and bool(refund.info_data.get('recheck'))
                                   and bool(refund.info_data.get('idempotency_key')))
@@ -672,6 +684,7 @@ def _answered(info: dict, **answer) -> dict:
     """A refund's info once NodeRails has answered for it: nothing left to ask (ask_again)."""
     info = dict(info, **answer)
     info.pop('recheck', None)
+    info.pop('not_final', None)
     return info
 
 
