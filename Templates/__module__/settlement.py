@@ -634,6 +634,8 @@ def apply_refund_event(payment: OrderPayment, event) -> str:
     * otherwise the refund was made in the NodeRails dashboard and is recorded as external, for the
       part not already covered by refunds pretix has: both spellings and redeliveries count once.
     """
+    if payment.state not in (OrderPayment.PAYMENT_STATE_CONFIRMED, OrderPayment.PAYMENT_STATE_REFUNDED):
+        return _held_money_returned(payment, event)
     refund = _open_refund_named(payment, event.refund_id)
     if refund is not None:
         refund.info_data = _answered(refund.info_data, refund_id=event.refund_id, status=event.status or 'COMPLETED')
@@ -661,6 +663,23 @@ def apply_refund_event(payment: OrderPayment, event) -> str:
         'reported_amount': str(event.amount),
     }))
     return 'External refund recorded'
+
+
+def _held_money_returned(payment: OrderPayment, event) -> str:
+    """A refund of a payment pretix never confirmed: the money NodeRails held for a failed payment
+    going back (the one-click refund, or one made in the NodeRails dashboard). The order never
+    counted that money, so it is recorded on the payment, never as a refund of the order's."""
+    held = dict(payment.info_data.get('held_refund') or {})
+    if held.get('status') == 'COMPLETED' and event.refund_id in (None, held.get('refund_id')):
+        return 'Refund of money held already recorded'
+    held.update(status='COMPLETED', refund_id=event.refund_id or held.get('refund_id'))
+    held.setdefault('amount', _text_or_none(event.amount))
+    payment.info_data = dict(payment.info_data, held_refund=held)
+    payment.save(update_fields=['info'])
+    payment.order.log_action(LOG_HELD_REFUND, data={
+        'local_id': payment.local_id, 'amount': held.get('amount'), 'currency': payment.info_data.get('currency'),
+        'status': 'COMPLETED', 'refund_id': held.get('refund_id'), 'message': ''})
+    return 'Refund of money held recorded'
 
 
 def ask_again(refunds: Iterable[OrderRefund]) -> None:
