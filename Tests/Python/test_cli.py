@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import stat
 import subprocess
 
 from conftest import DEFAULT_CONFIG
@@ -141,3 +142,32 @@ def test_batch_whose_variants_all_fail_writes_nothing(run_forge, tmp_path):
     result = run_forge("build", "--config", broken, "--out", tmp_path / "new" / "dist", check=False)
     assert result.returncode == 1 and "noderails.currency" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.toml"]
+
+
+def test_build_leaves_the_users_files_in_dist_as_they_were(forge, tmp_path):
+    """dist/ is updated through a staged copy of itself: the user's files there stay the same files
+    (inode, times, other hard links), a named pipe is never opened, and an earlier archive of the same
+    name is replaced, not written through to another link of it."""
+    dist = tmp_path / "dist"
+    (dist / "notes").mkdir(parents=True)
+    mine = dist / "mine.txt"
+    mine.write_text("mine\n")
+    os.utime(mine, (978307200, 978307200))
+    os.link(mine, tmp_path / "mine-elsewhere.txt")
+    os.mkfifo(dist / "pipe")
+    (dist / "notes" / "todo").write_text("release\n")
+    os.symlink("mine.txt", dist / "link")
+    earlier = dist / "pretix_noderails-1.0.0.tar.gz"
+    earlier.write_text("an earlier build\n")
+    os.link(earlier, tmp_path / "kept.tar.gz")
+    before = os.stat(mine)
+    # A timeout, not a hang, if the pipe were opened.
+    result = subprocess.run([str(forge), "build", "--out", str(dist)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    after = os.stat(mine)
+    assert (after.st_ino, after.st_mtime, after.st_nlink) == (before.st_ino, 978307200, 2)
+    assert stat.S_ISFIFO(os.lstat(dist / "pipe").st_mode) and os.readlink(dist / "link") == "mine.txt"
+    assert (dist / "notes" / "todo").read_text() == "release\n"
+    assert (tmp_path / "kept.tar.gz").read_text() == "an earlier build\n"
+    assert earlier.read_bytes()[:2] == b"\x1f\x8b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "kept.tar.gz", "mine-elsewhere.txt"]

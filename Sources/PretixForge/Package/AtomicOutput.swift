@@ -51,7 +51,7 @@ public enum AtomicOutput {
         case create
         /// The folder is exchanged whole for exactly the new files.
         case replace
-        /// The folder is exchanged for a copy of itself with the new files written in.
+        /// The folder is exchanged for a linked copy of itself with the new files written in.
         case update
     }
 
@@ -159,21 +159,56 @@ public enum AtomicOutput {
             url = parent.appendingPathComponent(stagingName(prefix: stagingPrefix, pid: getpid(), parent: parentRoot, seal: seal))
             do {
                 try? fileManager.removeItem(at: url)
-                if mode == .update, fileManager.fileExists(atPath: target.path) {
-                    try fileManager.copyItem(at: target, to: url)
-                } else {
-                    try fileManager.createDirectory(at: url, withIntermediateDirectories: true)
-                }
+                try fileManager.createDirectory(at: url, withIntermediateDirectories: true)
             } catch {
                 discard()
                 throw writeFailure(error)
             }
+            if mode == .update, fileManager.fileExists(atPath: target.path) {
+                do {
+                    try Self.link(contentsOf: target.path, into: url.path)
+                } catch {
+                    discard()
+                    throw error
+                }
+            }
+        }
+
+        /// Fills the staging folder with hard links to everything the output folder holds. The
+        /// user's files there (earlier releases, notes, a named pipe) are the same files after the
+        /// exchange: never opened, read or copied, their inodes, times and other links intact.
+        private static func link(contentsOf source: String, into destination: String) throws(ForgeError) {
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: source)
+            } catch {
+                throw ForgeError("cannot read the output folder: \(describe(error))", at: SourceLocation(file: source))
+            }
+            for name in names {
+                let from = "\(source)/\(name)", to = "\(destination)/\(name)"
+                var info = stat()
+                guard lstat(from, &info) == 0 else { throw linkFailure(from) }
+                if info.st_mode & S_IFMT == S_IFDIR {
+                    guard mkdir(to, info.st_mode & 0o7777) == 0 else { throw linkFailure(to) }
+                    try link(contentsOf: from, into: to)
+                } else if linkat(AT_FDCWD, from, AT_FDCWD, to, 0) != 0 {
+                    throw linkFailure(from)
+                }
+            }
+        }
+
+        private static func linkFailure(_ path: String) -> ForgeError {
+            ForgeError("cannot stage the output folder: \(String(cString: strerror(errno)))", at: SourceLocation(file: path),
+                       fix: "write to a folder on a file system with hard links (--out), or move this file away")
         }
 
         func write(_ data: Data, to path: String) throws(ForgeError) {
             let file = url.appendingPathComponent(path)
             do {
                 try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+                // The name may be a link to the output's own file: writing through it would change
+                // that file before the exchange, and any other link to it.
+                guard unlink(file.path) == 0 || errno == ENOENT else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
                 try data.write(to: file)
             } catch {
                 throw writeFailure(error)
