@@ -171,3 +171,25 @@ def test_build_leaves_the_users_files_in_dist_as_they_were(forge, tmp_path):
     assert (tmp_path / "kept.tar.gz").read_text() == "an earlier build\n"
     assert earlier.read_bytes()[:2] == b"\x1f\x8b"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "kept.tar.gz", "mine-elsewhere.txt"]
+
+
+def test_overlay_never_writes_into_git_or_the_tools_own_files(run_forge, tmp_path):
+    """An overlay is often a repository of its own: its .git is skipped. A file that would land in a
+    tree's .git (a hook runs on the next commit) or on pretix-forge's bookkeeping is refused."""
+    overlay = tmp_path / "overlay"
+    (overlay / ".git" / "hooks").mkdir(parents=True)
+    (overlay / ".git" / "hooks" / "pre-commit").write_text("echo ran\n")
+    (overlay / "docs" / ".git").mkdir(parents=True)
+    (overlay / "docs" / ".git" / "config").write_text("[core]\n")
+    (overlay / "CHANGELOG.md").write_text("# Changes\n")
+    out = tmp_path / "out"
+    run_forge("generate", "--templates", overlay, "--out", out)
+    assert (out / "CHANGELOG.md").is_file() and not (out / ".git").exists() and not (out / "docs").exists()
+    for name in (".GIT/hooks/pre-commit", ".pretix-forge.journal", ".Pretix-Forge.json", ".pretix-forge.staging/x"):
+        hostile = tmp_path / ("overlay-" + str(abs(hash(name))))
+        shutil.copytree(overlay, hostile)
+        (hostile / name).parent.mkdir(parents=True, exist_ok=True)
+        (hostile / name).write_text("x\n")
+        result = run_forge("generate", "--templates", hostile, "--out", tmp_path / "refused", check=False)
+        assert result.returncode == 1 and "belongs to git or to pretix-forge" in result.stderr, (name, result.stderr)
+        assert not (tmp_path / "refused").exists()

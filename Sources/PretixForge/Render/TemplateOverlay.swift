@@ -23,6 +23,11 @@ public struct Overlay: Sendable {
         var replaced: [String] = [], added: [String] = []
         for (path, data) in files.sorted(by: { $0.key < $1.key }) {
             let location = SourceLocation(file: "\(directory)/\(path)")
+            if let name = reservedName(in: path) {
+                problems.append(Diagnostic("would be written to \(name), which belongs to git or to pretix-forge, never to a template",
+                                           at: location, fix: "remove it from the overlay folder"))
+                continue
+            }
             if let line = conflictMarkerLine(in: data) {
                 problems.append(Diagnostic("holds an unresolved merge conflict (a <<<<<<< or >>>>>>> line)",
                                            at: SourceLocation(file: location.file, line: line),
@@ -40,6 +45,17 @@ public struct Overlay: Sendable {
         }
         if !problems.isEmpty { throw ForgeError(problems) }
         return Overlay(directory: directory, files: files, replaced: replaced, added: added)
+    }
+
+    /// A name in `path` the rendered tree must not get from a template: git's folder (a hook there
+    /// runs on the maintainer's next commit) or pretix-forge's own bookkeeping. Compared without case,
+    /// as the file systems of macOS and Windows do.
+    static func reservedName(in path: String) -> String? {
+        let components = path.split(separator: "/").map(String.init)
+        if let git = components.first(where: { $0.lowercased() == ".git" }) { return git }
+        let ownNames = [TreeManifest.fileName, TreeTransaction.journalFile, TreeTransaction.journalTemporary,
+                        TreeTransaction.stagingFolder].map { $0.lowercased() }
+        return components.first.flatMap { ownNames.contains($0.lowercased()) ? $0 : nil }
     }
 
     /// The line of the first merge-conflict marker, if any; such a file must never be rendered.

@@ -75,7 +75,8 @@ public enum DriftCheck {
             throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder that `generate --out` wrote")
         }
         let root = try TreeRoot(directory)
-        let (paths, links) = root.walk()
+        // The folder may be a git repository of its own: its .git holds no templates.
+        let (paths, links) = root.walk(skipping: [".git"])
         if let link = links.first(where: { !isIgnoredLocalFile($0) }) {
             throw ForgeError("is a symbolic link; a template folder holds plain files only", at: SourceLocation(file: root.join(link)),
                              fix: "replace the link with a copy of the file it points to")
