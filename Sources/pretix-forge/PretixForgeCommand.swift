@@ -127,7 +127,7 @@ struct Build: ParsableCommand {
         var paths: [String?] = configs.isEmpty ? [nil] : try BatchBuilder.expandConfigPaths(configs)
         if let tree {
             guard paths.count == 1 else { throw ValidationError("--tree builds one variant; pass at most one --config") }
-            let sources = try TreeSession(directory: tree, access: .read).sources(config: configs.first, templates: overlay.templates)
+            let sources = try TreeSession(directory: tree, access: .read).buildSources(config: configs.first, templates: overlay.templates)
             printToStandardError(sources.notes)
             paths = [sources.configPath]
             templatesPath = sources.templatesPath

@@ -193,3 +193,11 @@ def test_overlay_never_writes_into_git_or_the_tools_own_files(run_forge, tmp_pat
         result = run_forge("generate", "--templates", hostile, "--out", tmp_path / "refused", check=False)
         assert result.returncode == 1 and "belongs to git or to pretix-forge" in result.stderr, (name, result.stderr)
         assert not (tmp_path / "refused").exists()
+
+
+def test_build_tree_of_a_folder_without_manifest_is_an_error(run_forge, tmp_path):
+    """Nothing records the config of such a folder: building the stock plugin instead would pass for it."""
+    (tmp_path / "plain").mkdir()
+    result = run_forge("build", "--tree", tmp_path / "plain", "--out", tmp_path / "dist", check=False)
+    assert result.returncode == 1 and "no .pretix-forge.json" in result.stderr and "--config FILE" in result.stderr
+    assert not (tmp_path / "dist").exists()

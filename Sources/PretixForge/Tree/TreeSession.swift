@@ -73,6 +73,16 @@ public final class TreeSession {
         return sources
     }
 
+    /// What `build --tree` builds from: `sources`, where a folder without a manifest must be given its
+    /// config; the stock plugin built in its place would pass for a build of that folder.
+    public func buildSources(config explicitConfig: String?, templates explicitTemplates: String?) throws(ForgeError) -> TreeSources {
+        guard manifest != nil || explicitConfig != nil else {
+            throw ForgeError("no \(TreeManifest.fileName): nothing records which config built this folder",
+                             at: SourceLocation(file: directory), fix: "pass --config FILE, or --tree a folder that `generate --out` wrote")
+        }
+        return try sources(config: explicitConfig, templates: explicitTemplates)
+    }
+
     private func recorded(_ origin: TreeManifest.Origin, what: String, option: String, notes: inout [String]) throws(ForgeError) -> String? {
         switch origin {
         case .inTree(let path):
