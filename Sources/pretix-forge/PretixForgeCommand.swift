@@ -55,8 +55,15 @@ struct Init: ParsableCommand {
     var force = false
 
     func run() throws {
-        if FileManager.default.fileExists(atPath: path), !force {
-            throw ForgeError("the file exists already", at: SourceLocation(file: path), fix: "pass --force to overwrite it, or choose another path")
+        // lstat, not fileExists: a link whose target is missing is the user's too.
+        var entry = stat()
+        if lstat(path, &entry) == 0 {
+            if entry.st_mode & S_IFMT == S_IFDIR {
+                throw ForgeError("is a folder", at: SourceLocation(file: path), fix: "give the path of the config file to write, such as \(path)/forge.toml")
+            }
+            if !force {
+                throw ForgeError("the file exists already", at: SourceLocation(file: path), fix: "pass --force to overwrite it, or choose another path")
+            }
         }
         do {
             try Data(ConfigLoader.defaultSource.utf8).write(to: URL(fileURLWithPath: path), options: .atomic)

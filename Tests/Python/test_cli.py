@@ -201,3 +201,12 @@ def test_build_tree_of_a_folder_without_manifest_is_an_error(run_forge, tmp_path
     result = run_forge("build", "--tree", tmp_path / "plain", "--out", tmp_path / "dist", check=False)
     assert result.returncode == 1 and "no .pretix-forge.json" in result.stderr and "--config FILE" in result.stderr
     assert not (tmp_path / "dist").exists()
+
+
+def test_init_keeps_a_dangling_link_and_names_a_folder(run_forge, tmp_path):
+    os.symlink("nowhere.toml", tmp_path / "link.toml")
+    result = run_forge("init", tmp_path / "link.toml", check=False)
+    assert result.returncode == 1 and "exists already" in result.stderr
+    assert os.readlink(tmp_path / "link.toml") == "nowhere.toml"
+    result = run_forge("init", tmp_path, "--force", check=False)
+    assert result.returncode == 1 and "is a folder" in result.stderr and "fix:" in result.stderr
