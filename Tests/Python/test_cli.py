@@ -210,3 +210,17 @@ def test_init_keeps_a_dangling_link_and_names_a_folder(run_forge, tmp_path):
     assert os.readlink(tmp_path / "link.toml") == "nowhere.toml"
     result = run_forge("init", tmp_path, "--force", check=False)
     assert result.returncode == 1 and "is a folder" in result.stderr and "fix:" in result.stderr
+
+
+def test_errors_in_overlay_files_name_the_overlay_file(run_forge, tmp_path):
+    overlay = tmp_path / "overlay"
+    (overlay / "__module__" / "locale" / "fr" / "LC_MESSAGES").mkdir(parents=True)
+    (overlay / "extra.py").write_text('NAME = "<% package.nme %>"\n')
+    result = run_forge("generate", "--templates", overlay, "--out", tmp_path / "out", check=False)
+    assert result.returncode == 1 and f"{overlay}/extra.py:1: error: unknown variable 'package.nme'" in result.stderr, result.stderr
+    (overlay / "extra.py").unlink()
+    (overlay / "__module__" / "locale" / "fr" / "LC_MESSAGES" / "django.po").write_text('msgid "a"\nmsgstr "b\n')
+    result = run_forge("generate", "--templates", overlay, "--out", tmp_path / "out", check=False)
+    assert result.returncode == 1, result.stderr
+    assert f"{overlay}/__module__/locale/fr/LC_MESSAGES/django.po:2: error: catalogue does not parse" in result.stderr
+    assert "fix: " in result.stderr and not (tmp_path / "out").exists()

@@ -55,6 +55,8 @@ public struct PluginRenderer: Sendable {
         }
 
         var path: String
+        /// The file errors name (source(of:overlay:)).
+        var source: String
         var pieces: [Piece]
 
         func render(_ context: [String: [String: Any]]) -> String {
@@ -71,6 +73,8 @@ public struct PluginRenderer: Sendable {
     /// Files copied as they are: images and fonts, and text with no tag in it.
     private let verbatim: [(path: String, data: Data)]
     private let overlayDigest: String?
+    /// Template path → the file errors name, for the catalogues (compiled after rendering).
+    private let catalogueSources: [String: String]
 
     /// Checks and parses every template up front, reporting all problems together, so a
     /// batch of variants pays for parsing once. Parsing was most of a single build's work
@@ -86,8 +90,9 @@ public struct PluginRenderer: Sendable {
             let (path, data) = entries[index]
             guard let text = String(data: data, encoding: .utf8), !Self.isBinary(path), Self.hasTags(text) else { return }
             outcomes.set(index, Result { () throws(ForgeError) -> CompiledTemplate in
-                try Self.checkTags(in: text, path: path, variables: variables)
-                return CompiledTemplate(path: path, pieces: try Self.pieces(of: text, path: path))
+                let source = Self.source(of: path, overlay: templates.overlay)
+                try Self.checkTags(in: text, source: source, variables: variables)
+                return CompiledTemplate(path: path, source: source, pieces: try Self.pieces(of: text, source: source))
             })
         }
         var compiled: [CompiledTemplate] = []
@@ -104,6 +109,8 @@ public struct PluginRenderer: Sendable {
         self.compiled = compiled
         self.verbatim = verbatim
         self.overlayDigest = templates.overlay?.digest
+        self.catalogueSources = Dictionary(uniqueKeysWithValues: templates.files.keys.filter { $0.hasSuffix(".po") }
+            .map { ($0, Self.source(of: $0, overlay: templates.overlay)) })
     }
 
     public func render(_ config: ForgeConfig) throws(ForgeError) -> PluginTree {
@@ -123,7 +130,7 @@ public struct PluginRenderer: Sendable {
             // checkTags makes this unreachable for tags it sees; kept as the last line of defence.
             // The marker starts with U+0001, which no template holds: most outputs need no search.
             if output.utf8.contains(1), output.contains(ConfigText.unescapedMarker) {
-                throw ForgeError("free text is inserted without an escaping transform", at: SourceLocation(file: "Templates/\(item.path)"),
+                throw ForgeError("free text is inserted without an escaping transform", at: SourceLocation(file: item.source),
                                  fix: "wrap it, e.g. <% py(provider.public_name) %>")
             }
             tree.files[Self.outputPath(item.path, module: config.package.module)] = Data(output.utf8)
@@ -133,7 +140,8 @@ public struct PluginRenderer: Sendable {
             tree.files["\(config.package.module)/static/\(config.package.module)/\(logo.fileName)"] = logo.data
         }
         tree.files[Self.vectorsPath] = EmbeddedFiles.data("Vectors/webhook-signatures.json")
-        try compileCatalogues(in: &tree)
+        let catalogues = catalogueSources.map { (Self.outputPath($0.key, module: config.package.module), $0.value) }
+        try compileCatalogues(in: &tree, sources: Dictionary(uniqueKeysWithValues: catalogues))
         try RepositoryKit.apply(config.repository, to: &tree)
         return tree
     }
@@ -150,22 +158,27 @@ public struct PluginRenderer: Sendable {
             .joined(separator: "/")
     }
 
+    /// Where a template comes from, as errors name it: the maintainer's overlay file, or the built-in one.
+    static func source(of path: String, overlay: Overlay?) -> String {
+        overlay?.files[path] != nil ? "\(overlay!.directory)/\(path)" : "Templates/\(path)"
+    }
+
     static func isBinary(_ path: String) -> Bool {
         [".png", ".jpg", ".jpeg", ".gif", ".ico", ".woff", ".woff2", ".mo"].contains { path.lowercased().hasSuffix($0) }
     }
 
     /// The template as runs of whole lines with and without tags; one piece when a tag spans
     /// lines, which a run of lines could cut.
-    static func pieces(of text: String, path: String) throws(ForgeError) -> [CompiledTemplate.Piece] {
+    static func pieces(of text: String, source: String) throws(ForgeError) -> [CompiledTemplate.Piece] {
         let lines = TemplateLines(text)
-        guard lines.tagsWithinLines else { return [.template(try parse(text, path: path))] }
+        guard lines.tagsWithinLines else { return [.template(try parse(text, source: source))] }
         var pieces: [CompiledTemplate.Piece] = []
         var start = 0
         while start < lines.count {
             var end = start + 1
             while end < lines.count, lines.isTagged(end) == lines.isTagged(start) { end += 1 }
             let run = lines.text(from: start, to: end)
-            pieces.append(lines.isTagged(start) ? .template(try parse(run, path: path)) : .text(run))
+            pieces.append(lines.isTagged(start) ? .template(try parse(run, source: source)) : .text(run))
             start = end
         }
         return pieces
@@ -175,20 +188,20 @@ public struct PluginRenderer: Sendable {
         ASCIIPattern.occurrences(of: TemplateLines.opener, in: Array(text.utf8)[...]) > 0
     }
 
-    private static func parse(_ text: String, path: String) throws(ForgeError) -> MustacheTemplate {
+    private static func parse(_ text: String, source: String) throws(ForgeError) -> MustacheTemplate {
         do {
             return try MustacheTemplate(string: delimiterPrefix + text)
         } catch {
-            throw ForgeError("template does not parse: \(error)", at: SourceLocation(file: "Templates/\(path)"))
+            throw ForgeError("template does not parse: \(error)", at: SourceLocation(file: source))
         }
     }
 
     /// Mustache renders unknown names as empty text; a typo in a template would silently
     /// produce broken Python. Every tag is checked against the documented variables first.
-    static func checkTags(in text: String, path: String, variables: [String: VariableKind]) throws(ForgeError) {
+    static func checkTags(in text: String, source: String, variables: [String: VariableKind]) throws(ForgeError) {
         var problems: [Diagnostic] = []
         for (lineNumber, tag) in tags(in: text) {
-            let location = SourceLocation(file: "Templates/\(path)", line: lineNumber)
+            let location = SourceLocation(file: source, line: lineNumber)
             guard let parsed = Self.parseTag(tag) else {
                 problems.append(Diagnostic("unsupported tag <% \(tag) %>", at: location,
                                            fix: "templates use only <% name %> and <% transform(name) %>"))
@@ -255,13 +268,14 @@ public struct PluginRenderer: Sendable {
     }
 
     /// Django loads catalogues from compiled `.mo` files; compile each rendered `.po`.
-    private func compileCatalogues(in tree: inout PluginTree) throws(ForgeError) {
+    private func compileCatalogues(in tree: inout PluginTree, sources: [String: String]) throws(ForgeError) {
         for path in tree.sortedPaths where path.hasSuffix(".po") {
-            let source = String(decoding: tree.files[path]!, as: UTF8.self)
+            let text = String(decoding: tree.files[path]!, as: UTF8.self)
             do {
-                tree.files[String(path.dropLast(3)) + ".mo"] = try GettextCatalog.parse(source).compiled()
+                tree.files[String(path.dropLast(3)) + ".mo"] = try GettextCatalog.parse(text).compiled()
             } catch {
-                throw ForgeError("catalogue does not parse: \(error.message)", at: SourceLocation(file: path, line: error.line))
+                throw ForgeError("catalogue does not parse: \(error.message)", at: SourceLocation(file: sources[path] ?? path, line: error.line),
+                                 fix: "write each entry as msgid \"…\" then msgstr \"…\", quotes closed, as `msgfmt --check` accepts")
             }
         }
     }

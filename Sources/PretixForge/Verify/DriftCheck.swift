@@ -72,7 +72,7 @@ public enum DriftCheck {
     public static func readTree(_ directory: String) throws(ForgeError) -> [String: Data] {
         var isDirectory = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory else {
-            throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder that `generate --out` wrote")
+            throw ForgeError("no such folder", at: SourceLocation(file: directory), fix: "pass the folder of your template overlay to --templates")
         }
         let root = try TreeRoot(directory)
         // The folder may be a git repository of its own: its .git holds no templates.
