@@ -215,9 +215,10 @@ def test_retry_payment_from_order_page(customer, sim):
         assert sorted(p.state for p in order.payments.all()) == ['confirmed', 'failed']
 
 
-def _paid_on_order_page_and_left(customer, sim):
+def _paid_on_order_page_and_left(customer, sim, pays=True):
     """A failed first payment, then the order page's retry: the customer pays in the embedded
-    checkout and closes the tab without confirming. Returns (order, the new payment, session id)."""
+    checkout (unless not `pays`) and closes the tab without confirming. Returns (order, the new
+    payment, session id)."""
     customer.to_confirm()
     sim.expire(customer.state['session_id'])
     r, order = customer.place_order()
@@ -226,7 +227,8 @@ def _paid_on_order_page_and_left(customer, sim):
     r = customer.follow(customer.client.post(base + '/pay/change', {'payment': 'noderails'}))
     assert r.status_code == 200
     sid = customer.state['session_id']
-    sim.mark_paid(sid)  # paid in the iframe; the confirm button is never clicked
+    if pays:
+        sim.mark_paid(sid)  # paid in the iframe; the confirm button is never clicked
     with scopes_disabled():
         payment = order.payments.get(state='created')
         assert payment.info_data['session_id'] == sid, 'the session must be bound to the payment before it is paid'
@@ -252,6 +254,31 @@ def test_paid_on_order_page_then_tab_closed_is_settled_by_reconciliation(custome
     age_for_reconciliation(payment)
     run_periodic_tasks()
     _paid_once(order)
+
+
+def test_failed_attempt_on_the_order_page_is_not_the_end_of_the_payment(customer, sim):
+    """The reconciliation finds the session FAILED: NodeRails' hosted checkout lets the customer try
+    again, so the payment stays open (only EXPIRED ends it), and when the customer pays after all the
+    reconciliation confirms it, with no webhook."""
+    sim.configure(retry_after_failure=True)
+    order, payment, sid = _paid_on_order_page_and_left(customer, sim, pays=False)
+    sim.mark_failed(sid)
+    age_for_reconciliation(payment)
+    run_periodic_tasks()
+    with scopes_disabled():
+        payment.refresh_from_db()
+    assert payment.state == 'created', 'a failed attempt ended a payment the customer can still make'
+    sim.mark_paid(sid)
+    run_periodic_tasks()
+    _paid_once(order)
+    sim.expire(_paid_on_order_page_and_left(customer, sim, pays=False)[2])   # EXPIRED does end one
+    with scopes_disabled():
+        expired = customer.shop.event.orders.order_by('-pk').first().payments.get(state='created')
+    age_for_reconciliation(expired)
+    run_periodic_tasks()
+    with scopes_disabled():
+        expired.refresh_from_db()
+    assert expired.state == 'failed'
 
 
 def test_payment_step_offers_the_method_by_public_name(customer, sim):

@@ -38,6 +38,7 @@ from pretix.multidomain.urlreverse import build_absolute_uri, eventreverse
 
 from . import chains, compat, conf, settlement, webhook_health
 from .client import (
+    STATUS_FAILED,
     NodeRailsBadResponse,
     NodeRailsClient,
     NodeRailsError,
@@ -514,6 +515,11 @@ class NodeRailsPayment(BasePaymentProvider):
         if not session_id:
             return 'no_session'
         public = self.client(payment.order.testmode).get_public_session(session_id)
+        if public.status == STATUS_FAILED:
+            # Not final: the customer may still pay in the hosted checkout (docs/noderails-contract.md).
+            # Only open payments are reconciled, so failing this one would leave a later payment to the
+            # capture webhook alone. EXPIRED ends it; a customer at Place order is told at once instead.
+            return settlement.STILL_OPEN
         return settlement.settle(payment, settlement.Report.from_session(public)).code
 
     # -- customer and backend views -----------------------------------------------------------
