@@ -260,6 +260,7 @@ def settle(payment: OrderPayment, report: Report) -> Settled:
 
 def _settle_paid(payment: OrderPayment, report: Report) -> Settled:
     if payment.state == OrderPayment.PAYMENT_STATE_CONFIRMED:
+        _learn_ids(payment, report)
         return Settled(ALREADY_CONFIRMED)
     if payment.state not in CONFIRMABLE_STATES:
         return Settled(NOT_OPEN)
@@ -289,6 +290,17 @@ def _settle_paid(payment: OrderPayment, report: Report) -> Settled:
         return Settled(problem)
     payment.info_data = merge_info(payment, report)
     return _confirm(payment)
+
+
+def _learn_ids(payment: OrderPayment, report: Report) -> None:
+    """NodeRails' ids for a payment confirmed before its report (the organiser marked it paid by
+    hand): pretix's refund button needs the intent (payment_refund_supported), if the report is
+    about this payment's money."""
+    if payment.info_data.get('payment_intent_id') or not report.payment_intent_id:
+        return
+    if amount_problem(payment, report.amount, report.currency) is None and link(report.payment_intent_id, payment):
+        payment.info_data = merge_info(payment, report)
+        payment.save(update_fields=['info'])
 
 
 def _confirm(payment: OrderPayment) -> Settled:

@@ -431,3 +431,25 @@ def test_pending_refund_whose_webhook_is_lost_is_asked_about_until_noderails_com
     assert list(sim.refunds) == [nr_refund.refund_id]
     _ask_when_due_now(order)   # settled: never asked again
     assert len(sim.requests_for('refund')) == 4 and len(_log_texts(order, settlement.LOG_REFUND_STALLED)) == 1
+
+
+def test_payment_confirmed_by_hand_learns_its_intent_from_the_capture_and_refunds(customer, sim, admin):
+    """The organiser marks the waiting crypto payment as paid before NodeRails reports it; the capture
+    that follows still records NodeRails' intent, so pretix's refund button refunds through NodeRails."""
+    customer.to_confirm()
+    sid = customer.state['session_id']
+    r, order = customer.place_order()
+    with scopes_disabled():
+        payment = order.payments.get()
+        assert payment.state in ('created', 'pending')
+        payment.confirm()
+    sim.mark_paid(sid)
+    [d] = sim.deliver('payment.captured', sid)
+    assert (d.status, d.response_body) == (200, b'Payment already confirmed')
+    with scopes_disabled():
+        payment.refresh_from_db()
+        assert payment.info_data.get('payment_intent_id') == sim.session(sid)['paymentIntentId']
+        assert payment.payment_provider.payment_refund_supported(payment)
+    refund_via_backend(admin, order, payment, '5.00')
+    [call] = sim.requests_for('refund')
+    assert call.path == '/payments/intents/%s/refund' % sim.session(sid)['paymentIntentId']
