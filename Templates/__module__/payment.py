@@ -77,9 +77,10 @@ logger = logging.getLogger(__name__)
 SESSION_KEY = MODULE + ':checkout'
 
 # shred_payment_info keeps only the NodeRails references needed for refunds and
-# reconciliation; the tx hash is dropped because it links the order to the customer's
-# wallet on a public chain.
-SHRED_KEEP = ('session_id', 'payment_intent_id', 'status', 'amount', 'currency', 'testmode')
+# reconciliation (a refund still on its way must stay matchable and askable); the tx hash is
+# dropped because it links the order to the customer's wallet on a public chain.
+SHRED_KEEP = ('session_id', 'payment_intent_id', 'status', 'amount', 'currency', 'testmode',
+              'refund_id', 'idempotency_key', 'recheck', 'not_final', 'checks', 'next_check', 'stalled')
 
 # Where pending_email_text puts the link to the order page.
 ORDER_URL_PLACEHOLDER = '{order_url}'
@@ -607,8 +608,11 @@ class NodeRailsPayment(BasePaymentProvider):
         kept['_shredded'] = True
         obj.info_data = kept
         obj.save(update_fields=['info'])
-        for entry in obj.order.all_logentries().filter(action_type=settlement.LOG_ACTION).exclude(shredded=True):
-            _shred_log_entry(entry)
+        tx_hash = info.get('tx_hash')
+        for entry in obj.order.all_logentries().exclude(shredded=True):
+            # pretix logs the payment's info itself when it marks the order paid or the payment failed.
+            if entry.action_type == settlement.LOG_ACTION or (tx_hash and tx_hash in (entry.data or '')):
+                _shred_log_entry(entry, tx_hash)
 
     # -- refunds ---------------------------------------------------------------------------
 
@@ -720,8 +724,9 @@ def _quote_segment(value: str) -> str:
     return quote(value, safe='')
 
 
-def _shred_log_entry(entry) -> None:
-    """Blank the wallet-identifying fields of one of our log entries."""
+def _shred_log_entry(entry, tx_hash: Optional[str]) -> None:
+    """Blank the wallet-identifying fields of a log entry: ours by their keys, and the transaction
+    hash wherever it appears (pretix's own entries hold the payment's info as a JSON string)."""
     try:
         data = json.loads(entry.data or '{}')
     except ValueError:
@@ -731,6 +736,7 @@ def _shred_log_entry(entry) -> None:
     for key in ('tx_hash', 'raw'):
         if data.get(key):
             data[key] = '█'
-    entry.data = json.dumps(data)
+    text = json.dumps(data)
+    entry.data = text.replace(tx_hash, '█') if tx_hash else text
     entry.shredded = True
     entry.save(update_fields=['data', 'shredded'])

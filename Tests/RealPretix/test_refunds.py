@@ -453,3 +453,24 @@ def test_payment_confirmed_by_hand_learns_its_intent_from_the_capture_and_refund
     refund_via_backend(admin, order, payment, '5.00')
     [call] = sim.requests_for('refund')
     assert call.path == '/payments/intents/%s/refund' % sim.session(sid)['paymentIntentId']
+
+
+def test_shredding_payment_info_removes_the_wallet_everywhere_and_a_refund_on_its_way_still_settles(paid, sim, admin):
+    """pretix's payment-information shredder: the transaction hash (which ties the order to the customer's
+    wallet on a public chain) is gone from the payment and from every log entry of the order, pretix's own
+    included; what a refund still in transit needs to be matched is kept."""
+    from pretix.base.shredder import PaymentInfoShredder
+    order, payment, intent = paid
+    tx_hash = payment.info_data['tx_hash']
+    refund_via_backend(admin, order, payment, '5.00')   # NodeRails answers PENDING: in transit
+    [nr_refund] = sim.refunds.values()
+    with scopes_disabled():
+        assert any(tx_hash in (e.data or '') for e in order.all_logentries())
+        PaymentInfoShredder(order.event).shred_data()
+        payment.refresh_from_db()
+        leaks = [e.action_type for e in order.all_logentries() if tx_hash in (e.data or '')]
+    assert 'tx_hash' not in payment.info_data and payment.info_data['payment_intent_id'] == intent
+    assert leaks == []
+    [d] = sim.complete_refund(nr_refund.refund_id)
+    assert (d.status, d.response_body) == (200, b'Refund done')
+    assert _refunds(order) == [('done', Decimal('5.00'))]
