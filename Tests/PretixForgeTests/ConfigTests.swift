@@ -201,6 +201,36 @@ struct ConfigTests {
         #expect(text.contains("webhook.confirm_on") && text.contains("fix: write confirm_on = [\"authorized\", \"captured\"]"), "\(text)")
     }
 
+    /// Lines appended to the stock config, the index of the one that nests too deep and its key.
+    static let deepNesting: [([String], Int, String)] = [
+        (["x" + String(repeating: ".a", count: 30_000) + " = 1"], 0, "x.a.a.a"),
+        (["[" + Array(repeating: "b", count: 100_000).joined(separator: ".") + "]"], 0, "b.b.b"),
+        (["[[" + Array(repeating: "b", count: 300).joined(separator: ".") + "]]"], 0, "b.b.b"),
+        (["[noderails.chains]", Array(repeating: "c", count: 255).joined(separator: ".") + " = 1"], 1, "c.c.c"),
+        (["x = " + String(repeating: "{ a.a = ", count: 200) + "1" + String(repeating: " }", count: 200)], 0, "x"),
+        (["x = [", String(repeating: "[", count: 300) + String(repeating: "]", count: 300), "]"], 1, "x"),
+    ]
+
+    /// toml++ caps arrays and inline tables, but dotted keys and headers this deep overflowed
+    /// its stack and killed the process; every kind of nesting is now refused with its line.
+    @Test(arguments: deepNesting.indices)
+    func nestingBeyondTheLimitIsRefusedWithItsLine(_ index: Int) {
+        let (appended, deepLine, key) = Self.deepNesting[index]
+        let found = diagnostics(of: config(appending: "\n" + appended.joined(separator: "\n") + "\n"))
+        #expect(found.count == 1)
+        let text = found.first?.description ?? ""
+        let line = config().split(separator: "\n", omittingEmptySubsequences: false).count + 1 + deepLine
+        #expect(text.hasPrefix("forge.toml:\(line): error: \(key)") && text.contains("more than 256 levels deep")
+                && text.contains("fix: flatten it"), "\(text.prefix(300))")
+    }
+
+    /// Dots inside quoted keys and in values do not nest anything.
+    @Test func quotedDotsAndValuesDoNotCountAsNesting() {
+        let dotted = String(repeating: "a.", count: 300)
+        #expect(TOMLPrescan(source: "\"\(dotted)\" = '\(dotted)'\nx = \"\"\"\n\(dotted)\"\"\"\n['\(dotted)'.b]\n").tooDeep == nil)
+        #expect(TOMLPrescan(source: "x = 1 # \(dotted)\ny = [\"\(dotted)\", 1.5]\n").tooDeep == nil)
+    }
+
     @Test func everyProblemIsReportedAtOnce() {
         let source = config(replacing: ["module": "\"class\"", "currency": "\"usd\"", "tolerance_seconds": "1"], appending: "\napi_key = \"x\"\n")
         let found = diagnostics(of: source).compactMap(\.keyPath)

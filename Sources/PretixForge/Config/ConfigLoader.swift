@@ -43,6 +43,12 @@ public enum ConfigLoader {
     /// - Parameter baseDirectory: where relative paths in the config (license_file) start;
     ///   nil for the embedded default, which has none.
     public static func load(source: String, file: String, baseDirectory: URL?) throws(ForgeError) -> ForgeConfig {
+        let prescan = TOMLPrescan(source: source)
+        if let tooDeep = prescan.tooDeep {
+            throw ForgeError("tables, dotted keys, arrays and inline tables nest more than \(TOMLPrescan.maximumDepth) levels deep",
+                             at: SourceLocation(file: file, line: tooDeep.line), keyPath: tooDeep.key,
+                             fix: "flatten it: a pretix-forge config nests four levels at most ([noderails.chains] 8453 = { name = \"…\" })")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: source)
