@@ -231,6 +231,16 @@ struct ConfigTests {
         #expect(TOMLPrescan(source: "x = 1 # \(dotted)\ny = [\"\(dotted)\", 1.5]\n").tooDeep == nil)
     }
 
+    /// toml++ calls the line break an unterminated string runs into a forbidden control character.
+    @Test(arguments: ["\"ACME", "'ACME", "\"ACME\\\"", "\"ACME \\\"quoted\\\""])
+    func anUnterminatedStringIsNamedSo(_ value: String) {
+        let source = config(replacing: ["author": value])
+        let found = diagnostics(of: source)
+        let line = source.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("author =") }.map { $0 + 1 }
+        #expect(found.count == 1)
+        #expect(found.first?.description.hasPrefix("forge.toml:\(line!): error: invalid TOML: unterminated string") == true, "\(found)")
+    }
+
     @Test func everyProblemIsReportedAtOnce() {
         let source = config(replacing: ["module": "\"class\"", "currency": "\"usd\"", "tolerance_seconds": "1"], appending: "\napi_key = \"x\"\n")
         let found = diagnostics(of: source).compactMap(\.keyPath)

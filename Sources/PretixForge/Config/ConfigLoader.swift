@@ -53,9 +53,14 @@ public enum ConfigLoader {
         do {
             root = try TOMLTable(string: source)
         } catch let error as TOMLParseError {
+            let line = error.source.begin.line
+            if prescan.unterminatedStringLines.contains(line) {
+                throw ForgeError("invalid TOML: unterminated string", at: SourceLocation(file: file, line: line),
+                                 fix: "close the string on line \(line) with the quote it opens with; text over several lines goes between \"\"\" and \"\"\"")
+            }
             throw ForgeError("invalid TOML: \(error.description)",
-                             at: SourceLocation(file: file, line: error.source.begin.line),
-                             fix: "correct the syntax at line \(error.source.begin.line), column \(error.source.begin.column)")
+                             at: SourceLocation(file: file, line: line),
+                             fix: "correct the syntax at line \(line), column \(error.source.begin.column)")
         } catch {
             throw ForgeError("invalid TOML: \(error)", at: SourceLocation(file: file))
         }

@@ -5,12 +5,17 @@
 /// thousand levels deep overflows the stack in the parser's recursion over the finished tree,
 /// and the process dies. The depth is therefore measured here, counting every level a key,
 /// header, array or inline table adds, and a config that goes too deep is never parsed.
+///
+/// Its message for a one-line string missing its closing quote is about control characters (the
+/// line break it runs into), so the lines holding such a string are noted for a clearer one.
 struct TOMLPrescan {
     static let maximumDepth = 256
 
     /// Where the nesting first goes past `maximumDepth`: the line, and the start of the
     /// outermost key or header on it.
     private(set) var tooDeep: (line: Int, key: String)?
+    /// Lines where a `"…"` or `'…'` string reaches the end of its line unclosed.
+    private(set) var unterminatedStringLines: Set<Int> = []
 
     private enum Context { case key, header, value }
 
@@ -97,7 +102,7 @@ struct TOMLPrescan {
     }
 
     /// Skips the string opening at `start` and returns the index after it.
-    private func skipString(_ bytes: [UInt8], from start: Int, line: inout Int) -> Int {
+    private mutating func skipString(_ bytes: [UInt8], from start: Int, line: inout Int) -> Int {
         let quote = bytes[start]
         let escapes = quote == UInt8(ascii: "\"")
         let multiline = start + 2 < bytes.count && bytes[start + 1] == quote && bytes[start + 2] == quote
@@ -109,7 +114,10 @@ struct TOMLPrescan {
                 continue
             }
             if byte == UInt8(ascii: "\n") {
-                guard multiline else { return index }
+                guard multiline else {
+                    unterminatedStringLines.insert(line)
+                    return index
+                }
                 line += 1
             }
             if byte == quote {
@@ -123,6 +131,7 @@ struct TOMLPrescan {
             }
             index += 1
         }
+        if !multiline { unterminatedStringLines.insert(line) }
         return index
     }
 
