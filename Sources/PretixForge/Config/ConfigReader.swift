@@ -155,6 +155,9 @@ final class ConfigReader {
         if let identifier, !Self.isProviderIdentifier(identifier) {
             report("provider.identifier", "'\(identifier)' is not a valid provider identifier",
                    fix: "use 1–40 lower-case letters, digits and '_', starting with a letter, e.g. \"noderails\"")
+        } else if let identifier, let app = ReservedNames.pretixPaymentProviders[identifier] {
+            report("provider.identifier", "'\(identifier)' is the identifier of a payment provider of \(app), which pretix registers itself; "
+                   + "the two would share the settings payment_\(identifier)_*", fix: "choose another, e.g. \"\(identifier)_crypto\"")
         }
         let verboseName = text("provider.verbose_name", multiline: true)
         let publicName = text("provider.public_name", multiline: true)

@@ -117,7 +117,8 @@ public enum ConfigSchema {
             help: ["Python package and Django app label. Must be a Python identifier that does not shadow",
                    "a standard-library, Django or pretix module. Two variants in one pretix need two modules."],
             rules: "lower-case Python identifier; not a keyword; must not shadow a standard-library, Django, pretix or "
-                + "pretix-dependency module. Also the Django app label."),
+                + "pretix-dependency module. Also the Django app label, so not the label of an app pretix installs "
+                + "(`stripe`, `banktransfer`, `auth`, …)."),
         Key(table: "package", name: "version", requirement: .required, stock: .string("1.0.0"),
             help: ["PEP 440 version."],
             rules: "PEP 440 in canonical form (`1.0.0`, `1.1.0rc1`, `2.0.0.post1`); local versions refused"),
@@ -147,7 +148,8 @@ public enum ConfigSchema {
     private static let provider: [Key] = [
         Key(table: "provider", name: "identifier", requirement: .required, stock: .string("noderails"),
             help: ["Payment provider identifier inside pretix (settings keys are payment_<identifier>_*)."],
-            rules: "`[a-z][a-z0-9_]`, ≤ 40; pretix settings keys are `payment_<identifier>_*`"),
+            rules: "`[a-z][a-z0-9_]`, ≤ 40; pretix settings keys are `payment_<identifier>_*`, so not the identifier "
+                + "of a provider pretix ships (`banktransfer`, `stripe`, `giftcard`, …)"),
         Key(table: "provider", name: "verbose_name", requirement: .required, stock: .string("NodeRails Payments"),
             help: ["Name shown to organisers in pretix's backend."],
             rules: "free text shown to organisers"),
