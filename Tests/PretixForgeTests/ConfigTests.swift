@@ -117,7 +117,13 @@ struct ConfigTests {
         (config(replacing: ["name": ""]), "package.name", "missing required key"),
         (config(replacing: ["accent_color": "\"red; background: url(x)\""]), "branding.accent_color", "not a CSS colour"),
         (config(replacing: ["waiting_message": "{ en = \"Waiting\" }"]), "branding.waiting_message", "has no 'de' translation"),
-        (config(replacing: ["waiting_message": "{ en = \"a\", de = \"b\", EN_us = \"c\" }"]), "branding.waiting_message.EN_us", "not a language code"),
+        (config(replacing: ["waiting_message": "{ en = \"a\", de = \"b\", EN_us = \"c\" }"]), "branding.waiting_message.EN_us", "did you mean 'en'?"),
+        (config(replacing: ["waiting_message": "{ en = \"a\", de = \"b\", xx = \"c\" }"]), "branding.waiting_message.xx", "not a language pretix offers"),
+        (config(replacing: ["confirm_heading": "{ en = \"a\", de = \"b\", pt_BR = \"c\" }"]), "branding.confirm_heading.pt_BR", "did you mean 'pt-br'?"),
+        (config(replacing: ["payment_ui_url": "\"https://pay.noderails.com:99999\""]), "noderails.payment_ui_url", "has port 99999"),
+        (config(replacing: ["api_base_url": "\"http://localhost:0\""]), "noderails.api_base_url", "has port 0"),
+        (config(replacing: ["api_base_url": "\"https://api.noderails.com:99999999999999999999\""]), "noderails.api_base_url", "ports run from 1 to 65535"),
+        (config(replacing: ["homepage": "\"http://localhost\""]), "package.homepage", "does not use https"),
         (config(replacing: ["success_message": "\"Paid\""]), "branding.success_message", "expected a table of translations"),
         (config(replacing: ["text_color": "\"#fff\"", "# logo": "\"logo.gif\""]), "branding.logo", "neither SVG nor PNG"),
         (config(replacing: ["unmanaged": "[\"/docs/**\"]"]), "repository.unmanaged[0]", "relative to the tree"),
@@ -139,6 +145,7 @@ struct ConfigTests {
         (chains("8453 = { name = \"Base\", explorer = \"javascript:alert('{hash}')\" }"), "noderails.chains.8453.explorer", "not an https URL"),
         (chains("8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/\" }"), "noderails.chains.8453.explorer", "{hash} exactly once"),
         (chains("8453 = { name = \"Base\", explorer = \"https://{hash}.basescan.org/\" }"), "noderails.chains.8453.explorer", "into the host"),
+        (chains("8453 = { name = \"Base\", explorer = \"https://basescan.org:70000/tx/{hash}\" }"), "noderails.chains.8453.explorer", "has port 70000"),
         (chains("8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/{hash}\\\"onmouseover=x\" }"), "noderails.chains.8453.explorer", "not an https URL"),
     ]
 

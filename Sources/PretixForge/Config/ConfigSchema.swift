@@ -138,7 +138,7 @@ public enum ConfigSchema {
             help: [], rules: "path to the license text, relative to the config file"),
         Key(table: "package", name: "homepage", requirement: .required,
             stock: .string("https://github.com/noderails/pretix-noderails"),
-            help: [], rules: "https URL"),
+            help: [], rules: "https URL (published on PyPI, so not http even for localhost), no query, fragment or credentials"),
         Key(table: "package", name: "pretix_min_version", requirement: .defaults(.string(Compatibility.embedded.oldestPretix)),
             help: ["Oldest pretix release the plugin declares itself compatible with."],
             rules: "PEP 440; no older than the default, the oldest pretix in `compat.toml` (the oldest `make test` proves); "
@@ -165,7 +165,7 @@ public enum ConfigSchema {
     private static let noderails: [Key] = [
         Key(table: "noderails", name: "api_base_url", requirement: .defaults(.string("https://api.noderails.com")),
             help: ["NodeRails REST API. https only (http is accepted for localhost and 127.0.0.1)."],
-            rules: "https (http only for localhost/127.0.0.1/::1), no query, fragment or credentials"),
+            rules: "https (http only for localhost/127.0.0.1/::1), no query, fragment or credentials; a port, if any, 1–65535"),
         Key(table: "noderails", name: "payment_ui_url", requirement: .defaults(.string("https://pay.noderails.com")),
             help: ["Origin of the hosted checkout shown in the iframe: <payment_ui_url>/checkout/<sessionId>."],
             rules: "same; the iframe shows `<payment_ui_url>/checkout/<sessionId>`"),
