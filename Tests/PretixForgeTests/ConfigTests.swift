@@ -88,6 +88,8 @@ struct ConfigTests {
         (config(replacing: ["identifier": "\"banktransfer\""]), "provider.identifier", "payment provider of pretix.plugins.banktransfer"),
         (config(replacing: ["identifier": "\"stripe_sepa_debit\""]), "provider.identifier", "share the settings payment_stripe_sepa_debit_*"),
         (config(replacing: ["identifier": "\"giftcard\""]), "provider.identifier", "fix: choose another, e.g. \"giftcard_crypto\""),
+        (config(replacing: ["version": "\"\""]), "package.version", "must not be empty"),
+        (config(replacing: ["pretix_min_version": "\" \""]), "package.pretix_min_version", "must not be empty"),
         (config(replacing: ["version": "\"1.0-final\""]), "package.version", "not a PEP 440 version"),
         (config(replacing: ["version": "\"1.0.0-rc.1\""]), "package.version", "write \"1.0.0rc1\""),
         (config(replacing: ["pretix_min_version": "\"2024.6.0\""]), "package.pretix_min_version", "older than the oldest pretix the plugin is tested on"),
@@ -355,6 +357,24 @@ struct ConfigTests {
         let onlyEnglish = try problems(["# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge\" }"])
         #expect(onlyEnglish.map(\.message) == ["has no 'de' translation"])
         #expect(try problems(["# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge\", de = \"Forge\" }"]) == [])
+    }
+
+    @Test func aFolderGivenForAFileIsCalledAFolder() throws {
+        let folder = try Repo.temporaryDirectory()
+        for name in ["brand.svg", "COPYING"] {
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent(name), withIntermediateDirectories: false)
+        }
+        let file = folder.appendingPathComponent("forge.toml")
+        try config(replacing: ["license": "\"MIT\"", "# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge\", de = \"Forge\" }"])
+            .replacingOccurrences(of: "homepage =", with: "license_file = \"COPYING\"\nhomepage =")
+            .write(to: file, atomically: true, encoding: .utf8)
+        do {
+            _ = try ConfigLoader.load(file: file.path)
+            Issue.record("the folders should have been refused")
+        } catch {
+            #expect(error.diagnostics.map(\.keyPath) == ["package.license_file", "branding.logo"])
+            #expect(error.diagnostics.allSatisfy { $0.message.hasSuffix("is a folder, not a file") }, "\(error)")
+        }
     }
 
     @Test func licenseFileIsReadRelativeToTheConfig() throws {

@@ -135,10 +135,20 @@ final class ConfigReader {
         }
         let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
         guard let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8), !text.isEmpty else {
-            report("package.license_file", "cannot read '\(url.path)' as UTF-8 text", fix: "point it at the license text, relative to the config file")
+            if Self.isFolder(url) {
+                report("package.license_file", "'\(url.path)' is a folder, not a file", fix: "point it at the license text itself, relative to the config file")
+            } else {
+                report("package.license_file", "cannot read '\(url.path)' as UTF-8 text", fix: "point it at the license text, relative to the config file")
+            }
             return nil
         }
         return text
+    }
+
+    /// A path to a folder reads as an unreadable file; saying which it is points at the mistake.
+    private static func isFolder(_ url: URL) -> Bool {
+        var isDirectory = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory
     }
 
     private func readProvider() -> ForgeConfig.Provider? {
@@ -521,7 +531,11 @@ final class ConfigReader {
         }
         let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
         guard let data = try? Data(contentsOf: url) else {
-            report(key, "cannot read '\(url.path)'", fix: "give a path relative to the config file")
+            if Self.isFolder(url) {
+                report(key, "'\(url.path)' is a folder, not a file", fix: "point it at the logo file itself, relative to the config file")
+            } else {
+                report(key, "cannot read '\(url.path)'", fix: "give a path relative to the config file")
+            }
             return nil
         }
         guard data.count <= 256 * 1024 else {
@@ -633,8 +647,13 @@ final class ConfigReader {
     }
 
     private func canonicalVersion(_ version: String, key: String) -> String? {
+        let fix = "write it like \"1.0.0\", \"1.1.0rc1\" or \"2.0.0.post1\""
+        guard !version.trimming(.whitespaces).isEmpty else {
+            report(key, "must not be empty", fix: fix)
+            return nil
+        }
         guard let canonical = PEP440.canonical(version) else {
-            report(key, "'\(version)' is not a PEP 440 version (local versions with '+' are not accepted)", fix: "write it like \"1.0.0\", \"1.1.0rc1\" or \"2.0.0.post1\"")
+            report(key, "'\(version)' is not a PEP 440 version (local versions with '+' are not accepted)", fix: fix)
             return nil
         }
         guard canonical == version else {
