@@ -291,8 +291,8 @@ final class ConfigReader {
     /// URLComponents takes any digits for a port, and too many for an Int as no port at all;
     /// TCP has 1 to 65535.
     private func hasValidPort(_ components: URLComponents, text: String, key: String) -> Bool {
-        guard let string = components.string, let range = components.rangeOfPort, !string[range].isEmpty,
-              !(Int(string[range]).map { (1...65535).contains($0) } ?? false) else { return true }
+        guard let string = components.string, let range = components.rangeOfPort, !string[range].isEmpty else { return true }
+        if let port = Int(string[range]), (1...65535).contains(port) { return true }
         report(key, "'\(text)' has port \(string[range]); ports run from 1 to 65535",
                fix: "write the port the server listens on, or leave it out (https uses 443)")
         return false

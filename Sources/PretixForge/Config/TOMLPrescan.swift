@@ -23,13 +23,13 @@ struct TOMLPrescan {
         let bytes = Array(source.utf8)
         var line = 1
         var context = Context.key
-        /// Segments of the key or header being read; quoted segments may hold dots.
+        // Segments of the key or header being read; quoted segments may hold dots.
         var segments = 1
         var tableDepth = 0
-        /// The depth inside each open array or inline table, innermost last.
+        // The depth inside each open array or inline table, innermost last.
         var open: [(isTable: Bool, depth: Int)] = []
         var valueDepth = 0
-        /// The outermost key or header of the line, for the message.
+        // The outermost key or header of the line, for the message.
         var keyStart: Int?
         var keyEnd: Int?
         var index = 0
