@@ -79,7 +79,17 @@ struct ConfigTests {
         (config(replacing: ["module": "\"pretix-noderails\""]), "package.module", "not a Python identifier"),
         (config(replacing: ["module": "\"import\""]), "package.module", "Python keyword"),
         (config(replacing: ["module": "\"json\""]), "package.module", "standard-library"),
-        (config(replacing: ["module": "\"django\""]), "package.module", "pretix or Django"),
+        (config(replacing: ["module": "\"django\""]), "package.module", "module of Django, which pretix depends on"),
+        (config(replacing: ["module": "\"pretix\""]), "package.module", "pretix or Django"),
+        (config(replacing: ["module": "\"jwt\""]), "package.module", "module of PyJWT, which pretix depends on"),
+        (config(replacing: ["module": "\"stripe\""]), "package.module", "app label of pretix.plugins.stripe, which pretix installs"),
+        (config(replacing: ["module": "\"sessions\""]), "package.module", "app label of django.contrib.sessions"),
+        (config(replacing: ["module": "\"pretixbase\""]), "package.module", "app label of pretix.base"),
+        (config(replacing: ["identifier": "\"banktransfer\""]), "provider.identifier", "payment provider of pretix.plugins.banktransfer"),
+        (config(replacing: ["identifier": "\"stripe_sepa_debit\""]), "provider.identifier", "share the settings payment_stripe_sepa_debit_*"),
+        (config(replacing: ["identifier": "\"giftcard\""]), "provider.identifier", "fix: choose another, e.g. \"giftcard_crypto\""),
+        (config(replacing: ["version": "\"\""]), "package.version", "must not be empty"),
+        (config(replacing: ["pretix_min_version": "\" \""]), "package.pretix_min_version", "must not be empty"),
         (config(replacing: ["version": "\"1.0-final\""]), "package.version", "not a PEP 440 version"),
         (config(replacing: ["version": "\"1.0.0-rc.1\""]), "package.version", "write \"1.0.0rc1\""),
         (config(replacing: ["pretix_min_version": "\"2024.6.0\""]), "package.pretix_min_version", "older than the oldest pretix the plugin is tested on"),
@@ -109,7 +119,13 @@ struct ConfigTests {
         (config(replacing: ["name": ""]), "package.name", "missing required key"),
         (config(replacing: ["accent_color": "\"red; background: url(x)\""]), "branding.accent_color", "not a CSS colour"),
         (config(replacing: ["waiting_message": "{ en = \"Waiting\" }"]), "branding.waiting_message", "has no 'de' translation"),
-        (config(replacing: ["waiting_message": "{ en = \"a\", de = \"b\", EN_us = \"c\" }"]), "branding.waiting_message.EN_us", "not a language code"),
+        (config(replacing: ["waiting_message": "{ en = \"a\", de = \"b\", EN_us = \"c\" }"]), "branding.waiting_message.EN_us", "did you mean 'en'?"),
+        (config(replacing: ["waiting_message": "{ en = \"a\", de = \"b\", xx = \"c\" }"]), "branding.waiting_message.xx", "not a language pretix offers"),
+        (config(replacing: ["confirm_heading": "{ en = \"a\", de = \"b\", pt_BR = \"c\" }"]), "branding.confirm_heading.pt_BR", "did you mean 'pt-br'?"),
+        (config(replacing: ["payment_ui_url": "\"https://pay.noderails.com:99999\""]), "noderails.payment_ui_url", "has port 99999"),
+        (config(replacing: ["api_base_url": "\"http://localhost:0\""]), "noderails.api_base_url", "has port 0"),
+        (config(replacing: ["api_base_url": "\"https://api.noderails.com:99999999999999999999\""]), "noderails.api_base_url", "ports run from 1 to 65535"),
+        (config(replacing: ["homepage": "\"http://localhost\""]), "package.homepage", "does not use https"),
         (config(replacing: ["success_message": "\"Paid\""]), "branding.success_message", "expected a table of translations"),
         (config(replacing: ["text_color": "\"#fff\"", "# logo": "\"logo.gif\""]), "branding.logo", "neither SVG nor PNG"),
         (config(replacing: ["unmanaged": "[\"/docs/**\"]"]), "repository.unmanaged[0]", "relative to the tree"),
@@ -131,6 +147,7 @@ struct ConfigTests {
         (chains("8453 = { name = \"Base\", explorer = \"javascript:alert('{hash}')\" }"), "noderails.chains.8453.explorer", "not an https URL"),
         (chains("8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/\" }"), "noderails.chains.8453.explorer", "{hash} exactly once"),
         (chains("8453 = { name = \"Base\", explorer = \"https://{hash}.basescan.org/\" }"), "noderails.chains.8453.explorer", "into the host"),
+        (chains("8453 = { name = \"Base\", explorer = \"https://basescan.org:70000/tx/{hash}\" }"), "noderails.chains.8453.explorer", "has port 70000"),
         (chains("8453 = { name = \"Base\", explorer = \"https://basescan.org/tx/{hash}\\\"onmouseover=x\" }"), "noderails.chains.8453.explorer", "not an https URL"),
     ]
 
@@ -199,6 +216,46 @@ struct ConfigTests {
             .firstIndex { $0.hasPrefix("confirm_on =") }.map { $0 + 1 }
         #expect(line != nil && text.hasPrefix("forge.toml:\(line!)"), "\(text)")
         #expect(text.contains("webhook.confirm_on") && text.contains("fix: write confirm_on = [\"authorized\", \"captured\"]"), "\(text)")
+    }
+
+    /// Lines appended to the stock config, the index of the one that nests too deep and its key.
+    static let deepNesting: [([String], Int, String)] = [
+        (["x" + String(repeating: ".a", count: 30_000) + " = 1"], 0, "x.a.a.a"),
+        (["[" + Array(repeating: "b", count: 100_000).joined(separator: ".") + "]"], 0, "b.b.b"),
+        (["[[" + Array(repeating: "b", count: 300).joined(separator: ".") + "]]"], 0, "b.b.b"),
+        (["[noderails.chains]", Array(repeating: "c", count: 255).joined(separator: ".") + " = 1"], 1, "c.c.c"),
+        (["x = " + String(repeating: "{ a.a = ", count: 200) + "1" + String(repeating: " }", count: 200)], 0, "x"),
+        (["x = [", String(repeating: "[", count: 300) + String(repeating: "]", count: 300), "]"], 1, "x"),
+    ]
+
+    /// toml++ caps arrays and inline tables, but dotted keys and headers this deep overflowed
+    /// its stack and killed the process; every kind of nesting is now refused with its line.
+    @Test(arguments: deepNesting.indices)
+    func nestingBeyondTheLimitIsRefusedWithItsLine(_ index: Int) {
+        let (appended, deepLine, key) = Self.deepNesting[index]
+        let found = diagnostics(of: config(appending: "\n" + appended.joined(separator: "\n") + "\n"))
+        #expect(found.count == 1)
+        let text = found.first?.description ?? ""
+        let line = config().split(separator: "\n", omittingEmptySubsequences: false).count + 1 + deepLine
+        #expect(text.hasPrefix("forge.toml:\(line): error: \(key)") && text.contains("more than 256 levels deep")
+                && text.contains("fix: flatten it"), "\(text.prefix(300))")
+    }
+
+    /// Dots inside quoted keys and in values do not nest anything.
+    @Test func quotedDotsAndValuesDoNotCountAsNesting() {
+        let dotted = String(repeating: "a.", count: 300)
+        #expect(TOMLPrescan(source: "\"\(dotted)\" = '\(dotted)'\nx = \"\"\"\n\(dotted)\"\"\"\n['\(dotted)'.b]\n").tooDeep == nil)
+        #expect(TOMLPrescan(source: "x = 1 # \(dotted)\ny = [\"\(dotted)\", 1.5]\n").tooDeep == nil)
+    }
+
+    /// toml++ calls the line break an unterminated string runs into a forbidden control character.
+    @Test(arguments: ["\"ACME", "'ACME", "\"ACME\\\"", "\"ACME \\\"quoted\\\""])
+    func anUnterminatedStringIsNamedSo(_ value: String) {
+        let source = config(replacing: ["author": value])
+        let found = diagnostics(of: source)
+        let line = source.split(separator: "\n", omittingEmptySubsequences: false).firstIndex { $0.hasPrefix("author =") }.map { $0 + 1 }
+        #expect(found.count == 1)
+        #expect(found.first?.description.hasPrefix("forge.toml:\(line!): error: invalid TOML: unterminated string") == true, "\(found)")
     }
 
     @Test func everyProblemIsReportedAtOnce() {
@@ -300,6 +357,24 @@ struct ConfigTests {
         let onlyEnglish = try problems(["# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge\" }"])
         #expect(onlyEnglish.map(\.message) == ["has no 'de' translation"])
         #expect(try problems(["# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge\", de = \"Forge\" }"]) == [])
+    }
+
+    @Test func aFolderGivenForAFileIsCalledAFolder() throws {
+        let folder = try Repo.temporaryDirectory()
+        for name in ["brand.svg", "COPYING"] {
+            try FileManager.default.createDirectory(at: folder.appendingPathComponent(name), withIntermediateDirectories: false)
+        }
+        let file = folder.appendingPathComponent("forge.toml")
+        try config(replacing: ["license": "\"MIT\"", "# logo": "\"brand.svg\"", "# logo_alt": "{ en = \"Forge\", de = \"Forge\" }"])
+            .replacingOccurrences(of: "homepage =", with: "license_file = \"COPYING\"\nhomepage =")
+            .write(to: file, atomically: true, encoding: .utf8)
+        do {
+            _ = try ConfigLoader.load(file: file.path)
+            Issue.record("the folders should have been refused")
+        } catch {
+            #expect(error.diagnostics.map(\.keyPath) == ["package.license_file", "branding.logo"])
+            #expect(error.diagnostics.allSatisfy { $0.message.hasSuffix("is a folder, not a file") }, "\(error)")
+        }
     }
 
     @Test func licenseFileIsReadRelativeToTheConfig() throws {

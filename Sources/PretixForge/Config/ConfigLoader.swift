@@ -43,13 +43,24 @@ public enum ConfigLoader {
     /// - Parameter baseDirectory: where relative paths in the config (license_file) start;
     ///   nil for the embedded default, which has none.
     public static func load(source: String, file: String, baseDirectory: URL?) throws(ForgeError) -> ForgeConfig {
+        let prescan = TOMLPrescan(source: source)
+        if let tooDeep = prescan.tooDeep {
+            throw ForgeError("tables, dotted keys, arrays and inline tables nest more than \(TOMLPrescan.maximumDepth) levels deep",
+                             at: SourceLocation(file: file, line: tooDeep.line), keyPath: tooDeep.key,
+                             fix: "flatten it: a pretix-forge config nests four levels at most ([noderails.chains] 8453 = { name = \"…\" })")
+        }
         let root: TOMLTable
         do {
             root = try TOMLTable(string: source)
         } catch let error as TOMLParseError {
+            let line = error.source.begin.line
+            if prescan.unterminatedStringLines.contains(line) {
+                throw ForgeError("invalid TOML: unterminated string", at: SourceLocation(file: file, line: line),
+                                 fix: "close the string on line \(line) with the quote it opens with; text over several lines goes between \"\"\" and \"\"\"")
+            }
             throw ForgeError("invalid TOML: \(error.description)",
-                             at: SourceLocation(file: file, line: error.source.begin.line),
-                             fix: "correct the syntax at line \(error.source.begin.line), column \(error.source.begin.column)")
+                             at: SourceLocation(file: file, line: line),
+                             fix: "correct the syntax at line \(line), column \(error.source.begin.column)")
         } catch {
             throw ForgeError("invalid TOML: \(error)", at: SourceLocation(file: file))
         }

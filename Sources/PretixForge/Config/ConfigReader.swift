@@ -73,18 +73,6 @@ final class ConfigReader {
                              rest: { ASCIIPattern.isLower($0) || ASCIIPattern.isDigit($0) || $0 == UInt8(ascii: "_") }, length: 1...40)
     }
 
-    /// BCP 47-like codes as pretix spells them: "en", "de", "de-informal", "pt-br".
-    static func isLanguageCode(_ text: String) -> Bool {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard let primary = parts.first, ASCIIPattern.matches(primary, first: ASCIIPattern.isLower, rest: ASCIIPattern.isLower, length: 2...3) else {
-            return false
-        }
-        return parts.dropFirst().allSatisfy {
-            ASCIIPattern.matches($0, first: { ASCIIPattern.isLower($0) || ASCIIPattern.isDigit($0) },
-                                 rest: { ASCIIPattern.isLower($0) || ASCIIPattern.isDigit($0) }, length: 2...8)
-        }
-    }
-
     private func readPackage() -> ForgeConfig.Package? {
         let name = string("package.name")
         if let name, !PythonNames.isValidDistributionName(name) {
@@ -104,7 +92,10 @@ final class ConfigReader {
         }
         let license = string("package.license", default: defaultString("package.license"))
         let licenseText = readLicense(license)
-        let homepage = string("package.homepage").flatMap { url($0, key: "package.homepage") }
+        // A public page on PyPI and in pretix's plugin list: a local address would help no one.
+        let homepage = string("package.homepage").flatMap {
+            url($0, key: "package.homepage", localHTTP: false, example: "https://github.com/noderails/pretix-noderails")
+        }
         let pretixMin = string("package.pretix_min_version", default: defaultString("package.pretix_min_version")).flatMap {
             canonicalVersion($0, key: "package.pretix_min_version").flatMap(testedPretix)
         }
@@ -144,10 +135,20 @@ final class ConfigReader {
         }
         let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
         guard let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8), !text.isEmpty else {
-            report("package.license_file", "cannot read '\(url.path)' as UTF-8 text", fix: "point it at the license text, relative to the config file")
+            if Self.isFolder(url) {
+                report("package.license_file", "'\(url.path)' is a folder, not a file", fix: "point it at the license text itself, relative to the config file")
+            } else {
+                report("package.license_file", "cannot read '\(url.path)' as UTF-8 text", fix: "point it at the license text, relative to the config file")
+            }
             return nil
         }
         return text
+    }
+
+    /// A path to a folder reads as an unreadable file; saying which it is points at the mistake.
+    private static func isFolder(_ url: URL) -> Bool {
+        var isDirectory = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory
     }
 
     private func readProvider() -> ForgeConfig.Provider? {
@@ -155,6 +156,9 @@ final class ConfigReader {
         if let identifier, !Self.isProviderIdentifier(identifier) {
             report("provider.identifier", "'\(identifier)' is not a valid provider identifier",
                    fix: "use 1–40 lower-case letters, digits and '_', starting with a letter, e.g. \"noderails\"")
+        } else if let identifier, let app = ReservedNames.pretixPaymentProviders[identifier] {
+            report("provider.identifier", "'\(identifier)' is the identifier of a payment provider of \(app), which pretix registers itself; "
+                   + "the two would share the settings payment_\(identifier)_*", fix: "choose another, e.g. \"\(identifier)_crypto\"")
         }
         let verboseName = text("provider.verbose_name", multiline: true)
         let publicName = text("provider.public_name", multiline: true)
@@ -280,7 +284,18 @@ final class ConfigReader {
             report(key, "'\(text)' puts {hash} into the host or writes the scheme in capitals", fix: fix)
             return nil
         }
+        guard hasValidPort(components, text: text, key: key) else { return nil }
         return text
+    }
+
+    /// URLComponents takes any digits for a port, and too many for an Int as no port at all;
+    /// TCP has 1 to 65535.
+    private func hasValidPort(_ components: URLComponents, text: String, key: String) -> Bool {
+        guard let string = components.string, let range = components.rangeOfPort, !string[range].isEmpty else { return true }
+        if let port = Int(string[range]), (1...65535).contains(port) { return true }
+        report(key, "'\(text)' has port \(string[range]); ports run from 1 to 65535",
+               fix: "write the port the server listens on, or leave it out (https uses 443)")
+        return false
     }
 
     private func readWebhook() -> ForgeConfig.Webhook? {
@@ -438,8 +453,10 @@ final class ConfigReader {
         var valid = true
         for language in table.keys.sorted() {
             let path = "\(keyPath).\(language)"
-            guard Self.isLanguageCode(language) else {
-                report(path, "'\(language)' is not a language code", fix: "use codes pretix knows, such as en, de, de-informal, fr")
+            guard PretixLanguages.codes.contains(language) else {
+                let hint = PretixLanguages.nearest(to: language).map { "did you mean '\($0)'? " } ?? ""
+                report(path, "'\(language)' is not a language pretix offers",
+                       fix: hint + "pretix's language codes: " + PretixLanguages.codes.joined(separator: ", "))
                 valid = false
                 continue
             }
@@ -514,7 +531,11 @@ final class ConfigReader {
         }
         let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
         guard let data = try? Data(contentsOf: url) else {
-            report(key, "cannot read '\(url.path)'", fix: "give a path relative to the config file")
+            if Self.isFolder(url) {
+                report(key, "'\(url.path)' is a folder, not a file", fix: "point it at the logo file itself, relative to the config file")
+            } else {
+                report(key, "cannot read '\(url.path)'", fix: "give a path relative to the config file")
+            }
             return nil
         }
         guard data.count <= 256 * 1024 else {
@@ -626,8 +647,13 @@ final class ConfigReader {
     }
 
     private func canonicalVersion(_ version: String, key: String) -> String? {
+        let fix = "write it like \"1.0.0\", \"1.1.0rc1\" or \"2.0.0.post1\""
+        guard !version.trimming(.whitespaces).isEmpty else {
+            report(key, "must not be empty", fix: fix)
+            return nil
+        }
         guard let canonical = PEP440.canonical(version) else {
-            report(key, "'\(version)' is not a PEP 440 version (local versions with '+' are not accepted)", fix: "write it like \"1.0.0\", \"1.1.0rc1\" or \"2.0.0.post1\"")
+            report(key, "'\(version)' is not a PEP 440 version (local versions with '+' are not accepted)", fix: fix)
             return nil
         }
         guard canonical == version else {
@@ -638,18 +664,20 @@ final class ConfigReader {
     }
 
     /// An absolute https URL without query or fragment, trailing slashes removed.
-    /// http is accepted only for loopback hosts, so local simulators and tests work.
-    private func url(_ text: String, key: String, example: String = "https://api.noderails.com") -> String? {
+    /// With `localHTTP`, http is accepted for loopback hosts, so local simulators and tests work.
+    private func url(_ text: String, key: String, localHTTP: Bool = true, example: String = "https://api.noderails.com") -> String? {
         guard let components = URLComponents(string: text), let scheme = components.scheme?.lowercased(),
               let host = components.host, !host.isEmpty else {
             report(key, "'\(text)' is not an absolute URL", fix: "write it like \"\(example)\"")
             return nil
         }
         let loopback = ["localhost", "127.0.0.1", "[::1]", "::1"].contains(host.lowercased())
-        guard scheme == "https" || (scheme == "http" && loopback) else {
-            report(key, "'\(text)' does not use https", fix: "use an https:// URL (plain http is accepted only for localhost)")
+        guard scheme == "https" || (scheme == "http" && loopback && localHTTP) else {
+            report(key, "'\(text)' does not use https",
+                   fix: localHTTP ? "use an https:// URL (plain http is accepted only for localhost)" : "use an https:// URL")
             return nil
         }
+        guard hasValidPort(components, text: text, key: key) else { return nil }
         guard components.query == nil, components.fragment == nil, components.user == nil, components.password == nil else {
             report(key, "'\(text)' must not carry credentials, a query or a fragment", fix: "write only scheme, host, port and path")
             return nil

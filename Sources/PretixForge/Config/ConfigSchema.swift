@@ -117,7 +117,8 @@ public enum ConfigSchema {
             help: ["Python package and Django app label. Must be a Python identifier that does not shadow",
                    "a standard-library, Django or pretix module. Two variants in one pretix need two modules."],
             rules: "lower-case Python identifier; not a keyword; must not shadow a standard-library, Django, pretix or "
-                + "pretix-dependency module. Also the Django app label."),
+                + "pretix-dependency module. Also the Django app label, so not the label of an app pretix installs "
+                + "(`stripe`, `banktransfer`, `auth`, …)."),
         Key(table: "package", name: "version", requirement: .required, stock: .string("1.0.0"),
             help: ["PEP 440 version."],
             rules: "PEP 440 in canonical form (`1.0.0`, `1.1.0rc1`, `2.0.0.post1`); local versions refused"),
@@ -137,7 +138,7 @@ public enum ConfigSchema {
             help: [], rules: "path to the license text, relative to the config file"),
         Key(table: "package", name: "homepage", requirement: .required,
             stock: .string("https://github.com/noderails/pretix-noderails"),
-            help: [], rules: "https URL"),
+            help: [], rules: "https URL (published on PyPI, so not http even for localhost), no query, fragment or credentials"),
         Key(table: "package", name: "pretix_min_version", requirement: .defaults(.string(Compatibility.embedded.oldestPretix)),
             help: ["Oldest pretix release the plugin declares itself compatible with."],
             rules: "PEP 440; no older than the default, the oldest pretix in `compat.toml` (the oldest `make test` proves); "
@@ -147,7 +148,8 @@ public enum ConfigSchema {
     private static let provider: [Key] = [
         Key(table: "provider", name: "identifier", requirement: .required, stock: .string("noderails"),
             help: ["Payment provider identifier inside pretix (settings keys are payment_<identifier>_*)."],
-            rules: "`[a-z][a-z0-9_]`, ≤ 40; pretix settings keys are `payment_<identifier>_*`"),
+            rules: "`[a-z][a-z0-9_]`, ≤ 40; pretix settings keys are `payment_<identifier>_*`, so not the identifier "
+                + "of a provider pretix ships (`banktransfer`, `stripe`, `giftcard`, …)"),
         Key(table: "provider", name: "verbose_name", requirement: .required, stock: .string("NodeRails Payments"),
             help: ["Name shown to organisers in pretix's backend."],
             rules: "free text shown to organisers"),
@@ -163,7 +165,7 @@ public enum ConfigSchema {
     private static let noderails: [Key] = [
         Key(table: "noderails", name: "api_base_url", requirement: .defaults(.string("https://api.noderails.com")),
             help: ["NodeRails REST API. https only (http is accepted for localhost and 127.0.0.1)."],
-            rules: "https (http only for localhost/127.0.0.1/::1), no query, fragment or credentials"),
+            rules: "https (http only for localhost/127.0.0.1/::1), no query, fragment or credentials; a port, if any, 1–65535"),
         Key(table: "noderails", name: "payment_ui_url", requirement: .defaults(.string("https://pay.noderails.com")),
             help: ["Origin of the hosted checkout shown in the iframe: <payment_ui_url>/checkout/<sessionId>."],
             rules: "same; the iframe shows `<payment_ui_url>/checkout/<sessionId>`"),

@@ -41,6 +41,12 @@ public enum PythonNames {
         if ReservedNames.stdlib.contains(name) {
             return "'\(name)' would shadow the Python standard-library module of that name"
         }
+        if let app = ReservedNames.pretixAppLabels[name] {
+            return "'\(name)' is the app label of \(app), which pretix installs; Django refuses two apps with one label"
+        }
+        if let distribution = ReservedNames.pretixDependencies[name] {
+            return "'\(name)' would shadow the module of \(distribution), which pretix depends on"
+        }
         if ReservedNames.pretixEcosystem.contains(name) {
             return "'\(name)' would shadow a module that pretix or Django needs"
         }
