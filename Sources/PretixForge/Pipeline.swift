@@ -9,10 +9,10 @@ public enum Pipeline {
     /// repository's workflows fetch from.
     public static let sourceRepository = "https://github.com/noderails/pretix-forge"
 
-    /// The config at `path`, or the embedded stock config when nil.
-    public static func loadConfig(_ path: String?) throws(ForgeError) -> ForgeConfig {
+    /// The config at `path`, or the embedded stock config when nil; `confinement` for a tree's own.
+    public static func loadConfig(_ path: String?, confinedTo confinement: ConfigConfinement? = nil) throws(ForgeError) -> ForgeConfig {
         guard let path else { return try ConfigLoader.loadDefault() }
-        return try ConfigLoader.load(file: path)
+        return try ConfigLoader.load(file: path, confinedTo: confinement)
     }
 
     /// The built-in templates, with the overlay in `directory` applied when given.
@@ -115,7 +115,7 @@ public enum Pipeline {
         let sources = try session?.sources(config: explicitConfig, templates: explicitTemplates)
             ?? TreeSources(configPath: explicitConfig, templatesPath: explicitTemplates)
         messages += sources.notes
-        let config = try loadConfig(sources.configPath)
+        let config = try loadConfig(sources.configPath, confinedTo: sources.configConfinement)
         let templates = try self.templates(sources.templatesPath)
         let tree = try render(config, templates: templates)
         let directory = out ?? defaultTreeDirectory(for: config)

@@ -132,16 +132,18 @@ struct Build: ParsableCommand {
     func run() throws {
         var templatesPath = overlay.templates
         var paths: [String?] = configs.isEmpty ? [nil] : try BatchBuilder.expandConfigPaths(configs)
+        var confinement: ConfigConfinement?
         if let tree {
             guard paths.count == 1 else { throw ValidationError("--tree builds one variant; pass at most one --config") }
             let sources = try TreeSession(directory: tree, access: .read).buildSources(config: configs.first, templates: overlay.templates)
             printToStandardError(sources.notes)
             paths = [sources.configPath]
+            confinement = sources.configConfinement
             templatesPath = sources.templatesPath
         }
         let templates = try Pipeline.templates(templatesPath)
         let reporter = ProgressReporter(labels: paths.map { $0 ?? ConfigLoader.embeddedDefaultName })
-        let (variants, written) = try BatchBuilder.build(into: out, configPaths: paths, templates: templates,
+        let (variants, written) = try BatchBuilder.build(into: out, configPaths: paths, confinedTo: confinement, templates: templates,
                                                          environment: ProcessInfo.processInfo.environment) { reporter.update($0, $1) }
         for name in written.sorted() { print("\(out)/\(name)") }
         let failures = variants.compactMap { variant -> ForgeError? in
@@ -187,7 +189,7 @@ struct Check: ParsableCommand {
         let sources = try session?.sources(config: options.config, templates: overlay.templates)
             ?? TreeSources(configPath: options.config, templatesPath: overlay.templates)
         printToStandardError(sources.notes)
-        let config = try Pipeline.loadConfig(sources.configPath)
+        let config = try Pipeline.loadConfig(sources.configPath, confinedTo: sources.configConfinement)
         let templates = try Pipeline.templates(sources.templatesPath)
         let expectedTree = try Pipeline.render(config, templates: templates)
         let configArgument = Pipeline.configArgument(options.config) + (overlay.templates.map { " --templates \(Pipeline.shellQuoted($0))" } ?? "")

@@ -268,6 +268,34 @@ def test_a_recorded_config_or_overlay_behind_a_link_is_not_read(run_forge, works
     assert "do not print me" not in results["check --tree"].stdout and "6.6.6" not in results["check --tree"].stdout
 
 
+@pytest.mark.parametrize("key", ["license_file", "logo"])
+@pytest.mark.parametrize("reference", ["absolute", "climbing", "link"])
+def test_the_recorded_config_names_no_file_outside_the_tree(run_forge, workspace, tmp_path, key, reference):
+    """The recorded config is the tree's: a branch that points its license_file or logo at a file
+    elsewhere must not get it printed by `check --tree` (CI logs) or shipped by `build --tree`."""
+    repo, sentinel, _managed = workspace
+    secret = sentinel / ("secret.txt" if key == "license_file" else "secret.svg")
+    if key == "logo":
+        secret.write_text('<svg xmlns="http://www.w3.org/2000/svg"><title>do not print me</title></svg>\n')
+    named = {"absolute": str(secret), "climbing": f"../sentinel/{secret.name}", "link": f"linked{secret.suffix}"}[reference]
+    if reference == "link":
+        os.symlink(secret, repo / named)
+    config = (repo / "forge.toml").read_text()
+    if key == "license_file":
+        config = config.replace('license = "Apache-2.0"', f'license = "MIT"\nlicense_file = "{named}"')
+    else:
+        config = config.replace("[branding]", f'[branding]\nlogo = "{named}"\nlogo_alt = {{ en = "Logo" }}')
+    (repo / "forge.toml").write_text(config)
+    before = fingerprint(repo, sentinel)
+    checked = run_forge("check", "--tree", repo, check=False)
+    built = run_forge("build", "--tree", repo, "--out", tmp_path / "dist", check=False)
+    for result in (checked, built):
+        said = result.stdout + result.stderr
+        assert result.returncode == 1 and "do not print me" not in said, said
+        assert ("is a link" if reference == "link" else "is outside the tree") in said, said
+    assert not (tmp_path / "dist").exists() and fingerprint(repo, sentinel) == before
+
+
 def test_dist_output_through_a_committed_link_is_refused(run_forge, workspace, tmp_path):
     repo, sentinel, _ = workspace
     (repo / "dist").symlink_to(sentinel)

@@ -24,7 +24,7 @@ public enum ConfigLoader {
         try load(source: defaultSource, file: embeddedDefaultName, baseDirectory: nil)
     }
 
-    public static func load(file path: String) throws(ForgeError) -> ForgeConfig {
+    public static func load(file path: String, confinedTo confinement: ConfigConfinement? = nil) throws(ForgeError) -> ForgeConfig {
         let url = URL(fileURLWithPath: path)
         let data: Data
         do {
@@ -37,12 +37,14 @@ public enum ConfigLoader {
             throw ForgeError("the config file is not UTF-8 text", at: SourceLocation(file: path),
                              fix: "save it as UTF-8 (TOML requires it)")
         }
-        return try load(source: source, file: path, baseDirectory: url.deletingLastPathComponent())
+        return try load(source: source, file: path, baseDirectory: url.deletingLastPathComponent(), confinedTo: confinement)
     }
 
     /// - Parameter baseDirectory: where relative paths in the config (license_file) start;
     ///   nil for the embedded default, which has none.
-    public static func load(source: String, file: String, baseDirectory: URL?) throws(ForgeError) -> ForgeConfig {
+    /// - Parameter confinement: set for a config a tree holds, whose files must be the tree's too.
+    public static func load(source: String, file: String, baseDirectory: URL?,
+                            confinedTo confinement: ConfigConfinement? = nil) throws(ForgeError) -> ForgeConfig {
         let prescan = TOMLPrescan(source: source)
         if let tooDeep = prescan.tooDeep {
             throw ForgeError("tables, dotted keys, arrays and inline tables nest more than \(TOMLPrescan.maximumDepth) levels deep",
@@ -64,7 +66,7 @@ public enum ConfigLoader {
         } catch {
             throw ForgeError("invalid TOML: \(error)", at: SourceLocation(file: file))
         }
-        let reader = ConfigReader(root: root, source: source, file: file, baseDirectory: baseDirectory)
+        let reader = ConfigReader(root: root, source: source, file: file, baseDirectory: baseDirectory, confinement: confinement)
         let config = reader.readConfig()
         if !reader.diagnostics.isEmpty {
             throw ForgeError(reader.diagnostics.sorted { ($0.location.line ?? 0, $0.keyPath ?? "") < ($1.location.line ?? 0, $1.keyPath ?? "") })

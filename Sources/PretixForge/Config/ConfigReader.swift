@@ -6,13 +6,15 @@ final class ConfigReader {
     private let root: TOMLTable
     private let file: String
     private let baseDirectory: URL?
+    private let confinement: ConfigConfinement?
     private let locator: KeyLocator
     private(set) var diagnostics: [Diagnostic] = []
 
-    init(root: TOMLTable, source: String, file: String, baseDirectory: URL?) {
+    init(root: TOMLTable, source: String, file: String, baseDirectory: URL?, confinement: ConfigConfinement? = nil) {
         self.root = root
         self.file = file
         self.baseDirectory = baseDirectory
+        self.confinement = confinement
         self.locator = KeyLocator(source: source)
     }
 
@@ -129,20 +131,40 @@ final class ConfigReader {
                    fix: "add license_file = \"LICENSE\" (a path relative to the config file) holding the text of \(license)")
             return nil
         }
-        guard let baseDirectory else {
-            report("package.license_file", "relative paths need a config file on disk")
-            return nil
-        }
-        let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
-        guard let data = try? Data(contentsOf: url), let text = String(data: data, encoding: .utf8), !text.isEmpty else {
-            if Self.isFolder(url) {
-                report("package.license_file", "'\(url.path)' is a folder, not a file", fix: "point it at the license text itself, relative to the config file")
-            } else {
-                report("package.license_file", "cannot read '\(url.path)' as UTF-8 text", fix: "point it at the license text, relative to the config file")
-            }
+        guard let data = referencedFile("package.license_file", path, what: "the license text") else { return nil }
+        guard let text = String(data: data, encoding: .utf8), !text.isEmpty else {
+            report("package.license_file", "cannot read '\(path)' as UTF-8 text", fix: "point it at the license text, relative to the config file")
             return nil
         }
         return text
+    }
+
+    /// The bytes of a file the config names by a path relative to itself; nil once the reason is reported.
+    private func referencedFile(_ keyPath: String, _ path: String, what: String) -> Data? {
+        if let confinement {
+            switch confinement.read(path) {
+            case .data(let data): return data
+            case .folder: report(keyPath, "'\(path)' is a folder, not a file", fix: "point it at \(what) itself, relative to the config file")
+            case .missing: report(keyPath, "'\(path)' is not in the tree", fix: "add \(what) to the tree, at that path relative to the config file")
+            case .notPlain: report(keyPath, "'\(path)' is a link or a special file; the config a tree records reads plain files only",
+                                   fix: "replace it with a copy of \(what)")
+            case .outside: report(keyPath, "'\(path)' is outside the tree; the config a tree records may name files inside the tree only",
+                                  fix: "copy \(what) into the tree and give its path relative to the config file")
+            }
+            return nil
+        }
+        guard let baseDirectory else {
+            report(keyPath, "relative paths need a config file on disk")
+            return nil
+        }
+        let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
+        if let data = try? Data(contentsOf: url) { return data }
+        if Self.isFolder(url) {
+            report(keyPath, "'\(url.path)' is a folder, not a file", fix: "point it at \(what) itself, relative to the config file")
+        } else {
+            report(keyPath, "cannot read '\(url.path)'", fix: "give the path of \(what) relative to the config file")
+        }
+        return nil
     }
 
     /// A path to a folder reads as an unreadable file; saying which it is points at the mistake.
@@ -525,19 +547,7 @@ final class ConfigReader {
             report(key, "'\(path)' is neither SVG nor PNG", fix: "export the logo as .svg or .png")
             return nil
         }
-        guard let baseDirectory else {
-            report(key, "relative paths need a config file on disk")
-            return nil
-        }
-        let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
-        guard let data = try? Data(contentsOf: url) else {
-            if Self.isFolder(url) {
-                report(key, "'\(url.path)' is a folder, not a file", fix: "point it at the logo file itself, relative to the config file")
-            } else {
-                report(key, "cannot read '\(url.path)'", fix: "give a path relative to the config file")
-            }
-            return nil
-        }
+        guard let data = referencedFile(key, path, what: "the logo file") else { return nil }
         guard data.count <= 256 * 1024 else {
             report(key, "the logo is \(data.count / 1024) KiB; the limit is 256 KiB", fix: "compress or scale it down")
             return nil

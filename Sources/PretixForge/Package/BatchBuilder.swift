@@ -52,11 +52,13 @@ public enum BatchBuilder {
     /// Each variant's archives are staged as soon as they are built, under a folder per variant,
     /// not held in memory; those of the variants that succeed (two may name the same file) and
     /// their SHA256SUMS are swapped in when the batch ends. Returns the variants and the names
-    /// of the files written: none, and nothing on disk, when every variant failed.
-    public static func build(into out: String, configPaths: [String?], templates: TemplateSet, environment: [String: String],
+    /// of the files written: none, and nothing on disk, when every variant failed. `confinement`:
+    /// the configs are a tree's own (`build --tree`).
+    public static func build(into out: String, configPaths: [String?], confinedTo confinement: ConfigConfinement? = nil,
+                             templates: TemplateSet, environment: [String: String],
                              progress: @escaping @Sendable (Int, Progress) -> Void) throws(ForgeError) -> (variants: [Variant], written: [String]) {
         let staged = AtomicOutput.StagedUpdate(out)
-        let variants = build(configPaths: configPaths, templates: templates, environment: environment, deliver: { index, distribution throws(ForgeError) in
+        let variants = build(configPaths: configPaths, confinedTo: confinement, templates: templates, environment: environment, deliver: { index, distribution throws(ForgeError) in
             try staged.writeAside(distribution.sdist, to: "\(index)/\(distribution.sdistName)")
             try staged.writeAside(distribution.wheel, to: "\(index)/\(distribution.wheelName)")
         }, progress: progress)
@@ -81,7 +83,7 @@ public enum BatchBuilder {
 
     /// Builds every variant and hands each one's archives to `deliver` as soon as they exist
     /// (on the thread that built them). A variant whose `deliver` throws has failed.
-    static func build(configPaths: [String?], templates: TemplateSet, environment: [String: String],
+    static func build(configPaths: [String?], confinedTo confinement: ConfigConfinement? = nil, templates: TemplateSet, environment: [String: String],
                              deliver: @escaping @Sendable (Int, Distribution) throws(ForgeError) -> Void,
                              progress: @escaping @Sendable (Int, Progress) -> Void) -> [Variant] {
         let results = ConcurrentSlots<Result<Built, ForgeError>>(count: configPaths.count)
@@ -89,7 +91,7 @@ public enum BatchBuilder {
         DispatchQueue.concurrentPerform(iterations: configPaths.count) { index in
             progress(index, .started)
             let outcome = Result { () throws(ForgeError) -> Built in
-                let config = try Pipeline.loadConfig(configPaths[index])
+                let config = try Pipeline.loadConfig(configPaths[index], confinedTo: confinement)
                 let tree = try renderer.get().render(config)
                 let distribution = try Pipeline.distribution(config, tree: tree, environment: environment)
                 try deliver(index, distribution)

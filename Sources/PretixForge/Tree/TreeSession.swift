@@ -66,6 +66,10 @@ public final class TreeSession {
         var sources = TreeSources(configPath: explicitConfig, templatesPath: explicitTemplates)
         if explicitConfig == nil, let origin = manifest?.config.origin {
             sources.configPath = try recorded(origin, what: "config", option: "--config FILE", notes: &sources.notes)
+            if case .inTree(let path) = origin {
+                let folder = path.split(separator: "/").dropLast().joined(separator: "/")
+                sources.configConfinement = ConfigConfinement(treeDirectory: directory, configFolder: folder)
+            }
         }
         if explicitTemplates == nil, let origin = manifest?.overlay?.input.origin {
             sources.templatesPath = try recorded(origin, what: "overlay", option: "--templates DIR", notes: &sources.notes)
@@ -119,6 +123,8 @@ public struct TreeSources: Sendable {
     /// nil: the embedded stock config.
     public var configPath: String?
     public var templatesPath: String?
+    /// Set when the config is the one the tree's manifest records: the tree's, not the user's.
+    public var configConfinement: ConfigConfinement?
     /// "config: …" lines saying what was taken from the manifest.
     public var notes: [String] = []
 
