@@ -307,12 +307,43 @@ struct ConfigTests {
         ("<svg xmlns='http://www.w3.org/2000/svg' xmlns:xlink='http://www.w3.org/1999/xlink'><use xlink:href='https://evil.example/x.svg#a'/></svg>", "references"),
         ("<html/>", "not <svg>"),
         ("<svg", "not well-formed"),
+        ("<svg xmlns='http://www.w3.org/2000/svg'><style>rect { fill: url(https://evil.example/x.svg#p) }</style></svg>", "CSS loads url("),
+        ("<svg xmlns='http://www.w3.org/2000/svg'><style>@import \"https://evil.example/x.css\";</style></svg>", "@import"),
+        ("<svg xmlns='http://www.w3.org/2000/svg'><rect style='fill:url( \"//evil.example/p\")'/></svg>", "CSS loads url("),
     ])
     func unsafeLogosAreRefused(_ svg: String, _ fragment: String) throws {
         let folder = try Repo.temporaryDirectory()
         try svg.write(to: folder.appendingPathComponent("logo.svg"), atomically: true, encoding: .utf8)
         let source = config(replacing: ["# logo": "\"logo.svg\""])
         try source.write(to: folder.appendingPathComponent("forge.toml"), atomically: true, encoding: .utf8)
+        do {
+            _ = try ConfigLoader.load(file: folder.appendingPathComponent("forge.toml").path)
+            Issue.record("the logo should have been refused")
+        } catch {
+            #expect(error.description.contains("branding.logo") && error.description.contains(fragment), "\(error)")
+        }
+    }
+
+    /// A PNG's signature, its IHDR chunk (CRC not checked) and, unless cut short, IEND.
+    private static func png(width: UInt32, height: UInt32, complete: Bool = true) -> Data {
+        var bytes: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]
+        for value in [width, height] { bytes += withUnsafeBytes(of: value.bigEndian, Array.init) }
+        bytes += [8, 6, 0, 0, 0, 0, 0, 0, 0]
+        if complete { bytes += [0, 0, 0, 0, 0x49, 0x45, 0x4E, 0x44, 0xAE, 0x42, 0x60, 0x82] }
+        return Data(bytes)
+    }
+
+    @Test(arguments: [
+        (png(width: 16, height: 16, complete: false), "cut short"),
+        (png(width: 0, height: 0), "claims 0×0 pixels"),
+        (png(width: 1 << 31, height: 1 << 31), "claims 2147483648×2147483648 pixels"),
+    ])
+    func brokenPNGLogosAreRefused(_ data: Data, _ fragment: String) throws {
+        let folder = try Repo.temporaryDirectory()
+        try data.write(to: folder.appendingPathComponent("logo.png"))
+        let source = config(replacing: ["# logo": "\"logo.png\"", "# logo_alt": "{ en = \"Logo\" }"])
+        try source.write(to: folder.appendingPathComponent("forge.toml"), atomically: true, encoding: .utf8)
+        #expect(LogoCheck.pngProblem(Self.png(width: 16, height: 16)) == nil)
         do {
             _ = try ConfigLoader.load(file: folder.appendingPathComponent("forge.toml").path)
             Issue.record("the logo should have been refused")
