@@ -224,3 +224,16 @@ def test_errors_in_overlay_files_name_the_overlay_file(run_forge, tmp_path):
     assert result.returncode == 1, result.stderr
     assert f"{overlay}/__module__/locale/fr/LC_MESSAGES/django.po:2: error: catalogue does not parse" in result.stderr
     assert "fix: " in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_an_output_inside_a_file_and_an_unmanaged_pattern_over_a_generated_file_say_what_is_wrong(run_forge, tmp_path):
+    (tmp_path / "notes").write_text("mine\n")
+    for command in ("build", "generate"):
+        result = run_forge(command, "--out", tmp_path / "notes" / "dist", check=False)
+        assert result.returncode == 1 and f"{tmp_path / 'notes'} is a file" in result.stderr, result.stderr
+    assert (tmp_path / "notes").read_text() == "mine\n"
+    config = tmp_path / "forge.toml"
+    config.write_text(DEFAULT_CONFIG.read_text().replace("unmanaged = []", 'unmanaged = ["README.md"]'))
+    result = run_forge("generate", "--config", config, "--out", tmp_path / "tree", check=False)
+    assert result.returncode == 1 and "the pattern 'README.md' matches README.md" in result.stderr, result.stderr
+    assert "overlay" not in result.stderr   # there is none to blame

@@ -150,6 +150,10 @@ public enum AtomicOutput {
             do {
                 try fileManager.createDirectory(at: parent, withIntermediateDirectories: true)
             } catch {
+                if let file = Self.fileOnTheWay(to: parent) {
+                    throw ForgeError("\(file.path) is a file, so no folder can be made inside it", at: location,
+                                     fix: "choose an output folder that is not inside a file")
+                }
                 throw ForgeError("cannot write the output: \(describe(error))", at: location,
                                  fix: "check that the folder is writable and the disk has space")
             }
@@ -200,6 +204,19 @@ public enum AtomicOutput {
         private static func linkFailure(_ path: String) -> ForgeError {
             ForgeError("cannot stage the output folder: \(String(cString: strerror(errno)))", at: SourceLocation(file: path),
                        fix: "write to a folder on a file system with hard links (--out), or move this file away")
+        }
+
+        /// The nearest existing component of `folder` that is not a folder, if any.
+        private static func fileOnTheWay(to folder: URL) -> URL? {
+            var candidate = folder
+            while candidate.path != "/" {
+                var isDirectory = false
+                if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory) {
+                    return isDirectory ? nil : candidate
+                }
+                candidate = candidate.deletingLastPathComponent()
+            }
+            return nil
         }
 
         func write(_ data: Data, to path: String) throws(ForgeError) {

@@ -26,7 +26,8 @@ public enum RepositoryKit {
             guard let glob = settings.unmanaged.first(where: { $0.matches(path) }) else { continue }
             problems.append(Diagnostic("the pattern '\(glob)' matches \(path), which pretix-forge writes", at: settings.unmanagedLocation,
                                        keyPath: "repository.unmanaged",
-                                       fix: "narrow the pattern so it leaves the generated files alone (or remove the overlay file that adds \(path))"))
+                                       fix: "narrow the pattern so it leaves the generated files alone"
+                                           + (tree.overlayDigest == nil ? "" : " (or, if your overlay adds \(path), remove it from the overlay)")))
         }
         if !problems.isEmpty { throw ForgeError(problems) }
     }
