@@ -34,7 +34,9 @@ STATUS_OPEN = 'OPEN'
 STATUS_PAID = 'PAID'
 STATUS_EXPIRED = 'EXPIRED'
 STATUS_FAILED = 'FAILED'
-FINAL_FAILURE_STATUSES = frozenset({STATUS_EXPIRED, STATUS_FAILED})
+# Not payable as they stand: EXPIRED for good, FAILED until the customer tries again in the hosted
+# checkout (docs/noderails-contract.md).
+UNPAYABLE_STATUSES = frozenset({STATUS_EXPIRED, STATUS_FAILED})
 KNOWN_STATUSES = frozenset({STATUS_OPEN, STATUS_PAID, STATUS_EXPIRED, STATUS_FAILED})
 # Refund states that say NodeRails did not, and will not, carry the refund out.
 REFUND_REFUSED_STATUSES = frozenset({'REJECTED', 'FAILED', 'CANCELED', 'CANCELLED'})
@@ -96,7 +98,7 @@ class PublicSession:
 
     @property
     def has_failed(self) -> bool:
-        return self.status in FINAL_FAILURE_STATUSES
+        return self.status in UNPAYABLE_STATUSES
 
 
 @dataclass(frozen=True)

@@ -100,17 +100,12 @@ class AdvisedOrderNotificationType(ParametrizedOrderNotificationType):
         return n
 
 
-class CheckoutNotificationType(ParametrizedOrderNotificationType):
+class CheckoutNotificationType(AdvisedOrderNotificationType):
     """About a paid checkout that never became an order, logged on the event.
 
-    A ParametrizedOrderNotificationType only for its permission, whose name differs between pretix
+    An order notification type only for its permission, whose name differs between pretix
     releases; the notification is built from the log entry alone.
     """
-
-    def __init__(self, event, action_type, verbose_name, title, detail, advice):
-        super().__init__(event, action_type, verbose_name, title)
-        self._detail = detail
-        self._advice = advice
 
     def build_notification(self, logentry):
         data = logentry.parsed_data

@@ -557,11 +557,14 @@ def claim_held_refund(payment: OrderPayment) -> Optional[dict]:
     return dict(claim, payment_intent_id=intent_id)
 
 
-def record_held_refund(payment: OrderPayment, status: str, refund_id: Optional[str] = None, error: str = '') -> None:
-    """NodeRails' answer to the held-money refund, on the payment and on the order's log."""
+def record_held_refund(payment: OrderPayment, status: str, refund_id: Optional[str] = None, error: str = '',
+                       amount: Optional[str] = None) -> None:
+    """NodeRails' answer to the held-money refund, on the payment and on the order's log; `amount`
+    for a refund pretix did not send (made in the NodeRails dashboard)."""
     with transaction.atomic():
         locked = OrderPayment.objects.select_for_update(of=OF_SELF).select_related('order').get(pk=payment.pk)
         held = dict(locked.info_data.get('held_refund') or {}, status=status, refund_id=refund_id, error=error[:500])
+        held.setdefault('amount', amount)
         locked.info_data = dict(locked.info_data, held_refund=held)
         locked.save(update_fields=['info'])
         locked.order.log_action(LOG_HELD_REFUND, data={
@@ -681,16 +684,11 @@ def _held_money_returned(payment: OrderPayment, event) -> str:
     """A refund of a payment pretix never confirmed: the money NodeRails held for a failed payment
     going back (the one-click refund, or one made in the NodeRails dashboard). The order never
     counted that money, so it is recorded on the payment, never as a refund of the order's."""
-    held = dict(payment.info_data.get('held_refund') or {})
+    held = payment.info_data.get('held_refund') or {}
     if held.get('status') == 'COMPLETED' and event.refund_id in (None, held.get('refund_id')):
         return 'Refund of money held already recorded'
-    held.update(status='COMPLETED', refund_id=event.refund_id or held.get('refund_id'))
-    held.setdefault('amount', _text_or_none(event.amount))
-    payment.info_data = dict(payment.info_data, held_refund=held)
-    payment.save(update_fields=['info'])
-    payment.order.log_action(LOG_HELD_REFUND, data={
-        'local_id': payment.local_id, 'amount': held.get('amount'), 'currency': payment.info_data.get('currency'),
-        'status': 'COMPLETED', 'refund_id': held.get('refund_id'), 'message': ''})
+    record_held_refund(payment, 'COMPLETED', refund_id=event.refund_id or held.get('refund_id'),
+                       amount=_text_or_none(event.amount))
     return 'Refund of money held recorded'
 
 

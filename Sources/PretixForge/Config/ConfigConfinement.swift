@@ -16,6 +16,7 @@ public struct ConfigConfinement: Sendable, Equatable {
     enum Read: Equatable {
         case data(Data)
         case folder
+        /// Not there; for a config outside a tree, also unreadable.
         case missing
         /// A symbolic link, device, socket or FIFO: never read.
         case notPlain

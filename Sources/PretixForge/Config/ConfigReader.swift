@@ -141,36 +141,36 @@ final class ConfigReader {
 
     /// The bytes of a file the config names by a path relative to itself; nil once the reason is reported.
     private func referencedFile(_ keyPath: String, _ path: String, what: String) -> Data? {
+        let shown: String, read: ConfigConfinement.Read
         if let confinement {
-            switch confinement.read(path) {
-            case .data(let data): return data
-            case .folder: report(keyPath, "'\(path)' is a folder, not a file", fix: "point it at \(what) itself, relative to the config file")
-            case .missing: report(keyPath, "'\(path)' is not in the tree", fix: "add \(what) to the tree, at that path relative to the config file")
-            case .notPlain: report(keyPath, "'\(path)' is a link or a special file; the config a tree records reads plain files only",
-                                   fix: "replace it with a copy of \(what)")
-            case .outside: report(keyPath, "'\(path)' is outside the tree; the config a tree records may name files inside the tree only",
-                                  fix: "copy \(what) into the tree and give its path relative to the config file")
-            }
-            return nil
-        }
-        guard let baseDirectory else {
+            (shown, read) = (path, confinement.read(path))
+        } else if let baseDirectory {
+            let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
+            (shown, read) = (url.path, Self.read(url))
+        } else {
             report(keyPath, "relative paths need a config file on disk")
             return nil
         }
-        let url = URL(fileURLWithPath: path, relativeTo: baseDirectory)
-        if let data = try? Data(contentsOf: url) { return data }
-        if Self.isFolder(url) {
-            report(keyPath, "'\(url.path)' is a folder, not a file", fix: "point it at \(what) itself, relative to the config file")
-        } else {
-            report(keyPath, "cannot read '\(url.path)'", fix: "give the path of \(what) relative to the config file")
+        switch read {
+        case .data(let data): return data
+        case .folder: report(keyPath, "'\(shown)' is a folder, not a file", fix: "point it at \(what) itself, relative to the config file")
+        case .missing where confinement != nil:
+            report(keyPath, "'\(shown)' is not in the tree", fix: "add \(what) to the tree, at that path relative to the config file")
+        case .missing: report(keyPath, "cannot read '\(shown)'", fix: "give the path of \(what) relative to the config file")
+        case .notPlain: report(keyPath, "'\(shown)' is a link or a special file; the config a tree records reads plain files only",
+                               fix: "replace it with a copy of \(what)")
+        case .outside: report(keyPath, "'\(shown)' is outside the tree; the config a tree records may name files inside the tree only",
+                              fix: "copy \(what) into the tree and give its path relative to the config file")
         }
         return nil
     }
 
-    /// A path to a folder reads as an unreadable file; saying which it is points at the mistake.
-    private static func isFolder(_ url: URL) -> Bool {
+    /// A file of the user's config, read as given (links followed); a path to a folder reads as an
+    /// unreadable file, and saying which it is points at the mistake.
+    private static func read(_ url: URL) -> ConfigConfinement.Read {
+        if let data = try? Data(contentsOf: url) { return .data(data) }
         var isDirectory = false
-        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) && isDirectory ? .folder : .missing
     }
 
     private func readProvider() -> ForgeConfig.Provider? {

@@ -160,7 +160,8 @@ public struct PluginRenderer: Sendable {
 
     /// Where a template comes from, as errors name it: the maintainer's overlay file, or the built-in one.
     static func source(of path: String, overlay: Overlay?) -> String {
-        overlay?.files[path] != nil ? "\(overlay!.directory)/\(path)" : "Templates/\(path)"
+        guard let overlay, overlay.files[path] != nil else { return "Templates/\(path)" }
+        return "\(overlay.directory)/\(path)"
     }
 
     static func isBinary(_ path: String) -> Bool {
