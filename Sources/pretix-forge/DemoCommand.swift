@@ -5,6 +5,7 @@ import PretixForge
 
 struct Demo: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "demo",
         abstract: "Run a throwaway pretix shop with the variant and a local NodeRails simulator.",
         discussion: """
             Builds the variant's sdist, installs it into a private folder next to a pretix (a virtualenv under \

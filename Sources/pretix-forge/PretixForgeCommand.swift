@@ -46,7 +46,7 @@ func printToStandardError(_ lines: [String]) {
 }
 
 struct Init: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Write a commented starter config (the embedded default).")
+    static let configuration = CommandConfiguration(commandName: "init", abstract: "Write a commented starter config (the embedded default).")
 
     @Argument(help: "Where to write it.")
     var path: String = "forge.toml"
@@ -76,6 +76,7 @@ struct Init: ParsableCommand {
 
 struct Reference: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "reference",
         abstract: "Print the config reference in Markdown: every key, its default and its rules (the README's table).")
 
     func run() {
@@ -85,6 +86,7 @@ struct Reference: ParsableCommand {
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "generate",
         abstract: "Render the plugin source tree.",
         discussion: """
             A new folder is written whole. In a folder generate wrote before (it holds .pretix-forge.json), only the files \
@@ -114,6 +116,7 @@ struct Generate: ParsableCommand {
 
 struct Build: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "build",
         abstract: "Build the reproducible sdist, wheel and SHA256SUMS of one variant or many.",
         discussion: "Repeat --config (or pass a folder of .toml files) to build many variants on all cores. A failing variant does not stop the others; every failure is reported at the end and the exit status is 1."
     )
@@ -161,6 +164,7 @@ struct Build: ParsableCommand {
 
 struct Check: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "check",
         abstract: "Check a generated tree or released files against what the config produces now.",
         discussion: """
             Exit 0 when identical; 1 naming every added, removed and changed file and the command that repairs it. \
@@ -223,6 +227,7 @@ struct Check: ParsableCommand {
 
 struct Recover: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "recover",
         abstract: "Finish a pretix-forge run that was interrupted while writing a tree.",
         discussion: """
             Completes the run if it had committed (its journal exists), else discards its staged files; then stops. Only what \

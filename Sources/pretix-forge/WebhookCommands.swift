@@ -4,6 +4,7 @@ import PretixForge
 
 struct Webhook: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "webhook",
         abstract: "Sign or send a NodeRails webhook delivery, to test a deployment.",
         discussion: "The signing secret is read from an environment variable (default NODERAILS_WEBHOOK_SECRET) or a file, never from the command line, where it would land in shell history and process lists.",
         subcommands: [Sign.self, Send.self]
@@ -82,7 +83,7 @@ struct DeliveryOptions: ParsableArguments {
 }
 
 struct Sign: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the headers and body of a correctly signed delivery.")
+    static let configuration = CommandConfiguration(commandName: "sign", abstract: "Print the headers and body of a correctly signed delivery.")
 
     @OptionGroup var options: DeliveryOptions
 
@@ -97,7 +98,7 @@ struct Sign: ParsableCommand {
 }
 
 struct Send: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "POST a signed delivery to URL and print the response.")
+    static let configuration = CommandConfiguration(commandName: "send", abstract: "POST a signed delivery to URL and print the response.")
 
     @Argument(help: "The webhook URL, e.g. https://pretix.example/org/event/noderails/webhook/")
     var url: String
