@@ -39,8 +39,10 @@ public enum ConfigSchema {
         }
 
         /// A TOML basic string; the stock values hold no character that needs more than these escapes.
+        /// Most hold neither: those skip `replacing`, whose generic search showed in every start.
         private static func quoted(_ text: String) -> String {
-            "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+            guard text.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") }) else { return "\"" + text + "\"" }
+            return "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
         }
     }
 

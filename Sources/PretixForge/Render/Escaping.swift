@@ -6,6 +6,8 @@ public enum Escaping {
     /// value, but written as escapes in source code so a reviewer sees them.
     static func isInvisibleFormatting(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
+        // Printable ASCII, most of any text, without the Unicode property lookup.
+        case 0x20...0x7E: return false
         case 0x200B...0x200F, 0x202A...0x202E, 0x2060...0x2069, 0xFEFF: return true
         default: return scalar.properties.generalCategory == .control || scalar.properties.generalCategory == .format
             || scalar.value == 0x2028 || scalar.value == 0x2029
