@@ -76,6 +76,29 @@ struct RenderTests {
         #expect(String(decoding: tree.files["t.html"]!, as: UTF8.self) == "{% load i18n %}{{ value }} {'a': {'b': 1}} noderails\n")
     }
 
+    /// Templates are parsed tag by tag: text around, between and after tags, at either end of a
+    /// file without a final newline, comes out as it was.
+    @Test func textAroundTagsIsKeptByteForByte() throws {
+        let text = "<% provider.identifier %><% package.module %>\n  x = '<%' if a %> b\n\tend <% package.module %>"
+        let templates = TemplateSet(files: ["t.py": Data(text.utf8)])
+        do {
+            _ = try PluginRenderer(templates: templates)
+            Issue.record("a stray <% must be refused")
+        } catch {
+            #expect(error.description.contains("Templates/t.py:2"))
+        }
+        let clean = "<% provider.identifier %><% package.module %>\n  {{ x }} %> b\n\tend <% package.module %>"
+        let tree = try PluginRenderer(templates: TemplateSet(files: ["t.py": Data(clean.utf8)])).render(try ConfigLoader.loadDefault())
+        #expect(String(decoding: tree.files["t.py"]!, as: UTF8.self) == "noderailspretix_noderails\n  {{ x }} %> b\n\tend pretix_noderails")
+    }
+
+    @Test func anUnclosedTagNamesItsLine() {
+        let templates = TemplateSet(files: ["u.py": Data("a = 1\nb = <% provider.identifier\n".utf8)])
+        #expect { try PluginRenderer(templates: templates) } throws: { error in
+            "\(error)".contains("Templates/u.py:2")
+        }
+    }
+
     @Test func escapersMakeHostileTextLiteral() {
         let hostile = "it's \"q\" \\ </script> {% x %} {{ y }} %s \u{202E}\n"
         #expect(Escaping.python(hostile) == #"'it\'s "q" \\ </script> {% x %} {{ y }} %s \u202e\n'"#)

@@ -1,6 +1,8 @@
 import FoundationEssentials
 import Dispatch
+import Glibc
 import Mustache
+import Synchronization
 
 /// A rendered plugin source tree: relative path → bytes, in memory until a stage writes it.
 public struct PluginTree: Sendable, Equatable {
@@ -48,7 +50,7 @@ public struct PluginRenderer: Sendable {
 
     /// A template checked and parsed once, rendered once per variant.
     struct CompiledTemplate: Sendable {
-        /// Runs of whole lines: those without a tag are kept as text, those with one parsed.
+        /// The text between tags, kept as it is, and each tag, parsed.
         enum Piece: Sendable {
             case text(String)
             case template(MustacheTemplate)
@@ -59,13 +61,22 @@ public struct PluginRenderer: Sendable {
         var source: String
         var pieces: [Piece]
 
-        func render(_ context: [String: [String: Any]]) -> String {
-            pieces.map { piece in
+        /// The file, or nil when a tag inserted free text without escaping it: checkTags makes
+        /// that unreachable for the tags it sees, so this is the last line of defence. The marker
+        /// such text renders as starts with U+0001; only the tags' outputs are searched for it.
+        func render(_ context: [String: [String: Any]]) -> String? {
+            var output = ""
+            for piece in pieces {
                 switch piece {
-                case .text(let text): text
-                case .template(let template): template.render(context)
+                case .text(let text):
+                    output += text
+                case .template(let template):
+                    let value = template.render(context)
+                    if value.utf8.contains(1), value.contains(ConfigText.unescapedMarker) { return nil }
+                    output += value
                 }
-            }.joined()
+            }
+            return output
         }
     }
 
@@ -77,22 +88,23 @@ public struct PluginRenderer: Sendable {
     private let catalogueSources: [String: String]
 
     /// Checks and parses every template up front, reporting all problems together, so a
-    /// batch of variants pays for parsing once. Parsing was most of a single build's work
-    /// (make bench, perf), so Mustache gets only the lines holding a tag: most of the plugin's
-    /// Python has none (its values come from conf.py), and templates use variable tags only
-    /// (checkTags), which Mustache renders in place, so a line without one is output as it is.
-    /// Each template is independent; they are parsed on all cores.
+    /// batch of variants pays for parsing once. Each template is independent; they are parsed
+    /// on all cores. A file without tags, or not UTF-8, is copied as it is.
     public init(templates: TemplateSet = .embedded) throws(ForgeError) {
         let variables = TemplateContext.variableKinds
         let entries = templates.files.sorted(by: { $0.key < $1.key })
         let outcomes = ConcurrentSlots<Result<CompiledTemplate, ForgeError>>(count: entries.count)
+        let parsedTags = ParsedTags()
         DispatchQueue.concurrentPerform(iterations: entries.count) { index in
             let (path, data) = entries[index]
-            guard let text = String(data: data, encoding: .utf8), !Self.isBinary(path), Self.hasTags(text) else { return }
+            guard !Self.isBinary(path) else { return }
+            let bytes = [UInt8](data)
+            let tags = Self.tags(in: bytes)
+            guard !tags.isEmpty, String(validating: bytes, as: UTF8.self) != nil else { return }
             outcomes.set(index, Result { () throws(ForgeError) -> CompiledTemplate in
                 let source = Self.source(of: path, overlay: templates.overlay)
-                try Self.checkTags(in: text, source: source, variables: variables)
-                return CompiledTemplate(path: path, source: source, pieces: try Self.pieces(of: text, source: source))
+                try Self.checkTags(tags, source: source, variables: variables)
+                return CompiledTemplate(path: path, source: source, pieces: try Self.pieces(of: bytes, tags: tags, source: source, parsed: parsedTags))
             })
         }
         var compiled: [CompiledTemplate] = []
@@ -121,15 +133,13 @@ public struct PluginRenderer: Sendable {
         }
         // Templates render independently; on all cores, as a single variant's render would
         // otherwise leave all but one idle.
-        let outputs = ConcurrentSlots<String>(count: compiled.count)
+        let outputs = ConcurrentSlots<String?>(count: compiled.count)
         let shared = ReadOnlyContext(values: context)
         DispatchQueue.concurrentPerform(iterations: compiled.count) { index in
             outputs.set(index, compiled[index].render(shared.values))
         }
-        for (item, output) in zip(compiled, outputs.values.map { $0! }) {
-            // checkTags makes this unreachable for tags it sees; kept as the last line of defence.
-            // The marker starts with U+0001, which no template holds: most outputs need no search.
-            if output.utf8.contains(1), output.contains(ConfigText.unescapedMarker) {
+        for (item, rendered) in zip(compiled, outputs.values) {
+            guard let output = rendered ?? nil else {
                 throw ForgeError("free text is inserted without an escaping transform", at: SourceLocation(file: item.source),
                                  fix: "wrap it, e.g. <% py(provider.public_name) %>")
             }
@@ -168,41 +178,51 @@ public struct PluginRenderer: Sendable {
         [".png", ".jpg", ".jpeg", ".gif", ".ico", ".woff", ".woff2", ".mo"].contains { path.lowercased().hasSuffix($0) }
     }
 
-    /// The template as runs of whole lines with and without tags; one piece when a tag spans
-    /// lines, which a run of lines could cut.
-    static func pieces(of text: String, source: String) throws(ForgeError) -> [CompiledTemplate.Piece] {
-        let lines = TemplateLines(text)
-        guard lines.tagsWithinLines else { return [.template(try parse(text, source: source))] }
+    /// The template split at its tags: the text between them is kept as it is and each tag is
+    /// parsed on its own. Templates hold variable tags only (checkTags), which Mustache renders
+    /// in place without touching the text around them, so the pieces render as the whole file
+    /// would. Parsing whole files, then runs of tagged lines, was most of a build's work (make
+    /// bench, perf); the templates hold some 130 tags.
+    static func pieces(of bytes: [UInt8], tags: [Tag], source: String, parsed: ParsedTags) throws(ForgeError) -> [CompiledTemplate.Piece] {
         var pieces: [CompiledTemplate.Piece] = []
-        var start = 0
-        while start < lines.count {
-            var end = start + 1
-            while end < lines.count, lines.isTagged(end) == lines.isTagged(start) { end += 1 }
-            let run = lines.text(from: start, to: end)
-            pieces.append(lines.isTagged(start) ? .template(try parse(run, source: source)) : .text(run))
-            start = end
+        var textStart = 0
+        for tag in tags {
+            if tag.range.lowerBound > textStart {
+                pieces.append(.text(String(decoding: bytes[textStart..<tag.range.lowerBound], as: UTF8.self)))
+            }
+            let location = SourceLocation(file: source, line: tag.line)
+            pieces.append(.template(try parsed.template(String(decoding: bytes[tag.range], as: UTF8.self), at: location)))
+            textStart = tag.range.upperBound
         }
+        if textStart < bytes.count { pieces.append(.text(String(decoding: bytes[textStart...], as: UTF8.self))) }
         return pieces
     }
 
-    static func hasTags(_ text: String) -> Bool {
-        ASCIIPattern.occurrences(of: TemplateLines.opener, in: Array(text.utf8)[...]) > 0
-    }
+    /// Each distinct tag parsed once: the templates' 130 tags are 50 distinct ones, and each
+    /// parse reads the delimiter prefix again.
+    final class ParsedTags: Sendable {
+        private let parsed = Mutex<[String: MustacheTemplate]>([:])
 
-    private static func parse(_ text: String, source: String) throws(ForgeError) -> MustacheTemplate {
-        do {
-            return try MustacheTemplate(string: delimiterPrefix + text)
-        } catch {
-            throw ForgeError("template does not parse: \(error)", at: SourceLocation(file: source))
+        func template(_ tag: String, at location: SourceLocation) throws(ForgeError) -> MustacheTemplate {
+            if let template = parsed.withLock({ $0[tag] }) { return template }
+            let template: MustacheTemplate
+            do {
+                template = try MustacheTemplate(string: delimiterPrefix + tag)
+            } catch {
+                throw ForgeError("template does not parse: \(error)", at: location)
+            }
+            parsed.withLock { $0[tag] = template }
+            return template
         }
     }
 
     /// Mustache renders unknown names as empty text; a typo in a template would silently
     /// produce broken Python. Every tag is checked against the documented variables first.
-    static func checkTags(in text: String, source: String, variables: [String: VariableKind]) throws(ForgeError) {
+    static func checkTags(_ tags: [Tag], source: String, variables: [String: VariableKind]) throws(ForgeError) {
         var problems: [Diagnostic] = []
-        for (lineNumber, tag) in tags(in: text) {
-            let location = SourceLocation(file: source, line: lineNumber)
+        for found in tags {
+            let tag = found.inside
+            let location = SourceLocation(file: source, line: found.line)
             guard let parsed = Self.parseTag(tag) else {
                 problems.append(Diagnostic("unsupported tag <% \(tag) %>", at: location,
                                            fix: "templates use only <% name %> and <% transform(name) %>"))
@@ -243,29 +263,48 @@ public struct PluginRenderer: Sendable {
         return (transform, trimmed)
     }
 
-    /// The inside of every `<% … %>` tag with its line number. A plain scan: templates are
-    /// mostly tag-free text, and running a regex over every line dominated render time.
-    static func tags(in text: String) -> [(line: Int, tag: String)] {
-        var result: [(Int, String)] = []
-        let bytes = Array(text.utf8)
-        var line = 1
-        var index = 0
-        while index < bytes.count {
-            let byte = bytes[index]
-            if byte == UInt8(ascii: "\n") {
-                line += 1
-            } else if byte == UInt8(ascii: "<"), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "%") {
-                var end = index + 2
-                while end + 1 < bytes.count, !(bytes[end] == UInt8(ascii: "%") && bytes[end + 1] == UInt8(ascii: ">")) { end += 1 }
-                let inner = String(decoding: bytes[(index + 2)..<min(end, bytes.count)], as: UTF8.self)
-                result.append((line, inner.trimming(.whitespaces)))
-                line += inner.filter { $0 == "\n" }.count
-                index = end + 2
-                continue
+    /// A `<% … %>` tag in a template.
+    struct Tag {
+        /// Its bytes, delimiters included; an unclosed tag runs to the end of the file.
+        var range: Range<Int>
+        /// The line it starts on.
+        var line: Int
+        /// What it holds, without the delimiters and the blanks around it.
+        var inside: String
+    }
+
+    /// Every tag of a template. A byte scan that jumps from one `<` to the next (memchr) and
+    /// counts lines only up to each tag: templates are mostly tag-free text, and this runs over
+    /// every template at each start.
+    static func tags(in bytes: [UInt8]) -> [Tag] {
+        bytes.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return [] }
+            let percent = UInt8(ascii: "%"), close = UInt8(ascii: ">"), newline = UInt8(ascii: "\n")
+            func newlines(_ range: Range<Int>) -> Int {
+                var count = 0
+                for index in range where buffer[index] == newline { count += 1 }
+                return count
             }
-            index += 1
+            var result: [Tag] = []
+            var line = 1, counted = 0, position = 0
+            while position < buffer.count, let found = memchr(base + position, Int32(UInt8(ascii: "<")), buffer.count - position) {
+                let index = base.distance(to: found.assumingMemoryBound(to: UInt8.self))
+                guard index + 1 < buffer.count, buffer[index + 1] == percent else {
+                    position = index + 1
+                    continue
+                }
+                var end = index + 2
+                while end + 1 < buffer.count, !(buffer[end] == percent && buffer[end + 1] == close) { end += 1 }
+                let closed = end + 1 < buffer.count
+                let upper = closed ? end + 2 : buffer.count
+                line += newlines(counted..<index)
+                let inside = String(decoding: buffer[(index + 2)..<(closed ? end : upper)], as: UTF8.self).trimming(.whitespaces)
+                result.append(Tag(range: index..<upper, line: line, inside: inside))
+                counted = index
+                position = upper
+            }
+            return result
         }
-        return result
     }
 
     /// Django loads catalogues from compiled `.mo` files; compile each rendered `.po`.
