@@ -310,16 +310,7 @@ public final class TreeRoot {
                           fix: "check that the tree is writable and the disk has space, then run the command again")
         }
         defer { close(file) }
-        let written = data.withUnsafeBytes { buffer -> Bool in
-            var offset = 0
-            while offset < buffer.count {
-                let count = write(file, buffer.baseAddress! + offset, buffer.count - offset)
-                if count < 0 { if errno == EINTR { continue }; return false }
-                offset += count
-            }
-            return true
-        }
-        guard written, !durable || fsync(file) == 0 else {
+        guard POSIXFile.writeAll(data, to: file), !durable || fsync(file) == 0 else {
             throw Failure(path: relative, message: "cannot write the file: \(String(cString: strerror(errno)))",
                           fix: "check that the disk has space, then run the command again")
         }
