@@ -44,6 +44,8 @@ let package = Package(
         ),
         // XML for the SVG logo check (Debian: libexpat1-dev); its module map links the archive.
         .systemLibrary(name: "CExpat"),
+        // libdeflate, for the sdist's gzip stream: twice as fast as zlib at its fastest level.
+        .systemLibrary(name: "CDeflate"),
         // Small C helpers the Swift standard library does not expose.
         .target(name: "CSupport"),
         // Turns Templates/, the default config and the shared vectors into Swift source,
@@ -58,6 +60,7 @@ let package = Package(
             name: "PretixForge",
             dependencies: [
                 "CArchive",
+                "CDeflate",
                 "CExpat",
                 "COpenSSL",
                 "CSupport",

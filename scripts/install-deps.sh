@@ -11,7 +11,7 @@ set -euo pipefail
 
 # SwiftPM resolves the Swift packages with git; libarchive, libcrypto and libcurl (`webhook send`)
 # are linked through pkg-config.
-build_packages=(pkg-config libarchive-dev libssl-dev libcurl4-openssl-dev libexpat1-dev git)
+build_packages=(pkg-config libarchive-dev libssl-dev libcurl4-openssl-dev libexpat1-dev libdeflate-dev git)
 # The static archives of libcrypto's and libxml2's (which FoundationXML loads) dependencies, and
 # zlib, for the wheel's single binary (scripts/static-link.sh); what builds libarchive from
 # Debian's source packages (scripts/build-lib*.sh: dpkg-source, autotools); binutils' objcopy

@@ -43,6 +43,7 @@ SPDX = {
     "debian/libxml2-dev": "MIT AND ISC",
     "debian/libicu-dev": "ICU",
     "debian/libexpat1-dev": "MIT",
+    "debian/libdeflate-dev": "MIT",
     "debian/liblzma-dev": "LicenseRef-xz-public-domain",
     "debian/zlib1g-dev": "Zlib",
     "libarchive": "BSD-2-Clause",

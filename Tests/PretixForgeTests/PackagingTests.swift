@@ -109,6 +109,12 @@ struct ZipConformanceTests {
         let written = try ArchiveWriter.write(Self.entries, format: .zip, mtime: Self.mtime)
         #expect(ZipConformance.problems(in: written) == [])
         #expect(try ArchiveReader.members(of: written) == Dictionary(uniqueKeysWithValues: Self.entries.map { ($0.path, $0.data) }))
+        // libarchive stores the members; each one is deflated (method 8) in the archive written.
+        let bytes = [UInt8](written), streamedBytes = [UInt8](streamed)
+        let methods = try ZipRecords.centralDirectory(in: bytes, end: ZipRecords.endRecord(in: bytes)).map(\.fields.method)
+        let streamedMethods = try ZipRecords.centralDirectory(in: streamedBytes, end: ZipRecords.endRecord(in: streamedBytes)).map(\.fields.method)
+        #expect(streamedMethods == [0, 0] && methods == [8, 8])
+        #expect(written.count < streamed.count)
     }
 
     @Test func bytesAfterTheEndRecordAreNamed() throws {

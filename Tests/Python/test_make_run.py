@@ -46,7 +46,8 @@ def test_make_run_installs_only_what_building_the_tool_needs(tmp_path):
     installs = [line.split() for line in log.read_text().splitlines() if " install " in " %s " % line]
     assert len(installs) == 1, log.read_text()
     packages = [word for word in installs[0] if not word.startswith("-") and word != "install"]
-    assert sorted(packages) == ["git", "libarchive-dev", "libcurl4-openssl-dev", "libexpat1-dev", "libssl-dev", "pkg-config"]
+    assert sorted(packages) == ["git", "libarchive-dev", "libcurl4-openssl-dev", "libdeflate-dev", "libexpat1-dev", "libssl-dev",
+                               "pkg-config"]
     assert "virtualenv" not in result.stdout + result.stderr
 
 

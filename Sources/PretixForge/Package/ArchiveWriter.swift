@@ -1,7 +1,9 @@
 import CArchive
+import CDeflate
 import FoundationEssentials
 
-/// Writes reproducible tar.gz and zip archives through libarchive.
+/// Writes reproducible tar.gz and zip archives through libarchive; libdeflate compresses
+/// the tar's gzip stream and the zip's members.
 /// Every entry gets the same mtime, uid/gid 0, empty owner names and normalised modes;
 /// callers pass entries in the order they must appear.
 struct ArchiveWriter {
@@ -24,9 +26,9 @@ struct ArchiveWriter {
 
     static func write(_ entries: [Entry], format: Format, mtime: Int, directories: [String] = []) throws(Failure) -> Data {
         let streamed = try libarchiveOutput(entries, format: format, mtime: mtime, directories: directories)
-        guard format == .zip else { return streamed }
+        guard format == .zip else { return try gzip(streamed) }
         do {
-            return Data(try movingDataDescriptorsIntoLocalHeaders([UInt8](streamed)))
+            return Data(try deflatingMembersWithSizesInLocalHeaders([UInt8](streamed)))
         } catch {
             throw Failure(description: "libarchive wrote a zip this tool cannot lay out: \(error)")
         }
@@ -44,17 +46,12 @@ struct ArchiveWriter {
         }
         switch format {
         case .tarGzip:
+            // The tar only: `gzip` compresses it.
             try check(archive_write_set_format_pax_restricted(archive), "pax format")
-            try check(archive_write_add_filter_gzip(archive), "gzip filter")
-            // No timestamp (and no file name) in the gzip header: the bytes depend on content only.
-            try check(archive_write_set_filter_option(archive, "gzip", "timestamp", nil), "gzip timestamp option")
-            // Fast deflate: these archives are small (well under 1 MiB) and batch builds of many
-            // variants spend most of their time compressing; level 1 costs about 15 % in size.
-            try check(archive_write_set_filter_option(archive, "gzip", "compression-level", "1"), "gzip level")
         case .zip:
+            // Members stored: `deflatingMembersWithSizesInLocalHeaders` compresses them.
             try check(archive_write_set_format_zip(archive), "zip format")
-            try check(archive_write_set_format_option(archive, "zip", "compression", "deflate"), "zip compression")
-            try check(archive_write_set_format_option(archive, "zip", "compression-level", "1"), "zip level (see gzip)")
+            try check(archive_write_set_format_option(archive, "zip", "compression", "store"), "zip compression")
         }
         // libarchive pads its output to whole 10 KiB blocks, as tape drives wanted. Inside the
         // gzip stream that only costs size; after a zip's end record it is trailing garbage that
@@ -79,47 +76,95 @@ struct ArchiveWriter {
         return output.data
     }
 
+    /// Compression is libdeflate's at its fastest level. Archives here are small (well under
+    /// 1 MiB), batch builds of many variants spend most of their time compressing, and
+    /// libarchive's own (zlib at level 1) took twice as long for larger files (make bench).
+    static let compressionLevel: Int32 = 1
+
+    /// `tar` as one gzip member. libdeflate's header holds no timestamp and no file name, so the
+    /// bytes depend on the content only.
+    static func gzip(_ tar: Data) throws(Failure) -> Data {
+        guard let compressor = libdeflate_alloc_compressor(compressionLevel) else { throw Failure(description: "libdeflate: out of memory") }
+        defer { libdeflate_free_compressor(compressor) }
+        var output = Data(count: libdeflate_gzip_compress_bound(compressor, tar.count))
+        let written = tar.withUnsafeBytes { input in
+            output.withUnsafeMutableBytes { buffer in
+                libdeflate_gzip_compress(compressor, input.baseAddress, input.count, buffer.baseAddress, buffer.count)
+            }
+        }
+        guard written > 0 else { throw Failure(description: "libdeflate: the gzip stream did not fit its bound") }
+        output.count = written
+        return output
+    }
+
     /// libarchive writes zips as a stream and cannot seek back, so every member's CRC-32 and
-    /// compressed size follow its data in a data descriptor, with zeros in the local header.
-    /// Readers that walk the local headers (uv, PyPI's upload check, which refuses data
-    /// descriptors outright) then see other values than readers of the central directory.
-    /// This rewrites the archive as a seekable writer would have: the values from the central
-    /// directory in each local header, flag bit 3 cleared, descriptors dropped, offsets moved.
-    static func movingDataDescriptorsIntoLocalHeaders(_ bytes: [UInt8]) throws(ZipRecords.Malformed) -> [UInt8] {
+    /// size follow its data in a data descriptor, with zeros in the local header. Readers that
+    /// walk the local headers (uv, PyPI's upload check, which refuses data descriptors outright)
+    /// then see other values than readers of the central directory. This rewrites the archive
+    /// as a seekable writer would have: each stored member deflated (libdeflate, raw deflate,
+    /// method 8), the values from the central directory in each local header, flag bit 3
+    /// cleared, descriptors dropped, offsets moved. libarchive's names, times, modes and extra
+    /// fields stay as they are.
+    static func deflatingMembersWithSizesInLocalHeaders(_ bytes: [UInt8]) throws(ZipRecords.Malformed) -> [UInt8] {
         let end = try ZipRecords.endRecord(in: bytes)
         let entries = try ZipRecords.centralDirectory(in: bytes, end: end)
+        guard let compressor = libdeflate_alloc_compressor(compressionLevel) else { throw ZipRecords.Malformed(description: "libdeflate: out of memory") }
+        defer { libdeflate_free_compressor(compressor) }
         var output: [UInt8] = []
         output.reserveCapacity(bytes.count)
-        var newOffsets: [Int] = []
+        var written: [(offset: Int, compressedSize: UInt32)] = []
         for entry in entries {
             let local = try ZipRecords.localHeader(in: bytes, at: Int(entry.localHeaderOffset))
             guard local.fields.name == entry.fields.name else {
                 throw ZipRecords.Malformed(description: "local header at byte \(local.offset) names another member than its directory entry")
             }
-            newOffsets.append(output.count)
-            var header = Array(bytes[local.offset ..< local.offset + local.length])
-            ZipRecords.put(entry.fields.flags & ~ZipRecords.dataDescriptorFlag, into: &header, at: 6)
-            ZipRecords.put(entry.fields.crc32, into: &header, at: 14)
-            ZipRecords.put(entry.fields.compressedSize, into: &header, at: 18)
-            ZipRecords.put(entry.fields.uncompressedSize, into: &header, at: 22)
-            output += header
+            guard entry.fields.method == ZipRecords.storedMethod, entry.fields.compressedSize == entry.fields.uncompressedSize else {
+                throw ZipRecords.Malformed(description: "member at byte \(local.offset) is not stored as it is")
+            }
             let dataStart = local.offset + local.length, dataEnd = dataStart + Int(entry.fields.compressedSize)
             guard dataEnd <= bytes.count else {
                 throw ZipRecords.Malformed(description: "member at byte \(local.offset) runs past the end of the file")
             }
-            output += bytes[dataStart ..< dataEnd]
+            let deflated = deflate(bytes[dataStart ..< dataEnd], with: compressor)
+            written.append((output.count, UInt32(deflated.count)))
+            var header = Array(bytes[local.offset ..< local.offset + local.length])
+            ZipRecords.put(ZipRecords.deflateVersion, into: &header, at: 4)
+            ZipRecords.put(entry.fields.flags & ~ZipRecords.dataDescriptorFlag, into: &header, at: 6)
+            ZipRecords.put(ZipRecords.deflatedMethod, into: &header, at: 8)
+            ZipRecords.put(entry.fields.crc32, into: &header, at: 14)
+            ZipRecords.put(UInt32(deflated.count), into: &header, at: 18)
+            ZipRecords.put(entry.fields.uncompressedSize, into: &header, at: 22)
+            output += header
+            output += deflated
         }
         let directoryOffset = output.count
-        for (entry, offset) in zip(entries, newOffsets) {
+        for (entry, member) in zip(entries, written) {
             var record = Array(bytes[entry.offset ..< entry.offset + entry.length])
+            // "Made by": the APPNOTE version in the low byte (stored members said 1.0), the
+            // system whose file modes the external attributes hold in the high byte, kept.
+            record[4] = UInt8(ZipRecords.deflateVersion)
+            ZipRecords.put(ZipRecords.deflateVersion, into: &record, at: 6)
             ZipRecords.put(entry.fields.flags & ~ZipRecords.dataDescriptorFlag, into: &record, at: 8)
-            ZipRecords.put(UInt32(offset), into: &record, at: 42)
+            ZipRecords.put(ZipRecords.deflatedMethod, into: &record, at: 10)
+            ZipRecords.put(member.compressedSize, into: &record, at: 20)
+            ZipRecords.put(UInt32(member.offset), into: &record, at: 42)
             output += record
         }
         var endRecord = Array(bytes[end.offset ..< end.end])
         ZipRecords.put(UInt32(output.count - directoryOffset), into: &endRecord, at: 12)
         ZipRecords.put(UInt32(directoryOffset), into: &endRecord, at: 16)
         return output + endRecord
+    }
+
+    /// A raw deflate stream of `data`, as zip's method 8 holds it.
+    private static func deflate(_ data: ArraySlice<UInt8>, with compressor: OpaquePointer) -> [UInt8] {
+        let bound = libdeflate_deflate_compress_bound(compressor, data.count)
+        return data.withUnsafeBytes { input in
+            [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+                // The bound always fits (libdeflate's contract), so 0 cannot come back.
+                count = libdeflate_deflate_compress(compressor, input.baseAddress, input.count, buffer.baseAddress, bound)
+            }
+        }
     }
 
     private static func writeEntry(_ archive: OpaquePointer, path: String, data: Data?, mode: mode_t, mtime: Int,

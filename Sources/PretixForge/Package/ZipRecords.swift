@@ -16,6 +16,10 @@ enum ZipRecords {
     /// General-purpose flag bit 3: CRC-32 and sizes follow the data instead of sitting in the
     /// local header.
     static let dataDescriptorFlag: UInt16 = 0x0008
+    static let storedMethod: UInt16 = 0
+    static let deflatedMethod: UInt16 = 8
+    /// "Version needed to extract" for deflated members: 2.0.
+    static let deflateVersion: UInt16 = 20
     static let zip64Marker: UInt32 = 0xFFFF_FFFF
 
     struct Malformed: Error, CustomStringConvertible {
