@@ -60,14 +60,16 @@ def main():
         rows = []
         startup, startup_peak = measure([str(FORGE), "--version"], runs=51)
         rows.append(("pretix-forge --version (start-up)", startup, startup_peak))
-        forge_time, forge_peak = measure([str(FORGE), "build", "--out", str(scratch / "dist-forge")])
+        # 21 runs: a build takes some 20 ms, where a 2-core VM's run-to-run noise is several ms.
+        forge_time, forge_peak = measure([str(FORGE), "build", "--out", str(scratch / "dist-forge")], runs=21)
         rows.append(("pretix-forge build (default plugin)", forge_time, forge_peak))
         setuptools_time, setuptools_peak = measure(
             [sys.executable, "-m", "build", "--sdist", "--wheel", "--no-isolation", "--outdir", str(scratch / "dist-setuptools"), str(scratch / "tree")])
         rows.append(("python -m build --sdist --wheel (setuptools)", setuptools_time, setuptools_peak))
         for count in (1, 10, 100):
             configs = variant_configs(scratch / f"configs-{count}", count)
-            elapsed, peak = measure([str(FORGE), "build", "--config", str(configs), "--out", str(scratch / f"dist-{count}")], runs=3)
+            elapsed, peak = measure([str(FORGE), "build", "--config", str(configs), "--out", str(scratch / f"dist-{count}")],
+                                    runs=21 if count == 1 else 5)
             rows.append((f"pretix-forge build, {count} variant{'s' if count > 1 else ''}", elapsed, peak))
 
     print(f"{'job':<48} {'median':>10} {'peak RSS':>10}")

@@ -1,3 +1,4 @@
+import Dispatch
 import FoundationEssentials
 
 /// The stages in order — Config → Render → Package → Verify — as the CLI runs them.
@@ -8,6 +9,17 @@ public enum Pipeline {
     /// pretix-forge's own source: the tool wheel's Source URL and the default the plugin
     /// repository's workflows fetch from.
     public static let sourceRepository = "https://github.com/noderails/pretix-forge"
+
+    /// Starts, on another thread, what every command that renders needs first and no argument
+    /// changes: the built-in templates compiled (with the stock config that defines their
+    /// variables) and OpenSSL set up. Called before the arguments are parsed, which takes as
+    /// long and leaves the second core idle; a command that needs either waits for it.
+    public static func prepare() {
+        DispatchQueue.global().async {
+            _ = PluginRenderer.builtIn
+            Digest.prepare()
+        }
+    }
 
     /// The config at `path`, or the embedded stock config when nil; `confinement` for a tree's own.
     public static func loadConfig(_ path: String?, confinedTo confinement: ConfigConfinement? = nil) throws(ForgeError) -> ForgeConfig {
@@ -26,7 +38,7 @@ public enum Pipeline {
     }
 
     public static func render(_ config: ForgeConfig, templates: TemplateSet = .embedded) throws(ForgeError) -> PluginTree {
-        try PluginRenderer(templates: templates).render(config)
+        try PluginRenderer.compiled(templates).render(config)
     }
 
     /// The sdist holds the plugin source and a manifest naming the forge version that built it;

@@ -13,8 +13,13 @@ struct PretixForgeCommand: ParsableCommand {
                       PackageSelf.self]
     )
 
+    /// The commands that render the plugin: they have `Pipeline.prepare` run while their
+    /// arguments are parsed.
+    static let renderingCommands: Set = ["generate", "build", "check", "demo"]
+
     /// Every failure exits 1 with a message on stderr; help and version exit 0.
     static func main() {
+        if let name = CommandLine.arguments.dropFirst().first, renderingCommands.contains(name) { Pipeline.prepare() }
         do {
             var command = try parseAsRoot()
             try command.run()

@@ -87,7 +87,7 @@ public enum BatchBuilder {
                              deliver: @escaping @Sendable (Int, Distribution) throws(ForgeError) -> Void,
                              progress: @escaping @Sendable (Int, Progress) -> Void) -> [Variant] {
         let results = ConcurrentSlots<Result<Built, ForgeError>>(count: configPaths.count)
-        let renderer = Result { () throws(ForgeError) in try PluginRenderer(templates: templates) }
+        let renderer = Result { () throws(ForgeError) in try PluginRenderer.compiled(templates) }
         DispatchQueue.concurrentPerform(iterations: configPaths.count) { index in
             progress(index, .started)
             let outcome = Result { () throws(ForgeError) -> Built in

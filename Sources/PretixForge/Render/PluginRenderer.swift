@@ -23,9 +23,13 @@ public struct PluginTree: Sendable, Equatable {
 
 /// A set of template files keyed by their path under `Templates/`.
 public struct TemplateSet: Sendable {
-    public var files: [String: Data]
+    public var files: [String: Data] {
+        didSet { isBuiltIn = false }
+    }
     /// The maintainer's overlay applied to the built-in templates, if any.
     public var overlay: Overlay?
+    /// Exactly the templates compiled into the binary, which `PluginRenderer.builtIn` has compiled.
+    public private(set) var isBuiltIn = false
 
     public init(files: [String: Data]) {
         self.files = files
@@ -33,7 +37,9 @@ public struct TemplateSet: Sendable {
 
     /// The templates compiled into the binary.
     public static var embedded: TemplateSet {
-        TemplateSet(files: EmbeddedFiles.folder("Templates"))
+        var templates = TemplateSet(files: EmbeddedFiles.folder("Templates"))
+        templates.isBuiltIn = true
+        return templates
     }
 }
 
@@ -86,6 +92,14 @@ public struct PluginRenderer: Sendable {
     private let overlayDigest: String?
     /// Template path → the file errors name, for the catalogues (compiled after rendering).
     private let catalogueSources: [String: String]
+
+    /// The built-in templates, compiled once per run (`Pipeline.prepare` starts it early).
+    static let builtIn = Result { () throws(ForgeError) in try PluginRenderer(templates: .embedded) }
+
+    /// A renderer for `templates`: the built-in one when they are the built-in templates.
+    static func compiled(_ templates: TemplateSet) throws(ForgeError) -> PluginRenderer {
+        templates.isBuiltIn ? try builtIn.get() : try PluginRenderer(templates: templates)
+    }
 
     /// Checks and parses every template up front, reporting all problems together, so a
     /// batch of variants pays for parsing once. Each template is independent; they are parsed

@@ -11,6 +11,11 @@ public enum Digest {
         return algorithm
     }()
 
+    /// OpenSSL's one-time set-up (it reads openssl.cnf) and the fetch, ahead of the first hash.
+    static func prepare() {
+        _ = sha256Algorithm
+    }
+
     public static func sha256(_ data: Data) -> Data {
         var output = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
