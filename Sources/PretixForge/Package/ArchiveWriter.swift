@@ -59,6 +59,8 @@ struct ArchiveWriter {
         try check(archive_write_set_bytes_in_last_block(archive, 1), "block size")
 
         let output = OutputBuffer()
+        // Room for the whole archive up front: growing it copied the archive again and again.
+        output.data.reserveCapacity(entries.reduce(0) { $0 + $1.data.count + 2048 } + 1024 * directories.count + 65536)
         let opaque = Unmanaged.passUnretained(output).toOpaque()
         try check(archive_write_open2(archive, opaque, nil, { _, context, buffer, length in
             guard let context, let buffer else { return -1 }
