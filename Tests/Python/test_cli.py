@@ -146,8 +146,8 @@ def test_batch_whose_variants_all_fail_writes_nothing(run_forge, tmp_path):
 
 def test_build_leaves_the_users_files_in_dist_as_they_were(forge, tmp_path):
     """dist/ is updated through a staged copy of itself: the user's files there stay the same files
-    (inode, times, other hard links), a named pipe is never opened, and an earlier archive of the same
-    name is replaced, not written through to another link of it."""
+    (inode, times, other hard links), a named pipe is never opened, and an earlier archive of its own
+    is replaced, not written through to another link of it."""
     dist = tmp_path / "dist"
     (dist / "notes").mkdir(parents=True)
     mine = dist / "mine.txt"
@@ -157,20 +157,69 @@ def test_build_leaves_the_users_files_in_dist_as_they_were(forge, tmp_path):
     os.mkfifo(dist / "pipe")
     (dist / "notes" / "todo").write_text("release\n")
     os.symlink("mine.txt", dist / "link")
-    earlier = dist / "pretix_noderails-1.0.0.tar.gz"
-    earlier.write_text("an earlier build\n")
-    os.link(earlier, tmp_path / "kept.tar.gz")
     before = os.stat(mine)
     # A timeout, not a hang, if the pipe were opened.
     result = subprocess.run([str(forge), "build", "--out", str(dist)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    earlier = dist / "pretix_noderails-1.0.0.tar.gz"
+    os.link(earlier, tmp_path / "kept.tar.gz")
+    kept = earlier.read_bytes()
+    env = dict(os.environ, SOURCE_DATE_EPOCH="1700000000")
+    result = subprocess.run([str(forge), "build", "--out", str(dist)], capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     after = os.stat(mine)
     assert (after.st_ino, after.st_mtime, after.st_nlink) == (before.st_ino, 978307200, 2)
     assert stat.S_ISFIFO(os.lstat(dist / "pipe").st_mode) and os.readlink(dist / "link") == "mine.txt"
     assert (dist / "notes" / "todo").read_text() == "release\n"
-    assert (tmp_path / "kept.tar.gz").read_text() == "an earlier build\n"
+    assert (tmp_path / "kept.tar.gz").read_bytes() == kept and earlier.read_bytes() != kept
     assert earlier.read_bytes()[:2] == b"\x1f\x8b"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist", "kept.tar.gz", "mine-elsewhere.txt"]
+
+
+def test_build_replaces_in_dist_only_what_it_wrote(forge, tmp_path):
+    """A file named like an output that pretix-forge did not write (a hand-kept SHA256SUMS, an sdist
+    setuptools built, a named pipe) stops the build with the file named, and dist/ stays as it was;
+    so does a record of outputs this machine did not seal. Bytes identical to the output may be
+    replaced: nothing is lost."""
+    def build(dist, env=None):
+        return subprocess.run([str(forge), "build", "--out", str(dist)], capture_output=True, text=True, timeout=60,
+                              env=dict(os.environ, **(env or {})))
+
+    def snapshot(dist):
+        return {p.name: (p.lstat().st_ino, p.read_bytes() if p.is_file() else None) for p in dist.iterdir()}
+
+    cases = {
+        "SHA256SUMS": lambda path: path.write_text("0123  my-own-release.tar.gz\n"),
+        "pretix_noderails-1.0.0.tar.gz": lambda path: path.write_bytes(b"built by setuptools"),
+        "pretix_noderails-1.0.0-py3-none-any.whl": os.mkfifo,
+        ".pretix-forge-outputs": lambda path: path.write_text("pretix-forge outputs 1\nseal 00\n"),
+    }
+    for name, make in cases.items():
+        dist = tmp_path / ("dist-" + name.strip("."))
+        dist.mkdir()
+        make(dist / name)
+        before = snapshot(dist)
+        result = build(dist)
+        assert result.returncode == 1 and "%s/%s" % (dist, name) in result.stderr, (name, result.stderr)
+        assert "--out" in result.stderr and snapshot(dist) == before, name
+        assert sorted(p.name for p in tmp_path.iterdir() if ".forge-staging" in p.name) == []
+
+    ours = tmp_path / "ours"
+    assert build(ours).returncode == 0
+    record = (ours / ".pretix-forge-outputs").read_text()
+    assert "pretix_noderails-1.0.0.tar.gz" in record and "SHA256SUMS" in record
+    # The same bytes, written by hand: identical to what the build writes, so replacing them loses nothing.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for path in ours.iterdir():
+        if not path.name.startswith("."):
+            shutil.copy(path, copy / path.name)
+    assert build(copy).returncode == 0
+    # Changed after pretix-forge wrote it: the user's now.
+    with open(ours / "SHA256SUMS", "a") as sums:
+        sums.write("abcd  notes.txt\n")
+    result = build(ours, {"SOURCE_DATE_EPOCH": "1700000000"})
+    assert result.returncode == 1 and "%s/SHA256SUMS" % ours in result.stderr, result.stderr
 
 
 def test_overlay_never_writes_into_git_or_the_tools_own_files(run_forge, tmp_path):

@@ -134,6 +134,8 @@ public enum AtomicOutput {
         let target: URL
         let mode: Mode
         let location: SourceLocation
+        /// In an update, which files of the output pretix-forge wrote (`OutputRecord`).
+        private(set) var ownership: OutputRecord?
         /// StagedUpdate's folder for files written aside; makeAside refuses to go on when the
         /// copied output holds something of that name.
         var aside: String { ".forge-aside-\(getpid())" }
@@ -175,6 +177,12 @@ public enum AtomicOutput {
                     discard()
                     throw error
                 }
+            }
+            do {
+                ownership = mode == .update ? try OutputRecord(staged: url.path, folder: target.path, seal: seal) : nil
+            } catch {
+                discard()
+                throw error
             }
         }
 
@@ -219,7 +227,16 @@ public enum AtomicOutput {
             return nil
         }
 
+        /// In an update, a file of the output may be replaced only when pretix-forge wrote it
+        /// (`OutputRecord.claim`); files written aside (in a subfolder) are this run's own.
         func write(_ data: Data, to path: String) throws(ForgeError) {
+            let digest = ownership.map { _ in Digest.sha256(data).hexString }
+            if let ownership, let digest, !path.contains("/") { try ownership.claim(path, in: url.path, replacingWith: digest) }
+            try create(data, at: path)
+            if let ownership, let digest { ownership.wrote(path, digest: digest) }
+        }
+
+        private func create(_ data: Data, at path: String) throws(ForgeError) {
             let file = url.appendingPathComponent(path)
             do {
                 try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
@@ -249,9 +266,11 @@ public enum AtomicOutput {
         }
 
         func move(_ from: String, to: String) throws(ForgeError) {
+            if let ownership { try ownership.claim(to, in: url.path, replacingWith: ownership.digest(ofWritten: from) ?? "") }
             guard rename(url.appendingPathComponent(from).path, url.appendingPathComponent(to).path) == 0 else {
                 throw ForgeError("cannot write the output: \(String(cString: strerror(errno)))", at: location)
             }
+            ownership?.moved(from, to: to)
         }
 
         func remove(_ path: String) {
@@ -265,6 +284,14 @@ public enum AtomicOutput {
         /// A new tree is renamed into place, which fails rather than replace a folder that
         /// appeared meanwhile with contents; dist/ is exchanged whole with its updated copy.
         func swapIn() throws(ForgeError) {
+            if let record = ownership?.sealedData(present: { name in var info = stat(); return lstat("\(url.path)/\(name)", &info) == 0 }) {
+                do {
+                    try create(record, at: OutputRecord.fileName)
+                } catch {
+                    discard()
+                    throw error
+                }
+            }
             if mode != .create, FileManager.default.fileExists(atPath: target.path) {
                 guard forge_exchange_paths(url.path, target.path) == 0 else {
                     let reason = String(cString: strerror(errno))

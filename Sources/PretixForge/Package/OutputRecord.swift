@@ -1,0 +1,138 @@
+import FoundationEssentials
+import Glibc
+import Synchronization
+
+/// Which files of an output folder (dist/) pretix-forge wrote: their names and SHA-256, sealed
+/// for this machine (`MachineSeal`) in `.pretix-forge-outputs` inside the folder. An update
+/// replaces a file of an output's name only when this record lists it unchanged, or when it
+/// holds exactly the bytes about to be written: a hand-written SHA256SUMS, or an archive another
+/// tool built, is the user's, and the build stops instead. Nothing checked out from git can pass
+/// for a record, since the seal needs this machine's key.
+final class OutputRecord: Sendable {
+    static let fileName = ".pretix-forge-outputs"
+    private static let header = "pretix-forge outputs 1"
+
+    private let folder: String
+    private let seal: MachineSeal?
+    private struct State {
+        /// What the folder's record listed (name → SHA-256), when this machine sealed it.
+        var recorded: [String: String] = [:]
+        /// Staging-relative paths written in this run, with the SHA-256 of what was written.
+        var written: [String: String] = [:]
+    }
+    private let state: Mutex<State>
+
+    /// The record of `staged`, the staging copy of the output folder `folder` (named in errors).
+    /// A record that this machine did not seal stops the update: it is not ours to replace.
+    init(staged: String, folder: String, seal: MachineSeal?) throws(ForgeError) {
+        self.folder = folder
+        self.seal = seal
+        var recorded: [String: String] = [:]
+        if let text = try Self.readRegularFile(staged + "/" + Self.fileName, shownAs: folder + "/" + Self.fileName) {
+            guard let seal, let parsed = Self.parse(String(decoding: text, as: UTF8.self), seal: seal) else {
+                throw ForgeError("was not written by pretix-forge on this machine, so it cannot tell which files here are its own",
+                                 at: SourceLocation(file: folder + "/" + Self.fileName),
+                                 fix: "delete it (pretix-forge then replaces only files identical to what it writes), or build into another folder with --out")
+            }
+            recorded = parsed
+        }
+        state = Mutex(State(recorded: recorded))
+    }
+
+    /// Refuses `name` when the staging copy holds a file of that name that pretix-forge did not
+    /// write and whose bytes differ from `digest`, what is about to replace it.
+    func claim(_ name: String, in staged: String, replacingWith digest: String) throws(ForgeError) {
+        let shown = folder + "/" + name
+        var info = stat()
+        guard lstat(staged + "/" + name, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw ForgeError("is in the way of the file pretix-forge writes there, and is not a file", at: SourceLocation(file: shown),
+                             fix: "move it out of the folder, or build into another folder with --out")
+        }
+        guard let existing = try Self.readRegularFile(staged + "/" + name, shownAs: shown) else { return }
+        let existingDigest = Digest.sha256(existing).hexString
+        let recorded = state.withLock { $0.recorded[name] }
+        guard existingDigest == digest || existingDigest == recorded else {
+            throw ForgeError("is not pretix-forge's to replace: it did not write this file here, or the file changed since", at: SourceLocation(file: shown),
+                             fix: "move it out of the folder if it is yours, or delete it to have it rebuilt; or build into another folder with --out")
+        }
+    }
+
+    func wrote(_ path: String, digest: String) {
+        state.withLock { $0.written[path] = digest }
+    }
+
+    func digest(ofWritten path: String) -> String? {
+        state.withLock { $0.written[path] }
+    }
+
+    func moved(_ from: String, to path: String) {
+        state.withLock { state in
+            state.written[path] = state.written.removeValue(forKey: from)
+        }
+    }
+
+    /// The record to swap in with the staged folder: what the old one listed that is still
+    /// there under its name, and what this run wrote at the top of the folder. Nil without a key.
+    func sealedData(present: (String) -> Bool) -> Data? {
+        guard let seal else { return nil }
+        let files = state.withLock { state -> [String: String] in
+            var files = state.recorded.filter { present($0.key) }
+            for (path, digest) in state.written where !path.contains("/") { files[path] = digest }
+            return files
+        }
+        let lines = files.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }.map { "\($0.value)  \($0.key)" }
+        return Data(([Self.header, "seal " + seal.seal([Self.header] + lines)] + lines).map { $0 + "\n" }.joined().utf8)
+    }
+
+    private static func parse(_ text: String, seal: MachineSeal) -> [String: String]? {
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.last == "" else { return nil }
+        lines.removeLast()
+        guard lines.count >= 2, lines[0] == header, lines[1].hasPrefix("seal ") else { return nil }
+        let entries = Array(lines.dropFirst(2))
+        guard seal.verifies(String(lines[1].dropFirst(5)), [header] + entries) else { return nil }
+        var files: [String: String] = [:]
+        for entry in entries {
+            let parts = entry.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[1].isEmpty else { return nil }
+            files[String(parts[2])] = String(parts[0])
+        }
+        return files
+    }
+
+    /// The bytes of the regular file at `path`, nil when nothing is there. Opened without
+    /// following a link and without blocking, and checked to be a file before it is read:
+    /// a named pipe there is never read.
+    private static func readRegularFile(_ path: String, shownAs shown: String) throws(ForgeError) -> Data? {
+        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            if errno == ENOENT { return nil }
+            throw ForgeError("cannot be read: \(String(cString: strerror(errno)))", at: SourceLocation(file: shown),
+                             fix: "move it out of the folder, or build into another folder with --out")
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw ForgeError("is in the way of the file pretix-forge writes there, and is not a file", at: SourceLocation(file: shown),
+                             fix: "move it out of the folder, or build into another folder with --out")
+        }
+        var data = Data(count: Int(info.st_size))
+        let complete = data.withUnsafeMutableBytes { buffer -> Bool in
+            guard let base = buffer.baseAddress else { return true }
+            var offset = 0
+            while offset < buffer.count {
+                let count = read(descriptor, base + offset, buffer.count - offset)
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { return false }
+                offset += count
+            }
+            return true
+        }
+        guard complete else {
+            throw ForgeError("cannot be read: it changed while pretix-forge read it", at: SourceLocation(file: shown),
+                             fix: "run the build again")
+        }
+        return data
+    }
+}
