@@ -123,7 +123,7 @@ struct Build: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "build",
         abstract: "Build the reproducible sdist, wheel and SHA256SUMS of one variant or many.",
-        discussion: "Repeat --config (or pass a folder of .toml files) to build many variants on all cores. A failing variant does not stop the others; every failure is reported at the end and the exit status is 1."
+        discussion: "Repeat --config (or pass a folder of .toml files) to build many variants on all cores. Every variant is built, and every failure reported at the end; if any variant fails, nothing is written and the exit status is 1."
     )
 
     @Option(name: .customLong("config"), help: ArgumentHelp("A TOML config or a folder of them; repeatable. Default: the embedded stock config.", valueName: "file"))

@@ -106,7 +106,8 @@ def test_overlay_file_a_letter_off_a_template_is_an_error(run_forge, tmp_path):
     assert not out.exists()
 
 
-def test_batch_build_continues_past_a_failing_variant(run_forge, tmp_path):
+def test_batch_build_reports_every_failing_variant_and_writes_nothing(run_forge, tmp_path):
+    """Every variant is built, so one run names every mistake; one bad config leaves dist/ as it was."""
     configs = tmp_path / "configs"
     configs.mkdir()
     stock = DEFAULT_CONFIG.read_text()
@@ -114,26 +115,34 @@ def test_batch_build_continues_past_a_failing_variant(run_forge, tmp_path):
         (configs / f"v{index}.toml").write_text(stock.replace('name = "pretix-noderails"', f'name = "pretix-variant-{index}"')
                                                 .replace('module = "pretix_noderails"', f'module = "pretix_variant_{index}"'))
     (configs / "v1.toml").write_text((configs / "v1.toml").read_text().replace('currency = "USD"', 'currency = "DOLLAR"'))
+    (configs / "v2.toml").write_text((configs / "v2.toml").read_text().replace('version = "1.0.0"', 'version = "one"'))
     out = tmp_path / "dist"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
     result = run_forge("build", "--config", configs, "--config", DEFAULT_CONFIG, "--out", out, check=False, env={**os.environ, "CI": "true"})
     assert result.returncode == 1
-    assert "1 of 4 variants failed" in result.stderr and "v1.toml" in result.stderr and "noderails.currency" in result.stderr
-    built = sorted(p.name for p in out.iterdir())
-    assert built == sorted(["SHA256SUMS", "pretix_noderails-1.0.0-py3-none-any.whl", "pretix_noderails-1.0.0.tar.gz",
-                            "pretix_variant_0-1.0.0-py3-none-any.whl", "pretix_variant_0-1.0.0.tar.gz",
-                            "pretix_variant_2-1.0.0-py3-none-any.whl", "pretix_variant_2-1.0.0.tar.gz"])
-    assert len((out / "SHA256SUMS").read_text().splitlines()) == 6
+    assert "2 of 4 variants failed" in result.stderr and "v1.toml" in result.stderr and "noderails.currency" in result.stderr
+    assert "v2.toml" in result.stderr and "package.version" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["configs", "dist"]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     # Plain progress lines in CI: one per state change, each naming its variant.
     assert "[2/4]" in result.stderr and "FAILED" in result.stderr
+    (configs / "v1.toml").unlink()
+    (configs / "v2.toml").unlink()
+    result = run_forge("build", "--config", configs, "--config", DEFAULT_CONFIG, "--out", out, check=False, env={**os.environ, "CI": "true"})
+    assert result.returncode == 0, result.stderr
+    built = sorted(p.name for p in out.iterdir())
+    assert built == sorted([".pretix-forge-outputs", "SHA256SUMS", "notes.txt", "pretix_noderails-1.0.0-py3-none-any.whl",
+                            "pretix_noderails-1.0.0.tar.gz", "pretix_variant_0-1.0.0-py3-none-any.whl",
+                            "pretix_variant_0-1.0.0.tar.gz"])
+    assert len((out / "SHA256SUMS").read_text().splitlines()) == 4
 
 
 def test_batch_refuses_two_variants_with_one_file_name(run_forge, tmp_path):
     result = run_forge("build", "--config", DEFAULT_CONFIG, "--config", DEFAULT_CONFIG, "--out", tmp_path / "dist", check=False)
     assert result.returncode == 1 and "package.name" in result.stderr
-    # The first variant's archives are published; the second's, staged as it was built, are not left anywhere.
-    assert sorted(p.name for p in (tmp_path / "dist").iterdir()) == [
-        "SHA256SUMS", "pretix_noderails-1.0.0-py3-none-any.whl", "pretix_noderails-1.0.0.tar.gz"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]
+    # Nothing is published, and the archives staged as they were built are not left anywhere.
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_batch_whose_variants_all_fail_writes_nothing(run_forge, tmp_path):

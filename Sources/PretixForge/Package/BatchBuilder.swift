@@ -50,10 +50,11 @@ public enum BatchBuilder {
 
     /// Builds every variant into `out`, keeping the other files there (`AtomicOutput.update`).
     /// Each variant's archives are staged as soon as they are built, under a folder per variant,
-    /// not held in memory; those of the variants that succeed (two may name the same file) and
-    /// their SHA256SUMS are swapped in when the batch ends. Returns the variants and the names
-    /// of the files written: none, and nothing on disk, when every variant failed. `confinement`:
-    /// the configs are a tree's own (`build --tree`).
+    /// not held in memory; when every variant succeeded, they and their SHA256SUMS are swapped
+    /// in when the batch ends. Returns the variants and the names of the files written: none,
+    /// and nothing on disk, when any variant failed: bad input changes nothing, and every
+    /// variant is still built so that all failures are reported at once. `confinement`: the
+    /// configs are a tree's own (`build --tree`).
     public static func build(into out: String, configPaths: [String?], confinedTo confinement: ConfigConfinement? = nil,
                              templates: TemplateSet, environment: [String: String],
                              progress: @escaping @Sendable (Int, Progress) -> Void) throws(ForgeError) -> (variants: [Variant], written: [String]) {
@@ -64,7 +65,7 @@ public enum BatchBuilder {
         }, progress: progress)
         if let error = staged.setupError { throw error }
         let built = variants.enumerated().compactMap { index, variant in (try? variant.result.get()).map { (index, $0) } }
-        guard !built.isEmpty else {
+        guard built.count == variants.count else {
             staged.discard()
             return (variants, [])
         }
