@@ -13,12 +13,15 @@ public enum Pipeline {
     /// Starts, on another thread, what every command that renders needs first and no argument
     /// changes: the built-in templates compiled (with the stock config that defines their
     /// variables) and OpenSSL set up. Called before the arguments are parsed, which takes as
-    /// long and leaves the second core idle; a command that needs either waits for it.
-    public static func prepare() {
-        DispatchQueue.global().async {
+    /// long and leaves the second core idle; a command that needs either waits for it. The
+    /// process must not exit before the group is done.
+    public static func prepare() -> DispatchGroup {
+        let group = DispatchGroup()
+        DispatchQueue.global().async(group: group) {
             _ = PluginRenderer.builtIn
             Digest.prepare()
         }
+        return group
     }
 
     /// The config at `path`, or the embedded stock config when nil; `confinement` for a tree's own.

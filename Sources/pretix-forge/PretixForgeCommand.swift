@@ -1,4 +1,5 @@
 import ArgumentParser
+import Dispatch
 import FoundationEssentials
 import Glibc
 import PretixForge
@@ -17,16 +18,22 @@ struct PretixForgeCommand: ParsableCommand {
     /// arguments are parsed.
     static let renderingCommands: Set = ["generate", "build", "check", "demo"]
 
-    /// Every failure exits 1 with a message on stderr; help and version exit 0.
+    /// Every failure exits 1 with a message on stderr; help and version exit 0. Every way out
+    /// first waits for `Pipeline.prepare`: exit() runs OpenSSL's and the C++ runtime's clean-up,
+    /// which crashed the process (one `build --help` in twenty) while the other thread was
+    /// still inside them.
     static func main() {
-        if let name = CommandLine.arguments.dropFirst().first, renderingCommands.contains(name) { Pipeline.prepare() }
+        let preparation = CommandLine.arguments.dropFirst().first.flatMap { renderingCommands.contains($0) ? Pipeline.prepare() : nil }
         do {
             var command = try parseAsRoot()
             try command.run()
+            preparation?.wait()
         } catch let error as ForgeError {
+            preparation?.wait()
             StandardStream.error.write(error.description + "\n")
             Glibc.exit(1)
         } catch {
+            preparation?.wait()
             if exitCode(for: error) == .success { exit(withError: error) }
             StandardStream.error.write(fullMessage(for: error) + "\n")
             Glibc.exit(1)
