@@ -215,6 +215,43 @@ def test_retry_payment_from_order_page(customer, sim):
         assert sorted(p.state for p in order.payments.all()) == ['confirmed', 'failed']
 
 
+def test_confirm_page_never_shows_the_checkout_of_another_order(customer, sim):
+    """One customer, two unpaid orders in one event, paid again in two tabs: the browser session holds
+    the checkout started last, the first order's. The second order's confirm page must not embed it
+    (its amount and reference are the first order's, and paying it would pay the first order)."""
+    orders = []
+    for _ in range(2):
+        customer.to_confirm()
+        sim.expire(customer.state['session_id'])
+        r, order = customer.place_order()
+        customer.follow(r)
+        orders.append(order)
+    first, second = orders
+
+    def pay_again(order):
+        base = '/%s/%s/order/%s/%s' % (ORG, EVENT, order.code, order.secret)
+        r = customer.follow(customer.client.post(base + '/pay/change', {'payment': 'noderails'}))
+        assert r.status_code == 200, customer.messages(r)
+        return r.request['PATH_INFO'], customer.state['session_id']
+
+    second_confirm, second_sid = pay_again(second)
+    first_confirm, first_sid = pay_again(first)
+    html = customer.client.get(second_confirm).content.decode()
+    assert first_sid not in html and second_sid not in html
+    assert 'started for another order or payment' in html
+    assert '%s/checkout/%s' % (sim.ui_url, first_sid) in customer.client.get(first_confirm).content.decode()
+    # Paid in the first tab; confirming the second order is refused, and the money goes where it
+    # was meant to: the first order, by the webhook.
+    sim.mark_paid(first_sid)
+    customer.follow(customer.client.post(second_confirm))
+    [delivery] = sim.deliver('payment.captured', first_sid)
+    assert delivery.status == 200, delivery.response_body
+    _paid_once(first)
+    with scopes_disabled():
+        second.refresh_from_db()
+        assert second.status == 'n' and not second.payments.filter(state='confirmed').exists()
+
+
 def _paid_on_order_page_and_left(customer, sim, pays=True):
     """A failed first payment, then the order page's retry: the customer pays in the embedded
     checkout (unless not `pays`) and closes the tab without confirming. Returns (order, the new

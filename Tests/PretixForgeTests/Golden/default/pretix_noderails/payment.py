@@ -403,6 +403,11 @@ class NodeRailsPayment(BasePaymentProvider):
         state = get_checkout_state(request, self.event)
         if not state:
             return get_template('%s/error.html' % MODULE).render({'request': request})
+        if not self._checkout_is_for(state, order, info_data):
+            # One browser session holds one checkout: one started since in another tab, for
+            # another order or payment, would show that one's amount here, and paying it would
+            # pay that order instead.
+            return get_template('%s/error.html' % MODULE).render({'request': request, 'other_checkout': True})
         ctx = {
             'request': request,
             'event': self.event,
@@ -432,6 +437,19 @@ class NodeRailsPayment(BasePaymentProvider):
         if namespace:
             kwargs['cart_namespace'] = namespace
         return eventreverse(self.event, 'presale:event.checkout', kwargs=kwargs)
+
+    @staticmethod
+    def _checkout_is_for(state: dict, order, info_data) -> bool:
+        """Whether the checkout in the browser session may be this confirm page's: pretix passes
+        the order (and its payment's info) on the order page, nothing in the checkout of a cart.
+        A checkout of the cart that became this order has no payment yet: execute_payment binds it."""
+        started_for = state.get('payment')
+        if order is None:
+            return started_for is None
+        if started_for is not None and not order.payments.filter(pk=started_for).exists():
+            return False
+        bound = (info_data or {}).get('session_id')
+        return bound in (None, state['session_id'])
 
     def execute_payment(self, request: HttpRequest, payment: OrderPayment):
         state = get_checkout_state(request, self.event) if request is not None else None
