@@ -70,7 +70,8 @@ struct PackagingTests {
         #expect(throws: ForgeError.self) {
             try AtomicOutput.update(folder.path, with: ["a": Data("1".utf8), "a/b": Data("2".utf8), "new.whl": Data("new".utf8)])
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path) == ["old.whl"])
+        // The record of what pretix-forge wrote there (OutputRecord) beside it.
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["old.whl", OutputRecord.fileName])
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.deletingLastPathComponent().path)
         #expect(leftovers == ["dist"], "staging folders must be cleaned up: \(leftovers)")
     }
@@ -79,10 +80,10 @@ struct PackagingTests {
         let folder = try Repo.temporaryDirectory().appendingPathComponent("out")
         try AtomicOutput.update(folder.path, with: ["keep.txt": Data("k".utf8)])
         try AtomicOutput.update(folder.path, with: ["new.txt": Data("n".utf8)])
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt", OutputRecord.fileName])
         // A folder with contents that appeared meanwhile is never replaced by a new tree.
         #expect(throws: ForgeError.self) { try AtomicOutput.createDirectory(folder.path, with: ["only.txt": Data()]) }
-        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt"])
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: folder.path)) == ["keep.txt", "new.txt", OutputRecord.fileName])
         let fresh = folder.deletingLastPathComponent().appendingPathComponent("fresh")
         try AtomicOutput.createDirectory(fresh.path, with: ["only.txt": Data("o".utf8)])
         #expect(try FileManager.default.contentsOfDirectory(atPath: fresh.path) == ["only.txt"])

@@ -1,6 +1,8 @@
 import CArchive
 import CDeflate
+import Dispatch
 import FoundationEssentials
+import Synchronization
 
 /// Writes reproducible tar.gz and zip archives through libarchive; libdeflate compresses
 /// the tar's gzip stream and the zip's members.
@@ -110,11 +112,7 @@ struct ArchiveWriter {
     static func deflatingMembersWithSizesInLocalHeaders(_ bytes: [UInt8]) throws(ZipRecords.Malformed) -> [UInt8] {
         let end = try ZipRecords.endRecord(in: bytes)
         let entries = try ZipRecords.centralDirectory(in: bytes, end: end)
-        guard let compressor = libdeflate_alloc_compressor(compressionLevel) else { throw ZipRecords.Malformed(description: "libdeflate: out of memory") }
-        defer { libdeflate_free_compressor(compressor) }
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count)
-        var written: [(offset: Int, compressedSize: UInt32)] = []
+        var members: [(local: ZipRecords.LocalHeader, data: Range<Int>)] = []
         for entry in entries {
             let local = try ZipRecords.localHeader(in: bytes, at: Int(entry.localHeaderOffset))
             guard local.fields.name == entry.fields.name else {
@@ -127,20 +125,26 @@ struct ArchiveWriter {
             guard dataEnd <= bytes.count else {
                 throw ZipRecords.Malformed(description: "member at byte \(local.offset) runs past the end of the file")
             }
-            let deflated = deflate(bytes[dataStart ..< dataEnd], with: compressor)
-            written.append((output.count, UInt32(deflated.count)))
-            var header = Array(bytes[local.offset ..< local.offset + local.length])
+            members.append((local, dataStart ..< dataEnd))
+        }
+        let deflated = try deflateEach(members.map(\.data), of: bytes)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var offsets: [Int] = []
+        for (entry, (member, data)) in zip(entries, zip(members, deflated)) {
+            offsets.append(output.count)
+            var header = Array(bytes[member.local.offset ..< member.local.offset + member.local.length])
             ZipRecords.put(ZipRecords.deflateVersion, into: &header, at: 4)
             ZipRecords.put(entry.fields.flags & ~ZipRecords.dataDescriptorFlag, into: &header, at: 6)
             ZipRecords.put(ZipRecords.deflatedMethod, into: &header, at: 8)
             ZipRecords.put(entry.fields.crc32, into: &header, at: 14)
-            ZipRecords.put(UInt32(deflated.count), into: &header, at: 18)
+            ZipRecords.put(UInt32(data.count), into: &header, at: 18)
             ZipRecords.put(entry.fields.uncompressedSize, into: &header, at: 22)
             output += header
-            output += deflated
+            output += data
         }
         let directoryOffset = output.count
-        for (entry, member) in zip(entries, written) {
+        for (entry, (offset, data)) in zip(entries, zip(offsets, deflated)) {
             var record = Array(bytes[entry.offset ..< entry.offset + entry.length])
             // "Made by": the APPNOTE version in the low byte (stored members said 1.0), the
             // system whose file modes the external attributes hold in the high byte, kept.
@@ -148,14 +152,59 @@ struct ArchiveWriter {
             ZipRecords.put(ZipRecords.deflateVersion, into: &record, at: 6)
             ZipRecords.put(entry.fields.flags & ~ZipRecords.dataDescriptorFlag, into: &record, at: 8)
             ZipRecords.put(ZipRecords.deflatedMethod, into: &record, at: 10)
-            ZipRecords.put(member.compressedSize, into: &record, at: 20)
-            ZipRecords.put(UInt32(member.offset), into: &record, at: 42)
+            ZipRecords.put(UInt32(data.count), into: &record, at: 20)
+            ZipRecords.put(UInt32(offset), into: &record, at: 42)
             output += record
         }
         var endRecord = Array(bytes[end.offset ..< end.end])
         ZipRecords.put(UInt32(output.count - directoryOffset), into: &endRecord, at: 12)
         ZipRecords.put(UInt32(directoryOffset), into: &endRecord, at: 16)
         return output + endRecord
+    }
+
+    /// Each range of `bytes` as a raw deflate stream (zip's method 8). Members are independent,
+    /// so they are compressed on all cores: the sdist, built beside the wheel, is done first and
+    /// its core would otherwise wait for the wheel's last members. A libdeflate compressor serves
+    /// one thread at a time; each iteration takes one from a pool.
+    private static func deflateEach(_ ranges: [Range<Int>], of bytes: [UInt8]) throws(ZipRecords.Malformed) -> [[UInt8]] {
+        let results = ConcurrentSlots<[UInt8]>(count: ranges.count)
+        let pool = CompressorPool()
+        let input = SharedBytes(bytes: bytes)
+        DispatchQueue.concurrentPerform(iterations: ranges.count) { index in
+            guard let compressor = pool.take() else { return }
+            defer { pool.give(compressor) }
+            results.set(index, deflate(input.bytes[ranges[index]], with: compressor.pointer))
+        }
+        let deflated = results.values.compactMap { $0 }
+        guard deflated.count == ranges.count else { throw ZipRecords.Malformed(description: "libdeflate: out of memory") }
+        return deflated
+    }
+
+    /// The archive the compressing threads read, and only read.
+    private struct SharedBytes: @unchecked Sendable {
+        let bytes: [UInt8]
+    }
+
+    /// libdeflate compressors, each used by one thread at a time, freed with the pool.
+    private final class CompressorPool: Sendable {
+        struct Compressor: @unchecked Sendable {
+            let pointer: OpaquePointer
+        }
+
+        private let idle = Mutex<[Compressor]>([])
+
+        func take() -> Compressor? {
+            if let compressor = idle.withLock({ $0.popLast() }) { return compressor }
+            return libdeflate_alloc_compressor(compressionLevel).map(Compressor.init)
+        }
+
+        func give(_ compressor: Compressor) {
+            idle.withLock { $0.append(compressor) }
+        }
+
+        deinit {
+            for compressor in idle.withLock({ $0 }) { libdeflate_free_compressor(compressor.pointer) }
+        }
     }
 
     /// A raw deflate stream of `data`, as zip's method 8 holds it.

@@ -88,10 +88,10 @@ public enum AtomicOutput {
         func write(_ data: Data, to path: String) throws(ForgeError) { try made().write(data, to: path) }
 
         /// Writes `data` at `path` in a folder of the staging that no file of the output can be
-        /// (made fresh), to be published by `publishAside` or dropped at `commit`.
-        func writeAside(_ data: Data, to path: String) throws(ForgeError) {
+        /// (made fresh), to be published by `publishAside` or dropped at `commit`; `sha256` is its digest.
+        func writeAside(_ data: Data, sha256: String, to path: String) throws(ForgeError) {
             let staging = try made()
-            try staging.write(data, to: "\(staging.aside)/\(path)")
+            try staging.write(data, sha256: sha256, to: "\(staging.aside)/\(path)")
         }
 
         /// Moves a file written aside to `path` in the output.
@@ -229,8 +229,8 @@ public enum AtomicOutput {
 
         /// In an update, a file of the output may be replaced only when pretix-forge wrote it
         /// (`OutputRecord.claim`); files written aside (in a subfolder) are this run's own.
-        func write(_ data: Data, to path: String) throws(ForgeError) {
-            let digest = ownership.map { _ in Digest.sha256(data).hexString }
+        func write(_ data: Data, sha256: String? = nil, to path: String) throws(ForgeError) {
+            let digest = ownership.map { _ in sha256 ?? Digest.sha256(data).hexString }
             if let ownership, let digest, !path.contains("/") { try ownership.claim(path, in: url.path, replacingWith: digest) }
             try create(data, at: path)
             if let ownership, let digest { ownership.wrote(path, digest: digest) }

@@ -60,8 +60,8 @@ public enum BatchBuilder {
                              progress: @escaping @Sendable (Int, Progress) -> Void) throws(ForgeError) -> (variants: [Variant], written: [String]) {
         let staged = AtomicOutput.StagedUpdate(out)
         let variants = build(configPaths: configPaths, confinedTo: confinement, templates: templates, environment: environment, deliver: { index, distribution throws(ForgeError) in
-            try staged.writeAside(distribution.sdist, to: "\(index)/\(distribution.sdistName)")
-            try staged.writeAside(distribution.wheel, to: "\(index)/\(distribution.wheelName)")
+            try staged.writeAside(distribution.sdist, sha256: distribution.sdistSHA256, to: "\(index)/\(distribution.sdistName)")
+            try staged.writeAside(distribution.wheel, sha256: distribution.wheelSHA256, to: "\(index)/\(distribution.wheelName)")
         }, progress: progress)
         if let error = staged.setupError { throw error }
         let built = variants.enumerated().compactMap { index, variant in (try? variant.result.get()).map { (index, $0) } }

@@ -8,12 +8,13 @@ public struct Distribution: Sendable {
     public var sdist: Data
     public var wheelName: String
     public var wheel: Data
+    /// SHA-256 of each archive (hex), computed on the thread that built it.
+    public var sdistSHA256: String
+    public var wheelSHA256: String
 
     /// `sha256sum`-compatible lines for both archives.
     public var checksums: String {
-        [(sdistName, sdist), (wheelName, wheel)]
-            .map { "\(Digest.sha256($0.1).hexString)  \($0.0)\n" }
-            .joined()
+        "\(sdistSHA256)  \(sdistName)\n\(wheelSHA256)  \(wheelName)\n"
     }
 
     public var files: [(name: String, data: Data)] {
@@ -56,17 +57,19 @@ public struct DistributionBuilder: Sendable {
         let base = "\(config.package.normalizedName)-\(config.package.version)"
         // Both archives at once: compressing is most of a build, and a single variant would
         // otherwise leave the second core idle.
-        let archives = ConcurrentSlots<Result<Data, ArchiveWriter.Failure>>(count: 2)
+        let archives = ConcurrentSlots<Result<(Data, String), ArchiveWriter.Failure>>(count: 2)
         DispatchQueue.concurrentPerform(iterations: 2) { index in
-            archives.set(index, Result { () throws(ArchiveWriter.Failure) -> Data in
-                index == 0 ? try buildSdist(tree, metadata: metadata, base: base)
+            archives.set(index, Result { () throws(ArchiveWriter.Failure) -> (Data, String) in
+                let archive = index == 0 ? try buildSdist(tree, metadata: metadata, base: base)
                     : try buildWheel(tree, metadata: metadata, base: base, module: config.package.module)
+                return (archive, Digest.sha256(archive).hexString)
             })
         }
         do {
             let built = archives.values
-            let sdist = try built[0]!.get(), wheel = try built[1]!.get()
-            return Distribution(sdistName: "\(base).tar.gz", sdist: sdist, wheelName: "\(base)-py3-none-any.whl", wheel: wheel)
+            let (sdist, sdistSHA256) = try built[0]!.get(), (wheel, wheelSHA256) = try built[1]!.get()
+            return Distribution(sdistName: "\(base).tar.gz", sdist: sdist, wheelName: "\(base)-py3-none-any.whl", wheel: wheel,
+                                sdistSHA256: sdistSHA256, wheelSHA256: wheelSHA256)
         } catch {
             throw ForgeError("archive could not be written: \(error.description)", at: SourceLocation(file: base))
         }
