@@ -67,11 +67,7 @@ build: deps-build
 # Last, the wheel's and the binary's sizes against their targets (scripts/dist_size.py).
 dist: deps-dist
 	@# Linked afresh every time, so that the link map static-link.sh asks for is this binary's.
-	@# The build tool that embeds the resources is linked first, on its own: the map's flag applies
-	@# to every link, and two links at once (after a change of flags) wrote one garbled map.
 	rm -f $(RELEASE_SCRATCH)/release/pretix-forge
-	PKG_CONFIG_PATH=$(CURDIR)/$(STATIC_PKG_CONFIG) swift build -c release --scratch-path $(RELEASE_SCRATCH) \
-		--product embed-resources $$(scripts/static-link.sh $(STATIC_PKG_CONFIG) $(RELEASE_SCRATCH))
 	PKG_CONFIG_PATH=$(CURDIR)/$(STATIC_PKG_CONFIG) swift build -c release --scratch-path $(RELEASE_SCRATCH) \
 		$$(scripts/static-link.sh $(STATIC_PKG_CONFIG) $(RELEASE_SCRATCH))
 	objcopy --remove-section=.swift_modhash --remove-section=.note.gnu.build-id $(RELEASE_SCRATCH)/release/pretix-forge $(RELEASE_FORGE)
