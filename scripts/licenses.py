@@ -156,6 +156,12 @@ def main():
     map_file = scratch / "pretix-forge.map"
     if not map_file.exists():
         fail(f"{map_file} is missing; link the release binary with the flags of scripts/static-link.sh (make dist)")
+    # The map's flag applies to every link of the build: when a change of flags relinks another
+    # executable after this one, or beside it, the map is that one's, or garbled. Its licences
+    # would then not be the binary's.
+    if "/pretix_forge.build/PretixForgeCommand.swift.o" not in map_file.read_text():
+        fail(f"{map_file} is not the map of pretix-forge's link (another executable was linked after it, or at the same "
+             "time, after a change of build flags); run make dist again, which links pretix-forge afresh")
     toolchain = toolchain_root()
 
     components = {}
