@@ -230,10 +230,11 @@ public enum AtomicOutput {
         /// In an update, a file of the output may be replaced only when pretix-forge wrote it
         /// (`OutputRecord.claim`); files written aside (in a subfolder) are this run's own.
         func write(_ data: Data, sha256: String? = nil, to path: String) throws(ForgeError) {
-            let digest = ownership.map { _ in sha256 ?? Digest.sha256(data).hexString }
-            if let ownership, let digest, !path.contains("/") { try ownership.claim(path, in: url.path, replacingWith: digest) }
+            guard let ownership else { return try create(data, at: path) }
+            let digest = sha256 ?? Digest.sha256(data).hexString
+            if !path.contains("/") { try ownership.claim(path, in: url.path, replacingWith: digest) }
             try create(data, at: path)
-            if let ownership, let digest { ownership.wrote(path, digest: digest) }
+            ownership.wrote(path, digest: digest)
         }
 
         private func create(_ data: Data, at path: String) throws(ForgeError) {

@@ -1,5 +1,4 @@
 import FoundationEssentials
-import Glibc
 import Synchronization
 
 /// Which files of an output folder (dist/) pretix-forge wrote: their names and SHA-256, sealed
@@ -28,13 +27,18 @@ final class OutputRecord: Sendable {
         self.folder = folder
         self.seal = seal
         var recorded: [String: String] = [:]
-        if let text = try Self.readRegularFile(staged + "/" + Self.fileName, shownAs: folder + "/" + Self.fileName) {
+        switch try Self.entry(Self.fileName, in: staged, shownIn: folder) {
+        case .missing:
+            break
+        case .file(let text):
             guard let seal, let parsed = Self.parse(String(decoding: text, as: UTF8.self), seal: seal) else {
                 throw ForgeError("was not written by pretix-forge on this machine, so it cannot tell which files here are its own",
                                  at: SourceLocation(file: folder + "/" + Self.fileName),
                                  fix: "delete it (pretix-forge then replaces only files identical to what it writes), or build into another folder with --out")
             }
             recorded = parsed
+        default:
+            throw Self.inTheWay(folder + "/" + Self.fileName)
         }
         state = Mutex(State(recorded: recorded))
     }
@@ -43,13 +47,12 @@ final class OutputRecord: Sendable {
     /// write and whose bytes differ from `digest`, what is about to replace it.
     func claim(_ name: String, in staged: String, replacingWith digest: String) throws(ForgeError) {
         let shown = folder + "/" + name
-        var info = stat()
-        guard lstat(staged + "/" + name, &info) == 0 else { return }
-        guard info.st_mode & S_IFMT == S_IFREG else {
-            throw ForgeError("is in the way of the file pretix-forge writes there, and is not a file", at: SourceLocation(file: shown),
-                             fix: "move it out of the folder, or build into another folder with --out")
+        let existing: Data
+        switch try Self.entry(name, in: staged, shownIn: folder) {
+        case .missing: return
+        case .file(let data): existing = data
+        default: throw Self.inTheWay(shown)
         }
-        guard let existing = try Self.readRegularFile(staged + "/" + name, shownAs: shown) else { return }
         let existingDigest = Digest.sha256(existing).hexString
         let recorded = state.withLock { $0.recorded[name] }
         guard existingDigest == digest || existingDigest == recorded else {
@@ -101,38 +104,20 @@ final class OutputRecord: Sendable {
         return files
     }
 
-    /// The bytes of the regular file at `path`, nil when nothing is there. Opened without
-    /// following a link and without blocking, and checked to be a file before it is read:
-    /// a named pipe there is never read.
-    private static func readRegularFile(_ path: String, shownAs shown: String) throws(ForgeError) -> Data? {
-        let descriptor = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { return nil }
-            throw ForgeError("cannot be read: \(String(cString: strerror(errno)))", at: SourceLocation(file: shown),
-                             fix: "move it out of the folder, or build into another folder with --out")
+    /// What stands at `name` in `staged`, looked at without following a link and read only when
+    /// it is a regular file (`TreeRoot`): a named pipe there is never opened. Errors name the
+    /// file in `folder`, the output the user knows.
+    private static func entry(_ name: String, in staged: String, shownIn folder: String) throws(ForgeError) -> TreeRoot.Entry {
+        let root = try TreeRoot(staged)
+        do {
+            return try root.ownEntry(name)
+        } catch {
+            throw ForgeError(error.message, at: SourceLocation(file: folder + "/" + error.path), fix: error.fix)
         }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
-            throw ForgeError("is in the way of the file pretix-forge writes there, and is not a file", at: SourceLocation(file: shown),
-                             fix: "move it out of the folder, or build into another folder with --out")
-        }
-        var data = Data(count: Int(info.st_size))
-        let complete = data.withUnsafeMutableBytes { buffer -> Bool in
-            guard let base = buffer.baseAddress else { return true }
-            var offset = 0
-            while offset < buffer.count {
-                let count = read(descriptor, base + offset, buffer.count - offset)
-                if count < 0, errno == EINTR { continue }
-                guard count > 0 else { return false }
-                offset += count
-            }
-            return true
-        }
-        guard complete else {
-            throw ForgeError("cannot be read: it changed while pretix-forge read it", at: SourceLocation(file: shown),
-                             fix: "run the build again")
-        }
-        return data
+    }
+
+    private static func inTheWay(_ shown: String) -> ForgeError {
+        ForgeError("is in the way of the file pretix-forge writes there, and is not a file", at: SourceLocation(file: shown),
+                   fix: "move it out of the folder, or build into another folder with --out")
     }
 }
