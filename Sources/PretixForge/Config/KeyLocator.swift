@@ -17,7 +17,7 @@ struct KeyLocator {
             if line.first == UInt8(ascii: "["), let close = line.firstIndex(of: UInt8(ascii: "]")) {
                 table = String(decoding: ASCIIPattern.trimmingBlanks(line[(line.startIndex + 1)..<close]), as: UTF8.self)
                 lines[table] = lines[table] ?? index + 1
-            } else if line.contains(UInt8(ascii: "=")), let key = Self.assignedKey(String(decoding: line, as: UTF8.self)) {
+            } else if let key = Self.assignedKey(line) {
                 let path = table.isEmpty ? key : "\(table).\(key)"
                 lines[path] = lines[path] ?? index + 1
                 valueLines[path] = String(decoding: line, as: UTF8.self)
@@ -27,11 +27,19 @@ struct KeyLocator {
 
     /// The key of a `key = value` (or `"key" = value`) line, nil for anything else.
     static func assignedKey(_ line: String) -> String? {
-        guard let equals = line.firstIndex(of: "=") else { return nil }
-        var key = line[..<equals].trimming(.whitespaces)
-        if key.count >= 2, key.hasPrefix("\""), key.hasSuffix("\"") { key = String(key.dropFirst().dropLast()) }
+        assignedKey(ArraySlice(line.utf8))
+    }
+
+    /// Over the line's bytes, as `init` scans: a key is ASCII, and Foundation's Unicode-aware
+    /// trimming of every line's key was a tenth of loading a config.
+    static func assignedKey(_ line: ArraySlice<UInt8>) -> String? {
+        guard let equals = line.firstIndex(of: UInt8(ascii: "=")) else { return nil }
+        var key = ASCIIPattern.trimmingBlanks(line[..<equals])
+        let quote = UInt8(ascii: "\"")
+        if key.count >= 2, key.first == quote, key.last == quote { key = key.dropFirst().dropLast() }
         let keyByte: (UInt8) -> Bool = { ASCIIPattern.isAlphanumeric($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: "-") }
-        return ASCIIPattern.matches(key, first: keyByte, rest: keyByte) ? key : nil
+        guard !key.isEmpty, key.allSatisfy(keyByte) else { return nil }
+        return String(decoding: key, as: UTF8.self)
     }
 
     /// The line of the key, or of the nearest enclosing key or table that has one. An array

@@ -59,7 +59,13 @@ public enum PEP440 {
     /// The canonical form of `version`, or nil when it is not a PEP 440 version.
     /// Local versions (`+abc`) are refused: package indexes do not accept them.
     public static func canonical(_ version: String) -> String? {
-        if let release = canonicalRelease(version) { return release }
+        canonicalRelease(version) ?? canonicalFullForm(version)
+    }
+
+    /// Out of line: the regex's typed output is instantiated on entry to the function that
+    /// holds it, which cost a plain release version more than its whole check.
+    @inline(never)
+    private static func canonicalFullForm(_ version: String) -> String? {
         let pattern = /v?(?:(?<epoch>[0-9]+)!)?(?<release>[0-9]+(?:\.[0-9]+)*)(?:[-_.]?(?<pre_l>a|b|c|rc|alpha|beta|pre|preview)[-_.]?(?<pre_n>[0-9]+)?)?(?:-(?<post_n1>[0-9]+)|[-_.]?(?<post_l>post|rev|r)[-_.]?(?<post_n2>[0-9]+)?)?(?:[-_.]?(?<dev_l>dev)[-_.]?(?<dev_n>[0-9]+)?)?/
         let text = version.trimming(.whitespaces).lowercased()
         guard let match = text.wholeMatch(of: pattern) else { return nil }
