@@ -146,3 +146,26 @@ struct RenderTests {
         #expect(text.contains("verb\u{4}Order") && text.contains("Bezahlen") && !text.contains("Weg"))
     }
 }
+
+@Suite("Embedded resources")
+struct EmbeddedResourceTests {
+    /// Text files are compiled in as escaped string literals: each must give back exactly the
+    /// bytes on disk (non-ASCII text, quotes, backslashes, tabs and CRs included).
+    @Test func everyEmbeddedFileHoldsTheBytesOnDisk() throws {
+        let roots = ["Templates": "Templates", "Licenses": "Licenses", "Demo/forge_demo": "Demo/forge_demo",
+                     "Simulator/noderails_sim": "Simulator/noderails_sim"]
+        var compared = 0
+        for (logical, relative) in roots {
+            let files = EmbeddedFiles.folder(logical)
+            #expect(!files.isEmpty, "\(logical) embeds nothing")
+            for (path, data) in files {
+                #expect(data == (try Data(contentsOf: Repo.url("\(relative)/\(path)"))), "\(logical)/\(path)")
+                compared += 1
+            }
+        }
+        #expect(EmbeddedFiles.data("Vectors/webhook-signatures.json") == (try Data(contentsOf: Repo.url("Tests/Vectors/webhook-signatures.json"))))
+        #expect(EmbeddedFiles.data("compat.toml") == (try Data(contentsOf: Repo.url("compat.toml"))))
+        let nonASCII = EmbeddedFiles.folder("Templates").values.contains { $0.contains { $0 >= 0x80 } }
+        #expect(compared > 50 && nonASCII)
+    }
+}

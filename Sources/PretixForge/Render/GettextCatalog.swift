@@ -157,26 +157,29 @@ struct GettextCatalog {
         }
         entries.sort { $0.key.lexicographicallyPrecedes($1.key) }
 
+        // Written into one buffer of the final size: appending to Data piece by piece was
+        // half of compiling a catalogue.
         let count = UInt32(entries.count)
         let headerSize: UInt32 = 28
         let originalsOffset = headerSize
         let translationsOffset = originalsOffset + 8 * count
-        var stringOffset = translationsOffset + 8 * count
-        var data = Data()
-        func append(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { data.append(contentsOf: $0) } }
-        for value: UInt32 in [0x9504_12de, 0, count, originalsOffset, translationsOffset, 0, stringOffset] { append(value) }
-        var strings = Data()
-        var tables: [[UInt32]] = [[], []]
-        for column in 0..<2 {
-            for entry in entries {
-                let bytes = column == 0 ? entry.key : entry.value
-                tables[column] += [UInt32(bytes.count), stringOffset]
-                strings.append(contentsOf: bytes + [0])
-                stringOffset += UInt32(bytes.count + 1)
-            }
+        let stringsOffset = translationsOffset + 8 * count
+        let stringsSize = entries.reduce(0) { $0 + $1.key.count + $1.value.count + 2 }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(stringsOffset) + stringsSize)
+        func append(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) } }
+        for value: UInt32 in [0x9504_12de, 0, count, originalsOffset, translationsOffset, 0, stringsOffset] { append(value) }
+        let strings = entries.map(\.key) + entries.map(\.value)
+        var stringOffset = stringsOffset
+        for length in strings.map(\.count) {
+            append(UInt32(length))
+            append(stringOffset)
+            stringOffset += UInt32(length) + 1
         }
-        for value in tables[0] + tables[1] { append(value) }
-        data.append(strings)
-        return data
+        for string in strings {
+            bytes.append(contentsOf: string)
+            bytes.append(0)
+        }
+        return Data(bytes)
     }
 }

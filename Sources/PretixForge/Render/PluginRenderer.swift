@@ -35,12 +35,14 @@ public struct TemplateSet: Sendable {
         self.files = files
     }
 
-    /// The templates compiled into the binary.
-    public static var embedded: TemplateSet {
+    /// The templates compiled into the binary, decoded once per run: `Pipeline.prepare`
+    /// decodes them while the arguments are parsed, and a command asking for them meanwhile
+    /// waits for that instead of decoding them a second time.
+    public static let embedded: TemplateSet = {
         var templates = TemplateSet(files: EmbeddedFiles.folder("Templates"))
         templates.isBuiltIn = true
         return templates
-    }
+    }()
 }
 
 /// Render stage: config + templates → plugin tree.
@@ -92,6 +94,8 @@ public struct PluginRenderer: Sendable {
     private let overlayDigest: String?
     /// Template path → the file errors name, for the catalogues (compiled after rendering).
     private let catalogueSources: [String: String]
+    /// The shared HMAC vectors every tree's tests read, decoded with the templates.
+    private let signatureVectors = EmbeddedFiles.data("Vectors/webhook-signatures.json")
 
     /// The built-in templates, compiled once per run (`Pipeline.prepare` starts it early).
     static let builtIn = Result { () throws(ForgeError) in try PluginRenderer(templates: .embedded) }
@@ -163,7 +167,7 @@ public struct PluginRenderer: Sendable {
         if let logo = config.branding.logo {
             tree.files["\(config.package.module)/static/\(config.package.module)/\(logo.fileName)"] = logo.data
         }
-        tree.files[Self.vectorsPath] = EmbeddedFiles.data("Vectors/webhook-signatures.json")
+        tree.files[Self.vectorsPath] = signatureVectors
         let catalogues = catalogueSources.map { (Self.outputPath($0.key, module: config.package.module), $0.value) }
         try compileCatalogues(in: &tree, sources: Dictionary(uniqueKeysWithValues: catalogues))
         try RepositoryKit.apply(config.repository, to: &tree)
@@ -322,12 +326,22 @@ public struct PluginRenderer: Sendable {
     }
 
     /// Django loads catalogues from compiled `.mo` files; compile each rendered `.po`.
+    /// One catalogue per language, each compiled on its own core: they were a serial tenth
+    /// of a build between rendering and packaging. The first broken one, by path, is reported.
     private func compileCatalogues(in tree: inout PluginTree, sources: [String: String]) throws(ForgeError) {
-        for path in tree.sortedPaths where path.hasSuffix(".po") {
-            let text = String(decoding: tree.files[path]!, as: UTF8.self)
-            do {
-                tree.files[String(path.dropLast(3)) + ".mo"] = try GettextCatalog.parse(text).compiled()
-            } catch {
+        let paths = tree.sortedPaths.filter { $0.hasSuffix(".po") }
+        let texts = paths.map { tree.files[$0]! }
+        let outcomes = ConcurrentSlots<Result<Data, GettextCatalog.ParseError>>(count: paths.count)
+        DispatchQueue.concurrentPerform(iterations: paths.count) { index in
+            outcomes.set(index, Result { () throws(GettextCatalog.ParseError) in
+                try GettextCatalog.parse(String(decoding: texts[index], as: UTF8.self)).compiled()
+            })
+        }
+        for (path, outcome) in zip(paths, outcomes.values) {
+            switch outcome! {
+            case .success(let compiled):
+                tree.files[String(path.dropLast(3)) + ".mo"] = compiled
+            case .failure(let error):
                 throw ForgeError("catalogue does not parse: \(error.message)", at: SourceLocation(file: sources[path] ?? path, line: error.line),
                                  fix: "write each entry as msgid \"…\" then msgstr \"…\", quotes closed, as `msgfmt --check` accepts")
             }

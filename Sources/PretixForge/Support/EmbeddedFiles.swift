@@ -5,18 +5,30 @@ import Synchronization
 /// `Templates/…`, `compat.toml`, `Vectors/webhook-signatures.json`, `Licenses/…`,
 /// `Demo/…`, `Simulator/noderails_sim/…`.
 public enum EmbeddedFiles {
-    /// Logical path → base64, decoded on first use: a build needs the templates, not the demo's
-    /// and the simulator's files, and decoding everything was a tenth of a build's start.
-    private static let encoded: [String: String] = Dictionary(
-        EmbeddedResources.base64Files.map { ($0.path, $0.base64) }, uniquingKeysWith: { first, _ in first })
-    private static let decoded = Mutex<[String: Data]>([:])
+    /// How a file is stored: UTF-8 text as a string literal, whose bytes are the file's; anything
+    /// else base64-encoded.
+    private enum Stored {
+        case text(StaticString)
+        case base64(String)
+    }
+
+    /// Logical path → the stored file, read into Data on first use: a build needs the templates,
+    /// not the demo's and the simulator's files.
+    private static let stored: [String: Stored] = Dictionary(
+        EmbeddedResources.textFiles.map { ($0.path, Stored.text($0.text)) } + EmbeddedResources.base64Files.map { ($0.path, .base64($0.base64)) },
+        uniquingKeysWith: { first, _ in first })
+    private static let loaded = Mutex<[String: Data]>([:])
 
     public static func data(_ path: String) -> Data {
-        if let data = decoded.withLock({ $0[path] }) { return data }
-        guard let base64 = encoded[path], let data = Data(base64Encoded: base64) else {
-            preconditionFailure("resource \(path) was not embedded; check Plugins/EmbedResources")
+        if let data = loaded.withLock({ $0[path] }) { return data }
+        let data: Data?
+        switch stored[path] {
+        case .text(let text)?: data = Data(bytes: text.utf8Start, count: text.utf8CodeUnitCount)
+        case .base64(let base64)?: data = Data(base64Encoded: base64)
+        case nil: data = nil
         }
-        decoded.withLock { $0[path] = data }
+        guard let data else { preconditionFailure("resource \(path) was not embedded; check Plugins/EmbedResources") }
+        loaded.withLock { $0[path] = data }
         return data
     }
 
@@ -27,7 +39,7 @@ public enum EmbeddedFiles {
     /// Files under a logical folder, keyed by their path inside it.
     public static func folder(_ prefix: String) -> [String: Data] {
         var result: [String: Data] = [:]
-        for path in encoded.keys where path.hasPrefix(prefix + "/") {
+        for path in stored.keys where path.hasPrefix(prefix + "/") {
             result[String(path.dropFirst(prefix.count + 1))] = data(path)
         }
         return result
