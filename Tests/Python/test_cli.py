@@ -244,6 +244,27 @@ def test_build_replaces_in_dist_only_what_it_wrote(forge, tmp_path):
     assert result.returncode == 1 and "%s/SHA256SUMS" % ours in result.stderr, result.stderr
 
 
+def test_rebuild_of_the_same_inputs_leaves_dist_as_it_was(forge, tmp_path):
+    """Builds are reproducible, so a rebuild of unchanged inputs gives the bytes dist/ holds: the folder
+    and its files stay the same inodes with the same times (a shell inside dist/ keeps a folder that
+    exists). A rebuild that changes an archive replaces it, and only what changed."""
+    dist = tmp_path / "dist"
+
+    def build(env=None):
+        result = subprocess.run([str(forge), "build", "--out", str(dist)], capture_output=True, text=True, timeout=60,
+                                env=dict(os.environ, **(env or {})))
+        assert result.returncode == 0, result.stderr
+        return {p.name: (p.lstat().st_ino, p.lstat().st_mtime_ns) for p in [dist, *dist.iterdir()]}
+
+    first = build()
+    assert build() == first
+    changed = build({"SOURCE_DATE_EPOCH": "1700000000"})
+    archives = {"pretix_noderails-1.0.0.tar.gz", "pretix_noderails-1.0.0-py3-none-any.whl", "SHA256SUMS", ".pretix-forge-outputs"}
+    assert set(changed) == set(first) == archives | {"dist"}
+    assert all(changed[name] != first[name] for name in archives)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]
+
+
 def test_overlay_never_writes_into_git_or_the_tools_own_files(run_forge, tmp_path):
     """An overlay is often a repository of its own: its .git is skipped. A file that would land in a
     tree's .git (a hook runs on the next commit) or on pretix-forge's bookkeeping is refused."""

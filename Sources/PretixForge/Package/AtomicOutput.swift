@@ -75,6 +75,8 @@ public enum AtomicOutput {
         private let directory: String
         /// The staging folder once the first write made it, or why it could not be made.
         private let staging = Mutex<Result<Staging, ForgeError>?>(nil)
+        /// Whether the folder for files written aside has been made (by the first such write).
+        private let asideMade = Mutex(false)
 
         init(_ directory: String) { self.directory = directory }
 
@@ -85,12 +87,18 @@ public enum AtomicOutput {
         }
 
         /// Writes `data` at `path` inside the staged folder; safe from several threads for distinct paths.
-        func write(_ data: Data, to path: String) throws(ForgeError) { try made().write(data, to: path) }
+        func write(_ data: Data, sha256: String? = nil, to path: String) throws(ForgeError) {
+            try made().write(data, sha256: sha256, to: path)
+        }
 
         /// Writes `data` at `path` in a folder of the staging that no file of the output can be
         /// (made fresh), to be published by `publishAside` or dropped at `commit`; `sha256` is its digest.
         func writeAside(_ data: Data, sha256: String, to path: String) throws(ForgeError) {
             let staging = try made()
+            try asideMade.withLock { made throws(ForgeError) in
+                if !made { try staging.makeAside() }
+                made = true
+            }
             try staging.write(data, sha256: sha256, to: "\(staging.aside)/\(path)")
         }
 
@@ -103,7 +111,7 @@ public enum AtomicOutput {
         /// Swaps the staged folder in, without what was written aside and not published.
         func commit() throws(ForgeError) {
             let staging = try made()
-            staging.remove(staging.aside)
+            if asideMade.withLock({ $0 }) { staging.remove(staging.aside) }
             try staging.swapIn()
         }
 
@@ -117,9 +125,7 @@ public enum AtomicOutput {
                 if let state { return state }
                 let made = Result { () throws(ForgeError) -> Staging in
                     try refuseFile(at: directory)
-                    let made = try Staging(directory, mode: .update)
-                    try made.makeAside()
-                    return made
+                    return try Staging(directory, mode: .update)
                 }
                 state = made
                 return made
@@ -228,13 +234,15 @@ public enum AtomicOutput {
         }
 
         /// In an update, a file of the output may be replaced only when pretix-forge wrote it
-        /// (`OutputRecord.claim`); files written aside (in a subfolder) are this run's own.
+        /// (`OutputRecord.claim`); files written aside (in a subfolder) are this run's own. A file
+        /// that already holds exactly these bytes, as a rebuild of the same inputs gives, is kept
+        /// as it is: its inode and times stay, and the disk is spared rewriting it.
         func write(_ data: Data, sha256: String? = nil, to path: String) throws(ForgeError) {
             guard let ownership else { return try create(data, at: path) }
             let digest = sha256 ?? Digest.sha256(data).hexString
-            if !path.contains("/") { try ownership.claim(path, in: url.path, replacingWith: digest) }
-            try create(data, at: path)
-            ownership.wrote(path, digest: digest)
+            let unchanged = path.contains("/") ? false : try ownership.claim(path, in: url.path, replacingWith: digest)
+            if !unchanged { try create(data, at: path) }
+            ownership.wrote(path, digest: digest, changed: !unchanged)
         }
 
         private func create(_ data: Data, at path: String) throws(ForgeError) {
@@ -285,7 +293,13 @@ public enum AtomicOutput {
         /// A new tree is renamed into place, which fails rather than replace a folder that
         /// appeared meanwhile with contents; dist/ is exchanged whole with its updated copy.
         func swapIn() throws(ForgeError) {
-            if let record = ownership?.sealedData(present: { name in var info = stat(); return lstat("\(url.path)/\(name)", &info) == 0 }) {
+            if let ownership, let record = ownership.sealedData(present: { name in var info = stat(); return lstat("\(url.path)/\(name)", &info) == 0 }) {
+                // Nothing new and the same record: the folder stays as it was, not exchanged for
+                // an equal copy (a shell inside it keeps a folder that exists).
+                if !ownership.changedFolder, (try? TreeRoot(url.path).ownEntry(OutputRecord.fileName)) == .file(record) {
+                    discard()
+                    return
+                }
                 do {
                     try create(record, at: OutputRecord.fileName)
                 } catch {

@@ -59,9 +59,18 @@ public enum BatchBuilder {
                              templates: TemplateSet, environment: [String: String],
                              progress: @escaping @Sendable (Int, Progress) -> Void) throws(ForgeError) -> (variants: [Variant], written: [String]) {
         let staged = AtomicOutput.StagedUpdate(out)
+        // A single variant's archives go to their names at once; with several, each variant's
+        // wait aside until every variant has been built, since one failure writes nothing.
+        let single = configPaths.count == 1
         let variants = build(configPaths: configPaths, confinedTo: confinement, templates: templates, environment: environment, deliver: { index, distribution throws(ForgeError) in
-            try staged.writeAside(distribution.sdist, sha256: distribution.sdistSHA256, to: "\(index)/\(distribution.sdistName)")
-            try staged.writeAside(distribution.wheel, sha256: distribution.wheelSHA256, to: "\(index)/\(distribution.wheelName)")
+            for (name, data, sha256) in [(distribution.sdistName, distribution.sdist, distribution.sdistSHA256),
+                                         (distribution.wheelName, distribution.wheel, distribution.wheelSHA256)] {
+                if single {
+                    try staged.write(data, sha256: sha256, to: name)
+                } else {
+                    try staged.writeAside(data, sha256: sha256, to: "\(index)/\(name)")
+                }
+            }
         }, progress: progress)
         if let error = staged.setupError { throw error }
         let built = variants.enumerated().compactMap { index, variant in (try? variant.result.get()).map { (index, $0) } }
@@ -70,7 +79,7 @@ public enum BatchBuilder {
             return (variants, [])
         }
         do {
-            for (index, variant) in built {
+            for (index, variant) in built where !single {
                 for name in [variant.sdistName, variant.wheelName] { try staged.publishAside("\(index)/\(name)", to: name) }
             }
             try staged.write(Data(built.map(\.1.checksums).joined().utf8), to: "SHA256SUMS")

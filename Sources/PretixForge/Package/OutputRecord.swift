@@ -18,6 +18,8 @@ final class OutputRecord: Sendable {
         var recorded: [String: String] = [:]
         /// Staging-relative paths written in this run, with the SHA-256 of what was written.
         var written: [String: String] = [:]
+        /// Whether this run put a file in the folder that was not there byte for byte.
+        var changed = false
     }
     private let state: Mutex<State>
 
@@ -44,12 +46,14 @@ final class OutputRecord: Sendable {
     }
 
     /// Refuses `name` when the staging copy holds a file of that name that pretix-forge did not
-    /// write and whose bytes differ from `digest`, what is about to replace it.
-    func claim(_ name: String, in staged: String, replacingWith digest: String) throws(ForgeError) {
+    /// write and whose bytes differ from `digest`, what is about to replace it. True when that
+    /// file already holds exactly those bytes.
+    @discardableResult
+    func claim(_ name: String, in staged: String, replacingWith digest: String) throws(ForgeError) -> Bool {
         let shown = folder + "/" + name
         let existing: Data
         switch try Self.entry(name, in: staged, shownIn: folder) {
-        case .missing: return
+        case .missing: return false
         case .file(let data): existing = data
         default: throw Self.inTheWay(shown)
         }
@@ -59,10 +63,20 @@ final class OutputRecord: Sendable {
             throw ForgeError("is not pretix-forge's to replace: it did not write this file here, or the file changed since", at: SourceLocation(file: shown),
                              fix: "move it out of the folder if it is yours, or delete it to have it rebuilt; or build into another folder with --out")
         }
+        return existingDigest == digest
     }
 
-    func wrote(_ path: String, digest: String) {
-        state.withLock { $0.written[path] = digest }
+    /// `path` now holds what `digest` names; `changed` when it did not before this run.
+    func wrote(_ path: String, digest: String, changed: Bool = true) {
+        state.withLock { state in
+            state.written[path] = digest
+            if changed && !path.contains("/") { state.changed = true }
+        }
+    }
+
+    /// Whether any file of the output differs from what the folder held before this run.
+    var changedFolder: Bool {
+        state.withLock { $0.changed }
     }
 
     func digest(ofWritten path: String) -> String? {
@@ -72,6 +86,7 @@ final class OutputRecord: Sendable {
     func moved(_ from: String, to path: String) {
         state.withLock { state in
             state.written[path] = state.written.removeValue(forKey: from)
+            state.changed = true
         }
     }
 
