@@ -2,6 +2,7 @@ import CArchive
 import CDeflate
 import Dispatch
 import FoundationEssentials
+import Glibc
 import Synchronization
 
 /// Writes reproducible tar.gz and zip archives through libarchive; libdeflate compresses
@@ -30,14 +31,16 @@ struct ArchiveWriter {
         let streamed = try libarchiveOutput(entries, format: format, mtime: mtime, directories: directories)
         guard format == .zip else { return try gzip(streamed) }
         do {
-            return Data(try deflatingMembersWithSizesInLocalHeaders([UInt8](streamed)))
+            return Data(try deflatingMembersWithSizesInLocalHeaders(streamed))
         } catch {
             throw Failure(description: "libarchive wrote a zip this tool cannot lay out: \(error)")
         }
     }
 
-    /// The archive exactly as libarchive streams it.
-    static func libarchiveOutput(_ entries: [Entry], format: Format, mtime: Int, directories: [String]) throws(Failure) -> Data {
+    /// The archive exactly as libarchive streams it. As bytes, which the zip rewrite reads and
+    /// gzip compresses, without a copy to convert them (each copy of a fresh buffer is a page
+    /// fault every 4 KiB).
+    static func libarchiveOutput(_ entries: [Entry], format: Format, mtime: Int, directories: [String]) throws(Failure) -> [UInt8] {
         guard let archive = archive_write_new() else { throw Failure(description: "libarchive: out of memory") }
         defer { archive_write_free(archive) }
         func check(_ status: Int32, _ what: String) throws(Failure) {
@@ -62,11 +65,12 @@ struct ArchiveWriter {
 
         let output = OutputBuffer()
         // Room for the whole archive up front: growing it copied the archive again and again.
-        output.data.reserveCapacity(entries.reduce(0) { $0 + $1.data.count + 2048 } + 1024 * directories.count + 65536)
+        output.bytes.reserveCapacity(entries.reduce(0) { $0 + $1.data.count + 2048 } + 1024 * directories.count + 65536)
         let opaque = Unmanaged.passUnretained(output).toOpaque()
         try check(archive_write_open2(archive, opaque, nil, { _, context, buffer, length in
             guard let context, let buffer else { return -1 }
-            Unmanaged<OutputBuffer>.fromOpaque(context).takeUnretainedValue().data.append(buffer.assumingMemoryBound(to: UInt8.self), count: length)
+            let written = UnsafeRawBufferPointer(start: buffer, count: length)
+            Unmanaged<OutputBuffer>.fromOpaque(context).takeUnretainedValue().bytes.append(contentsOf: written)
             return length
         }, nil, nil), "open")
 
@@ -77,7 +81,7 @@ struct ArchiveWriter {
             try writeEntry(archive, path: entry.path, data: entry.data, mode: entry.executable ? 0o100755 : 0o100644, mtime: mtime, check: check)
         }
         try check(archive_write_close(archive), "close")
-        return output.data
+        return output.bytes
     }
 
     /// Compression is libdeflate's at its fastest level. Archives here are small (well under
@@ -87,18 +91,21 @@ struct ArchiveWriter {
 
     /// `tar` as one gzip member. libdeflate's header holds no timestamp and no file name, so the
     /// bytes depend on the content only.
-    static func gzip(_ tar: Data) throws(Failure) -> Data {
+    static func gzip(_ tar: [UInt8]) throws(Failure) -> Data {
         guard let compressor = libdeflate_alloc_compressor(compressionLevel) else { throw Failure(description: "libdeflate: out of memory") }
         defer { libdeflate_free_compressor(compressor) }
-        var output = Data(count: libdeflate_gzip_compress_bound(compressor, tar.count))
+        // Room for the bound, of which only what is written gets touched (a zeroed buffer of the
+        // bound's size was a page fault every 4 KiB of it); the Data frees it.
+        let bound = libdeflate_gzip_compress_bound(compressor, tar.count)
+        guard let output = malloc(bound) else { throw Failure(description: "out of memory") }
         let written = tar.withUnsafeBytes { input in
-            output.withUnsafeMutableBytes { buffer in
-                libdeflate_gzip_compress(compressor, input.baseAddress, input.count, buffer.baseAddress, buffer.count)
-            }
+            libdeflate_gzip_compress(compressor, input.baseAddress, input.count, output, bound)
         }
-        guard written > 0 else { throw Failure(description: "libdeflate: the gzip stream did not fit its bound") }
-        output.count = written
-        return output
+        guard written > 0 else {
+            free(output)
+            throw Failure(description: "libdeflate: the gzip stream did not fit its bound")
+        }
+        return Data(bytesNoCopy: output, count: written, deallocator: .free)
     }
 
     /// libarchive writes zips as a stream and cannot seek back, so every member's CRC-32 and
@@ -159,7 +166,8 @@ struct ArchiveWriter {
         var endRecord = Array(bytes[end.offset ..< end.end])
         ZipRecords.put(UInt32(output.count - directoryOffset), into: &endRecord, at: 12)
         ZipRecords.put(UInt32(directoryOffset), into: &endRecord, at: 16)
-        return output + endRecord
+        output += endRecord
+        return output
     }
 
     /// Each range of `bytes` as a raw deflate stream (zip's method 8). Members are independent,
@@ -240,6 +248,6 @@ struct ArchiveWriter {
     }
 
     private final class OutputBuffer {
-        var data = Data()
+        var bytes: [UInt8] = []
     }
 }
