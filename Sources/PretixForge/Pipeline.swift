@@ -48,13 +48,15 @@ public enum Pipeline {
     /// the repository kit (.gitignore, .github/) stays in the repository.
     public static func distribution(_ config: ForgeConfig, tree: PluginTree, environment: [String: String]) throws(ForgeError) -> Distribution {
         let builder = DistributionBuilder(timestamp: try DistributionBuilder.timestamp(from: environment), generator: generator)
-        var source = PluginTree(files: tree.files.filter { !RepositoryKit.isRepositoryOnly($0.key) })
-        let manifest = TreeManifest(
-            forgeVersion: toolVersion, config: .init(digest: config.digest, origin: .unrecorded),
-            overlay: tree.overlayDigest.map { .init(input: .init(digest: $0, origin: .unrecorded), bases: [:], added: []) },
-            files: source.files.mapValues { Digest.sha256($0).hexString })
-        source.files[TreeManifest.fileName] = manifest.data
-        return try builder.build(source, config: config)
+        let source = PluginTree(files: tree.files.filter { !RepositoryKit.isRepositoryOnly($0.key) })
+        let overlayDigest = tree.overlayDigest, configDigest = config.digest
+        return try builder.build(source, config: config) {
+            let manifest = TreeManifest(
+                forgeVersion: toolVersion, config: .init(digest: configDigest, origin: .unrecorded),
+                overlay: overlayDigest.map { .init(input: .init(digest: $0, origin: .unrecorded), bases: [:], added: []) },
+                files: source.files.mapValues { Digest.sha256($0).hexString })
+            return [TreeManifest.fileName: manifest.data]
+        }
     }
 
     // MARK: Trees in repositories

@@ -47,7 +47,11 @@ public struct DistributionBuilder: Sendable {
         return value
     }
 
-    public func build(_ tree: PluginTree, config: ForgeConfig) throws(ForgeError) -> Distribution {
+    /// - Parameter sdistOnly: files only the sdist holds (the tree's manifest), made on the sdist's
+    ///   thread while the wheel, which does not need them, is built: hashing every file for the
+    ///   manifest first held both archives up.
+    public func build(_ tree: PluginTree, config: ForgeConfig,
+                      sdistOnly: @Sendable () -> [String: Data] = { [:] }) throws(ForgeError) -> Distribution {
         let metadata: ProjectMetadata
         do {
             metadata = try ProjectMetadata(pyproject: String(decoding: tree.files["pyproject.toml"] ?? Data(), as: UTF8.self), tree: tree)
@@ -60,7 +64,7 @@ public struct DistributionBuilder: Sendable {
         let archives = ConcurrentSlots<Result<(Data, String), ArchiveWriter.Failure>>(count: 2)
         DispatchQueue.concurrentPerform(iterations: 2) { index in
             archives.set(index, Result { () throws(ArchiveWriter.Failure) -> (Data, String) in
-                let archive = index == 0 ? try buildSdist(tree, metadata: metadata, base: base)
+                let archive = index == 0 ? try buildSdist(tree, adding: sdistOnly(), metadata: metadata, base: base)
                     : try buildWheel(tree, metadata: metadata, base: base, module: config.package.module)
                 return (archive, Digest.sha256(archive).hexString)
             })
@@ -75,8 +79,8 @@ public struct DistributionBuilder: Sendable {
         }
     }
 
-    private func buildSdist(_ tree: PluginTree, metadata: ProjectMetadata, base: String) throws(ArchiveWriter.Failure) -> Data {
-        var files = tree.files
+    private func buildSdist(_ tree: PluginTree, adding extra: [String: Data], metadata: ProjectMetadata, base: String) throws(ArchiveWriter.Failure) -> Data {
+        var files = tree.files.merging(extra) { $1 }
         files["PKG-INFO"] = Data(metadata.render().utf8)
         let paths = files.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
         let entries = paths.map { ArchiveWriter.Entry(path: "\(base)/\($0)", data: files[$0]!) }
