@@ -219,13 +219,26 @@ public struct PluginRenderer: Sendable {
     /// Each distinct tag parsed once: the templates' 130 tags are 50 distinct ones, and each
     /// parse reads the delimiter prefix again.
     final class ParsedTags: Sendable {
+        /// A closed tag as Mustache's own unescaped-variable tag, `{{& … }}`, which renders as
+        /// the tag does under the prefix (no escaping, TEXT or not) without the prefix's pragma
+        /// and delimiter change to parse: those were most of each parse. Anything else keeps the
+        /// prefix, so Mustache reports it as before.
+        private func mustacheSource(of tag: String) -> String {
+            guard tag.hasPrefix(tagOpener), tag.hasSuffix(tagCloser), tag.count >= tagOpener.count + tagCloser.count else {
+                return delimiterPrefix + tag
+            }
+            let inside = tag.dropFirst(tagOpener.count).dropLast(tagCloser.count)
+            guard !inside.contains(where: { $0 == "{" || $0 == "}" || $0 == "%" }) else { return delimiterPrefix + tag }
+            return "{{&" + inside + "}}"
+        }
+
         private let parsed = Mutex<[String: MustacheTemplate]>([:])
 
         func template(_ tag: String, at location: SourceLocation) throws(ForgeError) -> MustacheTemplate {
             if let template = parsed.withLock({ $0[tag] }) { return template }
             let template: MustacheTemplate
             do {
-                template = try MustacheTemplate(string: delimiterPrefix + tag)
+                template = try MustacheTemplate(string: mustacheSource(of: tag))
             } catch {
                 throw ForgeError("template does not parse: \(error)", at: location)
             }
