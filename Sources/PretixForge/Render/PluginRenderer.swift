@@ -216,8 +216,7 @@ public struct PluginRenderer: Sendable {
         return pieces
     }
 
-    /// Each distinct tag parsed once: the templates' 130 tags are 50 distinct ones, and each
-    /// parse reads the delimiter prefix again.
+    /// Each distinct tag parsed once: the templates' 130 tags are 50 distinct ones.
     final class ParsedTags: Sendable {
         /// A closed tag as Mustache's own unescaped-variable tag, `{{& … }}`, which renders as
         /// the tag does under the prefix (no escaping, TEXT or not) without the prefix's pragma
