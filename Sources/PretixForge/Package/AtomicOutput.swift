@@ -296,7 +296,7 @@ public enum AtomicOutput {
             if let ownership, let record = ownership.sealedData(present: { name in var info = stat(); return lstat("\(url.path)/\(name)", &info) == 0 }) {
                 // Nothing new and the same record: the folder stays as it was, not exchanged for
                 // an equal copy (a shell inside it keeps a folder that exists).
-                if !ownership.changedFolder, (try? TreeRoot(url.path).ownEntry(OutputRecord.fileName)) == .file(record) {
+                if ownership.leavesFolderAsItWas(with: record) {
                     discard()
                     return
                 }

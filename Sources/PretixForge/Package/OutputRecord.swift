@@ -13,6 +13,8 @@ final class OutputRecord: Sendable {
 
     private let folder: String
     private let seal: MachineSeal?
+    /// The record file's bytes as the folder held them, if it held one.
+    private let previous: Data?
     private struct State {
         /// What the folder's record listed (name → SHA-256), when this machine sealed it.
         var recorded: [String: String] = [:]
@@ -29,10 +31,12 @@ final class OutputRecord: Sendable {
         self.folder = folder
         self.seal = seal
         var recorded: [String: String] = [:]
+        var previous: Data?
         switch try Self.entry(Self.fileName, in: staged, shownIn: folder) {
         case .missing:
             break
         case .file(let text):
+            previous = text
             guard let seal, let parsed = Self.parse(String(decoding: text, as: UTF8.self), seal: seal) else {
                 throw ForgeError("was not written by pretix-forge on this machine, so it cannot tell which files here are its own",
                                  at: SourceLocation(file: folder + "/" + Self.fileName),
@@ -42,6 +46,7 @@ final class OutputRecord: Sendable {
         default:
             throw Self.inTheWay(folder + "/" + Self.fileName)
         }
+        self.previous = previous
         state = Mutex(State(recorded: recorded))
     }
 
@@ -74,9 +79,10 @@ final class OutputRecord: Sendable {
         }
     }
 
-    /// Whether any file of the output differs from what the folder held before this run.
-    var changedFolder: Bool {
-        state.withLock { $0.changed }
+    /// Whether the folder comes out as it was: no file written that it did not hold byte for
+    /// byte, and `record` (`sealedData`) the record it holds.
+    func leavesFolderAsItWas(with record: Data) -> Bool {
+        !state.withLock { $0.changed } && record == previous
     }
 
     func digest(ofWritten path: String) -> String? {

@@ -35,9 +35,9 @@ public struct TemplateSet: Sendable {
         self.files = files
     }
 
-    /// The templates compiled into the binary, decoded once per run: `Pipeline.prepare`
-    /// decodes them while the arguments are parsed, and a command asking for them meanwhile
-    /// waits for that instead of decoding them a second time.
+    /// The templates compiled into the binary, read once per run: `Pipeline.prepare` reads
+    /// them while the arguments are parsed, and a command asking for them meanwhile waits for
+    /// that instead of reading them a second time.
     public static let embedded: TemplateSet = {
         var templates = TemplateSet(files: EmbeddedFiles.folder("Templates"))
         templates.isBuiltIn = true
@@ -94,7 +94,7 @@ public struct PluginRenderer: Sendable {
     private let overlayDigest: String?
     /// Template path → the file errors name, for the catalogues (compiled after rendering).
     private let catalogueSources: [String: String]
-    /// The shared HMAC vectors every tree's tests read, decoded with the templates.
+    /// The shared HMAC vectors every tree's tests read, loaded with the templates.
     private let signatureVectors = EmbeddedFiles.data("Vectors/webhook-signatures.json")
 
     /// The built-in templates, compiled once per run (`Pipeline.prepare` starts it early).
